@@ -1,0 +1,24 @@
+# The two commands of the README: `make run` and `make test`. Both set up what is missing first.
+VENV ?= .venv
+ARGS ?=
+
+.PHONY: setup run test test-unit bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	$(VENV)/bin/ticklake up $(ARGS)
+
+test:
+	@WITH_BROWSER=1 bash scripts/setup.sh
+	$(VENV)/bin/pytest $(ARGS)
+
+test-unit: setup
+	$(VENV)/bin/pytest -m "not integration and not spark" $(ARGS)
+
+bench: setup
+	$(VENV)/bin/python bench/kafka_source.py
+
+clean:
+	rm -rf lake .ticklake

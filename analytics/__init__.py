@@ -1,0 +1,1 @@
+"""Gold -> per-ticker LSTM models -> predictions (Delta) ; the model registry."""

@@ -1,0 +1,131 @@
+"""The one settings object of ticklake.
+
+Only this module reads environment variables (prefix ``TICKLAKE_``, e.g.
+``TICKLAKE_BOOTSTRAP_SERVERS=kafka:9092``). Every other module takes a
+:class:`Settings` as an argument. Defaults are those of the embedded laptop run:
+a tansu broker on 127.0.0.1, Spark in local mode, the lake in ``./lake``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+TICKER_PATTERN = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
+"""A ticker symbol: 1-10 characters, upper-case letters first, then letters, digits, '.' or '-'."""
+
+BOKEH_TICKERS = ("AAPL", "IBM", "MSFT", "GOOG", "FB")
+
+
+class Settings(BaseSettings):
+    """Frozen settings; override with ``TICKLAKE_<FIELD>`` environment variables or CLI flags.
+
+    Raises:
+        pydantic.ValidationError: a value is out of its allowed range; the message names the
+            field, the value and the range.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TICKLAKE_", frozen=True, extra="forbid")
+
+    # Kafka
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    topic: str = Field("market.ticks", min_length=1, description="Topic the ticks go to.")
+    topic_partitions: int = Field(4, ge=1, le=1024)
+    kafka_format: str = Field(
+        "ticklake-kafka",
+        description="Spark source format for Kafka: 'ticklake-kafka' (the Python source that "
+        "ships here) or 'kafka' (Spark's JVM connector, where it is on the classpath).",
+    )
+
+    # Lake
+    lake_dir: Path = Field(Path("lake"), description="Root directory of the Delta tables.")
+    checkpoint_dir: Path | None = Field(
+        None, description="Streaming checkpoints; default <lake_dir>/_checkpoints."
+    )
+    run_dir: Path = Field(Path(".ticklake"), description="PID files and logs of services.")
+
+    # Data
+    tickers: Annotated[tuple[str, ...], NoDecode] = Field(BOKEH_TICKERS, min_length=1)
+    max_message_bytes: int = Field(65_536, ge=256, le=10_485_760)
+    max_future_skew_s: float = Field(
+        300.0, ge=0, description="Ticks whose event time is further in the future are rejected."
+    )
+
+    # Spark
+    spark_master: str = Field("local[2]")
+    pyspark_python: str = Field(sys.executable, description="Python of the Spark workers.")
+    trigger_interval_s: float = Field(2.0, gt=0, le=3600)
+    max_offsets_per_trigger: int | None = Field(None, ge=1)
+
+    # Analytics
+    window_days: int = Field(7, ge=2, le=365)
+    epochs: int = Field(20, ge=1, le=10_000)
+    holdout_fraction: float = Field(0.2, gt=0, lt=0.9)
+    seed: int = Field(42)
+
+    # Dashboard
+    dashboard_host: str = Field("127.0.0.1")
+    dashboard_port: int = Field(8501, ge=1, le=65535)
+    healthy_ingest_age_s: float = Field(60.0, gt=0)
+    stalled_ingest_age_s: float = Field(600.0, gt=0)
+
+    @field_validator("tickers", mode="before")
+    @classmethod
+    def _split_tickers(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [t for t in re.split(r"[,\s]+", value) if t]
+        return value
+
+    @field_validator("tickers")
+    @classmethod
+    def _check_tickers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [t for t in value if not TICKER_PATTERN.match(t)]
+        if bad:
+            raise ValueError(
+                f"invalid ticker(s) {bad}: a ticker is 1-10 characters, an upper-case letter "
+                "first, then upper-case letters, digits, '.' or '-'"
+            )
+        return tuple(value)
+
+    @field_validator("kafka_format")
+    @classmethod
+    def _check_format(cls, value: str) -> str:
+        if value not in ("ticklake-kafka", "kafka"):
+            raise ValueError(f"kafka_format {value!r} is not one of 'ticklake-kafka', 'kafka'")
+        return value
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(
+                    f"bootstrap server {server!r} is not HOST:PORT with PORT in 1..65535"
+                )
+        return value
+
+    @property
+    def checkpoints(self) -> Path:
+        """Directory of the streaming checkpoints (one sub-directory per job)."""
+        return self.checkpoint_dir or self.lake_dir / "_checkpoints"
+
+    def with_overrides(self, **overrides: object) -> Settings:
+        """Return a copy with the given non-None fields replaced (validated again)."""
+        data = self.model_dump()
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return Settings(**data)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, then apply non-None ``overrides`` (CLI flags).
+
+    Raises:
+        pydantic.ValidationError: a value is out of its allowed range.
+    """
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,181 @@
+"""The table registry: every Delta table of the lake, its path, schema and keys.
+
+This is the one place that knows where a table lives. Paths are relative to the lake
+directory (``Settings.lake_dir``). Schemas are Arrow schemas (what delta-rs writes); the Spark
+schemas are derived from them in :mod:`pipeline.schemas`. All timestamps are UTC, microsecond
+precision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+UTC_TS = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A Delta table of the lake.
+
+    Attributes:
+        name: registry name, e.g. ``"silver.ticks"``.
+        relative_path: path under the lake directory, e.g. ``"silver/ticks"``.
+        schema: Arrow schema of the table.
+        keys: columns that identify a row (MERGE keys); empty for append-only tables.
+        change_data_feed: whether the table records a change data feed (needed by tables
+            that a downstream stream reads).
+    """
+
+    name: str
+    relative_path: str
+    schema: pa.Schema
+    keys: tuple[str, ...] = ()
+    change_data_feed: bool = False
+
+    def path(self, lake_dir: Path) -> Path:
+        """Absolute path of the table under ``lake_dir``."""
+        return (Path(lake_dir) / self.relative_path).resolve()
+
+
+BRONZE_TICKS = Table(
+    "bronze.ticks",
+    "bronze/ticks",
+    pa.schema(
+        [
+            ("key", pa.binary()),
+            ("value", pa.binary()),
+            ("topic", pa.string()),
+            ("partition", pa.int32()),
+            ("offset", pa.int64()),
+            ("timestamp", UTC_TS),
+            ("timestampType", pa.int32()),
+            ("ingest_time", UTC_TS),
+        ]
+    ),
+    change_data_feed=True,
+)
+
+_KAFKA_POSITION = [
+    ("topic", pa.string()),
+    ("partition", pa.int32()),
+    ("offset", pa.int64()),
+    ("kafka_timestamp", UTC_TS),
+    ("ingest_time", UTC_TS),
+]
+
+SILVER_TICKS = Table(
+    "silver.ticks",
+    "silver/ticks",
+    pa.schema(
+        [
+            ("tick_id", pa.string()),
+            ("ticker", pa.string()),
+            ("event_time", UTC_TS),
+            ("price", pa.float64()),
+            ("volume", pa.int64()),
+            ("source", pa.string()),
+            ("seq", pa.int64()),
+            ("schema_version", pa.int32()),
+            *_KAFKA_POSITION,
+        ]
+    ),
+    keys=("tick_id",),
+    change_data_feed=True,
+)
+
+SILVER_QUARANTINE = Table(
+    "silver.quarantine",
+    "silver/quarantine",
+    pa.schema(
+        [
+            ("reason", pa.string()),
+            ("detail", pa.string()),
+            ("tick_id", pa.string()),
+            ("ticker", pa.string()),
+            ("raw_value", pa.binary()),
+            *_KAFKA_POSITION,
+            ("quarantined_at", UTC_TS),
+        ]
+    ),
+)
+
+GOLD_BARS_1D = Table(
+    "gold.bars_1d",
+    "gold/bars_1d",
+    pa.schema(
+        [
+            ("ticker", pa.string()),
+            ("window_start", UTC_TS),
+            ("window_end", UTC_TS),
+            ("open", pa.float64()),
+            ("high", pa.float64()),
+            ("low", pa.float64()),
+            ("close", pa.float64()),
+            ("volume", pa.int64()),
+            ("vwap", pa.float64()),
+            ("trade_count", pa.int64()),
+            ("updated_at", UTC_TS),
+        ]
+    ),
+    keys=("ticker", "window_start"),
+)
+
+GOLD_DAILY_METRICS = Table(
+    "gold.daily_metrics",
+    "gold/daily_metrics",
+    pa.schema(
+        [
+            ("trading_date", pa.date32()),
+            ("ticker", pa.string()),
+            ("avg_price", pa.float64()),
+            ("total_volume", pa.int64()),
+            ("trades", pa.int64()),
+            ("updated_at", UTC_TS),
+        ]
+    ),
+    keys=("ticker", "trading_date"),
+)
+
+GOLD_PREDICTIONS = Table(
+    "gold.predictions",
+    "gold/predictions",
+    pa.schema(
+        [
+            ("ticker", pa.string()),
+            ("as_of", pa.date32()),
+            ("target_date", pa.date32()),
+            ("predicted_avg_price", pa.float64()),
+            ("naive_avg_price", pa.float64()),
+            ("model_version", pa.string()),
+            ("created_at", UTC_TS),
+        ]
+    ),
+    keys=("ticker", "target_date", "model_version"),
+)
+
+ALL_TABLES: tuple[Table, ...] = (
+    BRONZE_TICKS,
+    SILVER_TICKS,
+    SILVER_QUARANTINE,
+    GOLD_BARS_1D,
+    GOLD_DAILY_METRICS,
+    GOLD_PREDICTIONS,
+)
+
+MODELS_DIR = "models"
+"""Model registry directory under the lake: ``models/<ticker>/<version>/``."""
+
+
+def by_name(name: str) -> Table:
+    """Look a table up by its registry name.
+
+    Raises:
+        KeyError: the name is not registered; the message lists the registered names.
+    """
+    for table in ALL_TABLES:
+        if table.name == name:
+            return table
+    raise KeyError(f"unknown table {name!r}; known: {', '.join(t.name for t in ALL_TABLES)}")

@@ -1,0 +1,1 @@
+"""Spark Structured Streaming: topic -> bronze -> silver -> gold (Delta tables)."""

@@ -1,0 +1,397 @@
+"""A Kafka streaming source for Spark written with the Python Data Source API (pyspark >= 4.2).
+
+Use it where Spark's JVM Kafka connector (``spark-sql-kafka-0-10``) cannot be fetched. Output
+schema and option names follow Spark's own Kafka source, so job code is the same for both::
+
+    spark.dataSource.register(KafkaDataSource)
+    (spark.readStream.format("ticklake-kafka")
+        .option("kafka.bootstrap.servers", "127.0.0.1:9092")
+        .option("subscribe", "market.ticks")
+        .option("startingOffsets", "earliest")        # or "latest", or per-partition JSON
+        .option("maxOffsetsPerTrigger", 10000)       # admission control (ReadMaxRows)
+        .load())
+
+Columns: ``key`` binary, ``value`` binary, ``topic`` string, ``partition`` int, ``offset`` long,
+``timestamp`` timestamp (UTC), ``timestampType`` int (0 = CreateTime, 1 = LogAppendTime).
+
+Offsets are Spark's Kafka JSON, ``{"topic": {"0": 42, "1": 17}}``: per partition, the next
+offset to read. Each micro-batch has one input partition per Kafka partition with new data,
+read on the executors with librdkafka (confluent-kafka). ``Trigger.AvailableNow`` is
+supported. Other ``kafka.*`` options are passed to librdkafka without the prefix.
+
+End offsets: some brokers (tansu 0.6) answer ListOffsets(LATEST) with less than the true end,
+while the high watermark in a fetch response is right. :func:`end_offsets` therefore takes the
+maximum of ListOffsets and a fetch-based high watermark, which is correct on Apache Kafka too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
+from pyspark.sql.streaming.datasource import (
+    ReadAllAvailable,
+    ReadLimit,
+    ReadMaxRows,
+    SupportsTriggerAvailableNow,
+)
+from pyspark.sql.types import StructType
+
+log = logging.getLogger(__name__)
+
+KAFKA_SCHEMA_DDL = (
+    "key binary, value binary, topic string, partition int, offset long, "
+    "timestamp timestamp, timestampType int"
+)
+Offsets = dict[str, dict[str, int]]
+"""Spark Kafka offsets: topic -> partition (as a string) -> next offset to read."""
+
+
+class KafkaSourceError(RuntimeError):
+    """The Kafka source cannot go on (bad option, unreachable broker, offsets lost)."""
+
+
+def librdkafka_config(options: Mapping[str, str]) -> dict[str, Any]:
+    """The ``kafka.*`` options without their prefix, as librdkafka configuration.
+
+    Raises:
+        KafkaSourceError: ``kafka.bootstrap.servers`` is missing.
+    """
+    conf = {k[len("kafka."):]: v for k, v in options.items() if k.lower().startswith("kafka.")}
+    if "bootstrap.servers" not in conf:
+        raise KafkaSourceError("option 'kafka.bootstrap.servers' is required (HOST:PORT[,...])")
+    conf.setdefault("group.id", "ticklake-spark-source")
+    conf["enable.auto.commit"] = False
+    conf["enable.auto.offset.store"] = False
+    return conf
+
+
+def split_by_max_rows(start: Offsets, end: Offsets, max_rows: int) -> Offsets:
+    """Cap the range ``start -> end`` at ``max_rows`` messages, split in proportion to lag.
+
+    Like Spark's Kafka source ``maxOffsetsPerTrigger``: each partition gets
+    ``floor(max_rows * lag_p / total_lag)``, the remainder goes to the partitions with the
+    largest lag, and every partition with lag moves by at least one message while the budget
+    lasts, so a query always makes progress.
+
+    Returns:
+        New end offsets with ``sum(end - start) <= max_rows``.
+    """
+    lags = {
+        (t, p): max(0, off - start.get(t, {}).get(p, 0))
+        for t, parts in end.items() for p, off in parts.items()
+    }
+    total = sum(lags.values())
+    if total <= max_rows:
+        return end
+    share = {tp: (max_rows * lag) // total for tp, lag in lags.items()}
+    left = max_rows - sum(share.values())
+    for tp in sorted(lags, key=lambda k: (-lags[k], k)):
+        if left <= 0:
+            break
+        if lags[tp] > share[tp]:
+            share[tp] += 1
+            left -= 1
+    capped: Offsets = {}
+    for (t, p), n in share.items():
+        capped.setdefault(t, {})[p] = start.get(t, {}).get(p, 0) + n
+    return capped
+
+
+def parse_starting_offsets(value: str, topics: list[str]) -> str | Offsets:
+    """``"earliest"``, ``"latest"`` or Spark's per-partition JSON (-2 = earliest, -1 = latest).
+
+    Raises:
+        KafkaSourceError: anything else, or JSON naming a topic that is not subscribed.
+    """
+    text = value.strip()
+    if text.lower() in ("earliest", "latest"):
+        return text.lower()
+    try:
+        parsed = json.loads(text)
+        offsets = {t: {str(p): int(o) for p, o in parts.items()} for t, parts in parsed.items()}
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise KafkaSourceError(
+            f"startingOffsets={value!r}: use 'earliest', 'latest' or JSON like "
+            '{"topic": {"0": 23, "1": -2}} (-2 = earliest, -1 = latest)'
+        ) from exc
+    unknown = sorted(set(offsets) - set(topics))
+    if unknown:
+        raise KafkaSourceError(f"startingOffsets names topics {unknown} not in subscribe={topics}")
+    return offsets
+
+
+class OffsetProbe:
+    """Driver-side helper that finds true partition ranges (see the module docstring)."""
+
+    def __init__(self, conf: dict[str, Any], timeout_s: float = 10.0) -> None:
+        from confluent_kafka import Consumer
+
+        self.timeout_s = timeout_s
+        self.consumer = Consumer(
+            {
+                **conf,
+                "enable.partition.eof": True,
+                "fetch.wait.max.ms": 10,
+                "queued.min.messages": 1,
+                "max.partition.fetch.bytes": 65_536,
+                "logger": logging.getLogger("ticklake.librdkafka"),
+            }
+        )
+        self.known_end: dict[tuple[str, int], int] = {}
+
+    def partitions(self, topics: list[str]) -> list[tuple[str, int]]:
+        """All (topic, partition) of ``topics``; topics that do not exist yet have none."""
+        from confluent_kafka import KafkaException
+
+        try:
+            meta = self.consumer.list_topics(timeout=self.timeout_s)
+        except KafkaException as exc:
+            raise KafkaSourceError(f"cannot reach the Kafka broker: {exc}") from exc
+        found = []
+        for topic in topics:
+            tmeta = meta.topics.get(topic)
+            if tmeta is not None and tmeta.error is None:
+                found.extend((topic, p) for p in sorted(tmeta.partitions))
+        return found
+
+    def earliest(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Log-start offset of each partition (ListOffsets EARLIEST)."""
+        from confluent_kafka import TopicPartition
+
+        return {
+            tp: self.consumer.get_watermark_offsets(
+                TopicPartition(*tp), timeout=self.timeout_s, cached=False
+            )[0]
+            for tp in tps
+        }
+
+    def latest(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """End offset (high watermark) of each partition, right on tansu and Apache Kafka.
+
+        ListOffsets(LATEST) gives a lower bound; the consumer is then assigned there and the
+        fetch responses' high watermark (librdkafka's cached value) gives the true end. The
+        probe reads at most one fetch (64 KiB) per partition.
+        """
+        from confluent_kafka import KafkaError, TopicPartition
+
+        if not tps:
+            return {}
+        listed = {
+            tp: self.consumer.get_watermark_offsets(
+                TopicPartition(*tp), timeout=self.timeout_s, cached=False
+            )[1]
+            for tp in tps
+        }
+        start = {tp: max(listed[tp], self.known_end.get(tp, 0)) for tp in tps}
+        self.consumer.assign([TopicPartition(t, p, start[(t, p)]) for t, p in tps])
+        pending = set(tps)
+        deadline = time.monotonic() + self.timeout_s
+        try:
+            while pending and time.monotonic() < deadline:
+                for msg in self.consumer.consume(500, timeout=0.05):
+                    err = msg.error()
+                    if err is None or err.code() == KafkaError._PARTITION_EOF:
+                        pending.discard((msg.topic(), msg.partition()))
+            ends = {}
+            for tp in tps:
+                high = self.consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)[1]
+                ends[tp] = max(start[tp], high if high is not None else -1)
+        finally:
+            self.consumer.unassign()
+        if pending:
+            log.warning("no fetch response within %ss for %s; using ListOffsets",
+                        self.timeout_s, sorted(pending))
+        self.known_end.update(ends)
+        return ends
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+@dataclass(frozen=True)
+class KafkaInputPartition(InputPartition):
+    """One Spark task: messages ``[from_offset, until_offset)`` of one Kafka partition."""
+
+    topic: str
+    partition: int
+    from_offset: int
+    until_offset: int
+    conf: tuple[tuple[str, Any], ...]
+    poll_timeout_s: float
+
+
+class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
+    """Driver-side planner and executor-side reader of :class:`KafkaDataSource`."""
+
+    def __init__(self, options: Mapping[str, str]) -> None:
+        self.conf = librdkafka_config(options)
+        topics = options.get("subscribe", "")
+        self.topics = [t.strip() for t in topics.split(",") if t.strip()]
+        if not self.topics:
+            raise KafkaSourceError("option 'subscribe' (comma-separated topics) is required")
+        self.starting = parse_starting_offsets(options.get("startingOffsets", "latest"),
+                                               self.topics)
+        max_rows = options.get("maxOffsetsPerTrigger")
+        self.max_rows = int(max_rows) if max_rows else None
+        if self.max_rows is not None and self.max_rows < 1:
+            raise KafkaSourceError(f"maxOffsetsPerTrigger={max_rows} must be >= 1")
+        self.poll_timeout_s = float(options.get("pollTimeoutMs", "120000")) / 1000
+        self._probe: OffsetProbe | None = None
+        self._target: Offsets | None = None
+        self._latest: Offsets | None = None
+
+    @property
+    def probe(self) -> OffsetProbe:
+        if self._probe is None:
+            self._probe = OffsetProbe(self.conf)
+        return self._probe
+
+    def _current_end(self) -> Offsets:
+        tps = self.probe.partitions(self.topics)
+        ends: Offsets = {}
+        for (t, p), off in self.probe.latest(tps).items():
+            ends.setdefault(t, {})[str(p)] = off
+        self._latest = ends
+        return ends
+
+    def initialOffset(self) -> dict:
+        tps = self.probe.partitions(self.topics)
+        if self.starting == "latest":
+            return self._current_end()
+        earliest = self.probe.earliest(tps)
+        offsets: Offsets = {t: {} for t in self.topics}
+        for (t, p), low in earliest.items():
+            offsets[t][str(p)] = low
+        if isinstance(self.starting, dict):
+            latest = self._current_end()
+            for t, parts in self.starting.items():
+                for p, off in parts.items():
+                    offsets.setdefault(t, {})[p] = (
+                        offsets[t].get(p, 0) if off == -2
+                        else latest.get(t, {}).get(p, 0) if off == -1 else off
+                    )
+        return offsets
+
+    def latestOffset(self, start: dict, limit: ReadLimit) -> dict:
+        end = self._current_end()
+        # Partitions that appeared after start are read from their beginning (offset 0 is
+        # right after creation; a smaller log-start is clamped when read).
+        for t, parts in end.items():
+            for p in parts:
+                start.setdefault(t, {}).setdefault(p, 0)
+        if self._target is not None:
+            end = {
+                t: {p: min(off, self._target.get(t, {}).get(p, start[t][p]))
+                    for p, off in parts.items()}
+                for t, parts in end.items()
+            }
+        end = {t: {p: max(off, start[t][p]) for p, off in parts.items()} for t, parts in end.items()}
+        for t, parts in start.items():  # keep partitions the broker did not list this time
+            for p, off in parts.items():
+                end.setdefault(t, {}).setdefault(p, off)
+        if isinstance(limit, ReadMaxRows):
+            end = split_by_max_rows(start, end, limit.max_rows)
+        return end
+
+    def getDefaultReadLimit(self) -> ReadLimit:
+        return ReadMaxRows(self.max_rows) if self.max_rows else ReadAllAvailable()
+
+    def reportLatestOffset(self) -> dict | None:
+        return self._latest
+
+    def prepareForTriggerAvailableNow(self) -> None:
+        self._target = self._current_end()
+
+    def partitions(self, start: dict, end: dict) -> list[KafkaInputPartition]:
+        conf = tuple(sorted((k, v) for k, v in self.conf.items() if k != "logger"))
+        splits = []
+        for t, parts in end.items():
+            for p, until in sorted(parts.items(), key=lambda kv: int(kv[0])):
+                begin = start.get(t, {}).get(p, 0)
+                if until > begin:
+                    splits.append(
+                        KafkaInputPartition(t, int(p), begin, until, conf, self.poll_timeout_s)
+                    )
+        return splits
+
+    def read(self, partition: KafkaInputPartition) -> Iterator[tuple]:  # type: ignore[override]
+        return read_partition(partition)
+
+    def commit(self, end: dict) -> None:
+        """Nothing to do: offsets live in Spark's checkpoint, not in a consumer group."""
+
+    def stop(self) -> None:
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
+
+
+def read_partition(split: KafkaInputPartition) -> Iterator[tuple]:
+    """Yield the rows of ``split`` (runs on an executor).
+
+    Raises:
+        KafkaSourceError: messages stay missing for ``poll_timeout_s`` (offsets deleted or the
+            broker lost data), so nothing is silently skipped.
+    """
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer({**dict(split.conf), "enable.partition.eof": False})
+    try:
+        consumer.assign([TopicPartition(split.topic, split.partition, split.from_offset)])
+        position = split.from_offset
+        last_progress = time.monotonic()
+        while position < split.until_offset:
+            batch = consumer.consume(10_000, timeout=0.5)
+            if not batch and time.monotonic() - last_progress > split.poll_timeout_s:
+                raise KafkaSourceError(
+                    f"{split.topic}[{split.partition}]: offsets {position}..{split.until_offset}"
+                    f" did not arrive within {split.poll_timeout_s}s (deleted, or broker lost "
+                    "data)"
+                )
+            for msg in batch:
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise KafkaSourceError(f"{split.topic}[{split.partition}]: {err}")
+                offset = msg.offset()
+                if offset < position:
+                    continue
+                if offset >= split.until_offset:
+                    position = split.until_offset
+                    break
+                ts_type, ts_ms = msg.timestamp()
+                yield (
+                    msg.key(),
+                    msg.value(),
+                    msg.topic(),
+                    msg.partition(),
+                    offset,
+                    datetime.fromtimestamp(ts_ms / 1000, UTC) if ts_type else None,
+                    ts_type - 1 if ts_type else -1,
+                )
+                position = offset + 1
+                last_progress = time.monotonic()
+    finally:
+        consumer.close()
+
+
+class KafkaDataSource(DataSource):
+    """Spark data source ``ticklake-kafka``: see the module docstring for the options."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "ticklake-kafka"
+
+    def schema(self) -> str:
+        return KAFKA_SCHEMA_DDL
+
+    def streamReader(self, schema: StructType) -> KafkaStreamReader:
+        return KafkaStreamReader(self.options)

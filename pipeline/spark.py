@@ -1,0 +1,67 @@
+"""The SparkSession of ticklake's jobs: UTC, Python workers on our interpreter, connectors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import warnings
+
+from pyspark.sql import SparkSession
+
+from config.settings import Settings
+from pipeline.connectors import DeltaDataSource, KafkaDataSource
+from ticklake.errors import DependencyError
+
+
+def require_java() -> None:
+    """Raise :class:`DependencyError` with install instructions if no Java 17+ is found."""
+    java = shutil.which("java")
+    if java is None:
+        raise DependencyError(
+            "Spark needs Java 17 or newer and `java` is not on PATH: install it with "
+            "`sudo apt-get install -y openjdk-17-jre-headless` (Debian/Ubuntu), or set JAVA_HOME"
+        )
+    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    try:
+        major = int(out.split('"')[1].split(".")[0])
+    except (IndexError, ValueError):
+        return
+    if major < 17:
+        raise DependencyError(f"Spark 4 needs Java 17+, found: {out.splitlines()[0]}")
+
+
+def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSession:
+    """Get or create the SparkSession and register the ticklake connectors.
+
+    Session time zone is UTC; Python workers run ``settings.pyspark_python`` (DESIGN.md: without
+    it workers start with the system Python and fail).
+
+    Raises:
+        DependencyError: Java is missing or too old.
+    """
+    require_java()
+    # Python workers (UDFs, data sources) are started by the JVM from this variable; the
+    # spark.pyspark.python conf alone does not reach the data source runners.
+    os.environ["PYSPARK_PYTHON"] = settings.pyspark_python
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # pyspark 4.3 warns on pandas 3; ticklake's Spark code paths use Arrow, not pandas.
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+    spark = (
+        SparkSession.builder.appName(app_name)
+        .master(settings.spark_master)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.pyspark.python", settings.pyspark_python)
+        .config("spark.pyspark.driver.python", settings.pyspark_python)
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("WARN")
+    spark.dataSource.register(KafkaDataSource)
+    spark.dataSource.register(DeltaDataSource)
+    return spark

@@ -1,0 +1,1 @@
+"""Ticks from a source -> Kafka topic (key = ticker)."""

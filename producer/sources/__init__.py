@@ -1,0 +1,29 @@
+"""Tick sources behind one protocol: replay (real history) and synthetic (GBM)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Protocol
+
+from producer.messages import TickMessage
+
+Clock = Callable[[], datetime]
+"""An injectable clock returning a timezone-aware UTC ``datetime``."""
+
+
+class TickSource(Protocol):
+    """A source of ticks. ``ticks()`` yields messages in publication order."""
+
+    name: str
+
+    def ticks(self) -> Iterator[TickMessage]:
+        """Yield ticks; a finite source ends, a live one runs until the caller stops."""
+        ...
+
+    def expected_count(self) -> int | None:
+        """Number of ticks ``ticks()`` will yield, or None for an unbounded source."""
+        ...
+
+
+SOURCE_NAMES = ("replay", "synthetic")

@@ -1,0 +1,119 @@
+"""Synthetic ticks: seeded geometric Brownian motion, for live demos and load.
+
+Price follows GBM (Black-Scholes dynamics): ``S_{t+dt} = S_t * exp((mu - sigma^2/2) dt +
+sigma sqrt(dt) Z)`` with ``Z ~ N(0, 1)``, ``dt`` in years (one tick interval over 252 trading
+days of 6.5 hours). Volumes are ``1 + Poisson(mean_volume_shares)``. Event time comes from the
+injected clock, so a test can drive time without sleeping.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+
+from producer.messages import SCHEMA_VERSION, TickMessage, make_tick_id
+from producer.sources import Clock
+
+SECONDS_PER_TRADING_YEAR = 252 * 6.5 * 3600
+
+
+def utc_now() -> datetime:
+    """The wall clock, UTC, timezone-aware."""
+    return datetime.now(UTC)
+
+
+class SyntheticSource:
+    """Seeded GBM ticks for ``tickers``, round-robin, one tick per ticker per step.
+
+    Args:
+        tickers: symbols.
+        seed: RNG seed; the same seed and clock give the same ticks and tick ids.
+        rate_per_s: ticks per second over all tickers (pacing uses ``sleep``); None = as fast
+            as possible.
+        count: stop after this many ticks; None = run until the caller stops.
+        start_price: initial price of every ticker, > 0.
+        mu: annual drift; sigma: annual volatility (> 0).
+        mean_volume_shares: mean shares per tick.
+        clock: returns the event time of each tick (UTC).
+        sleep, monotonic: pacing functions, injectable so tests need no wall-clock time.
+
+    Raises:
+        ValueError: a parameter is out of range (the message names it and the range).
+    """
+
+    name = "synthetic"
+
+    def __init__(
+        self,
+        tickers: Sequence[str],
+        seed: int = 42,
+        rate_per_s: float | None = None,
+        count: int | None = None,
+        start_price: float = 100.0,
+        mu: float = 0.05,
+        sigma: float = 0.3,
+        mean_volume_shares: float = 200.0,
+        clock: Clock = utc_now,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate_per_s is not None and not 0 < rate_per_s <= 1_000_000:
+            raise ValueError(f"rate_per_s={rate_per_s} is out of range (0, 1000000]")
+        if count is not None and count < 0:
+            raise ValueError(f"count={count} must be >= 0")
+        if not start_price > 0 or not sigma > 0:
+            raise ValueError(f"start_price={start_price} and sigma={sigma} must be > 0")
+        self.tickers = list(tickers)
+        self.seed = seed
+        self.rate_per_s = rate_per_s
+        self.count = count
+        self.start_price = start_price
+        self.mu = mu
+        self.sigma = sigma
+        self.mean_volume_shares = mean_volume_shares
+        self.clock = clock
+        self.sleep = sleep
+        self.monotonic = monotonic
+
+    def expected_count(self) -> int | None:
+        """``count`` (None when unbounded)."""
+        return self.count
+
+    def ticks(self) -> Iterator[TickMessage]:
+        """Yield GBM ticks until ``count`` is reached (forever when None)."""
+        rng = np.random.default_rng(self.seed)
+        prices = {t: self.start_price for t in self.tickers}
+        interval_s = 1.0 / self.rate_per_s if self.rate_per_s else 0.0
+        dt_years = max(interval_s * len(self.tickers), 1.0) / SECONDS_PER_TRADING_YEAR
+        drift = (self.mu - 0.5 * self.sigma**2) * dt_years
+        diffusion = self.sigma * math.sqrt(dt_years)
+        seq = 0
+        next_due = self.monotonic()
+        while self.count is None or seq < self.count:
+            ticker = self.tickers[seq % len(self.tickers)]
+            prices[ticker] *= math.exp(drift + diffusion * rng.standard_normal())
+            price = round(prices[ticker], 4)
+            volume = 1 + int(rng.poisson(self.mean_volume_shares))
+            event_time = self.clock()
+            yield TickMessage(
+                schema_version=SCHEMA_VERSION,
+                tick_id=make_tick_id(
+                    self.name, ticker, event_time, price, volume, f"seed={self.seed}#{seq}"
+                ),
+                ticker=ticker,
+                event_time=event_time,
+                price=price,
+                volume=volume,
+                source=self.name,
+                seq=seq,
+            )
+            seq += 1
+            if interval_s:
+                next_due += interval_s
+                delay = next_due - self.monotonic()
+                if delay > 0:
+                    self.sleep(delay)

@@ -1,0 +1,58 @@
+"""Shared fixtures: one SparkSession per test session, a tansu broker per test module.
+
+Everything a fixture starts is stopped in its finaliser, also when the test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Path:
+    """An empty lake directory, removed by pytest's tmp_path handling."""
+    path = tmp_path / "lake"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The one SparkSession of the test session (local[2], UTC, connectors registered)."""
+    from pipeline.spark import spark_session
+
+    settings = Settings(lake_dir=tmp_path_factory.mktemp("spark-lake"))
+    session = spark_session(settings, "ticklake-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A fresh tansu broker on a free port; yields settings pointing at it, stops it after."""
+    from ticklake.broker import EmbeddedBroker
+
+    run_dir = tmp_path_factory.mktemp("broker-run")
+    settings = Settings(bootstrap_servers=f"127.0.0.1:{free_port()}", run_dir=run_dir)
+    embedded = EmbeddedBroker(settings)
+    embedded.start()
+    try:
+        yield settings
+    finally:
+        embedded.stop()

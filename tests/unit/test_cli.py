@@ -1,0 +1,71 @@
+"""The ticklake command line: help, and clear errors for bad arguments."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.runner import app_id_for, job_lock
+from ticklake.cli import app
+from ticklake.errors import AlreadyRunning
+
+runner = CliRunner()
+
+
+def test_help_lists_every_verb() -> None:
+    """`ticklake --help` names each verb with a one-line explanation."""
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for verb in ("up", "broker", "produce", "job", "train", "status", "dashboard"):
+        assert f" {verb} " in result.output
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ticklake", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120)
+
+
+def test_bad_source_names_the_allowed_values(tmp_path: Path) -> None:
+    """--source csv is refused with the allowed sources, exit code 2, no traceback."""
+    result = run_cli("produce", "--source", "csv", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "error: --source 'csv' is not one of replay, synthetic" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_bootstrap_servers_names_value_and_format(tmp_path: Path) -> None:
+    """A bootstrap address without a port is refused with the expected format."""
+    result = run_cli("broker", "status", "--bootstrap-servers", "nohost", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "'nohost'" in result.stderr and "HOST:PORT" in result.stderr
+
+
+def test_status_of_an_empty_lake_is_balanced_zero(tmp_path: Path) -> None:
+    """`ticklake status --json` on a new lake: every table absent, zero and balanced."""
+    import json
+
+    result = run_cli("status", "--json", "--lake", str(tmp_path / "lake"), cwd=tmp_path)
+    info = json.loads(result.stdout)
+    assert set(info["tables"].values()) == {None}
+    assert info["reconciliation"]["bronze"] == 0 and info["reconciliation"]["balanced"]
+
+
+def test_a_second_job_on_the_same_checkpoint_refuses(tmp_path: Path) -> None:
+    """The checkpoint lock refuses a second holder with a message naming job and pid."""
+    with job_lock(tmp_path / "bronze", "bronze"):
+        with pytest.raises(AlreadyRunning, match=r"job bronze is already running .* \(pid \d+\)"):
+            with job_lock(tmp_path / "bronze", "bronze"):
+                pass
+    with job_lock(tmp_path / "bronze", "bronze"):  # free again once released
+        pass
+
+
+def test_app_id_is_created_once_per_checkpoint(tmp_path: Path) -> None:
+    """The Delta app id survives restarts and differs for a new checkpoint."""
+    (tmp_path / "a").mkdir()
+    first = app_id_for(tmp_path / "a", "silver")
+    assert first.startswith("silver-") and app_id_for(tmp_path / "a", "silver") == first
+    (tmp_path / "b").mkdir()
+    assert app_id_for(tmp_path / "b", "silver") != first

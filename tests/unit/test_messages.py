@@ -1,0 +1,60 @@
+"""The tick message contract."""
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from pydantic import ValidationError
+
+from producer.messages import TickMessage, format_event_time, make_tick_id
+
+T0 = datetime(2013, 3, 1, 14, 30, tzinfo=UTC)
+
+
+def tick(**overrides: object) -> TickMessage:
+    fields = dict(schema_version=1, tick_id="0" * 32, ticker="AAPL", event_time=T0,
+                  price=430.47, volume=100, source="replay", seq=7)
+    fields.update(overrides)
+    return TickMessage(**fields)
+
+
+def test_json_round_trip_keeps_every_field_exactly() -> None:
+    """It serialises to JSON and parses back to an equal message (price bit-exact)."""
+    original = tick(price=0.1 + 0.2)
+    parsed = TickMessage.model_validate_json(original.to_json_bytes())
+    assert parsed == original
+    assert parsed.price == 0.1 + 0.2
+
+
+def test_event_time_is_written_in_utc_with_z() -> None:
+    """Event time goes on the wire as ISO-8601 UTC with a Z suffix."""
+    assert b'"event_time":"2013-03-01T14:30:00Z"' in tick().to_json_bytes()
+    assert format_event_time(T0 + timedelta(microseconds=5)) == "2013-03-01T14:30:00.000005Z"
+
+
+def test_other_offsets_are_normalised_to_utc() -> None:
+    """A +02:00 event time is converted to the same instant in UTC."""
+    local = datetime(2013, 3, 1, 16, 30, tzinfo=timezone(timedelta(hours=2)))
+    assert tick(event_time=local).event_time == T0
+    assert tick(event_time=local).event_time.utcoffset() == timedelta(0)
+
+
+def test_naive_event_time_is_rejected() -> None:
+    """A naive datetime has no defined instant and is refused."""
+    with pytest.raises(ValidationError, match="time zone"):
+        tick(event_time="2013-03-01T14:30:00")
+
+
+def test_tick_id_is_stable_and_content_sensitive() -> None:
+    """The same content and position give the same id; any change gives another."""
+    base = make_tick_id("replay", "AAPL", T0, 430.47, 100, "2013-03-01#0")
+    assert base == make_tick_id("replay", "AAPL", T0, 430.47, 100, "2013-03-01#0")
+    assert len(base) == 32 and int(base, 16) >= 0
+    variants = {
+        make_tick_id("replay", "MSFT", T0, 430.47, 100, "2013-03-01#0"),
+        make_tick_id("replay", "AAPL", T0 + timedelta(seconds=1), 430.47, 100, "2013-03-01#0"),
+        make_tick_id("replay", "AAPL", T0, 430.48, 100, "2013-03-01#0"),
+        make_tick_id("replay", "AAPL", T0, 430.47, 101, "2013-03-01#0"),
+        make_tick_id("replay", "AAPL", T0, 430.47, 100, "2013-03-01#1"),
+        make_tick_id("synthetic", "AAPL", T0, 430.47, 100, "2013-03-01#0"),
+    }
+    assert base not in variants and len(variants) == 6

@@ -1,0 +1,43 @@
+"""The one settings object."""
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from config.settings import Settings, load_settings
+
+
+def test_defaults_are_the_embedded_run() -> None:
+    """Defaults: tansu on 127.0.0.1:9092, topic market.ticks x4, ./lake, five tickers."""
+    s = Settings()
+    assert (s.bootstrap_servers, s.topic, s.topic_partitions) == ("127.0.0.1:9092", "market.ticks", 4)
+    assert s.lake_dir == Path("lake") and s.checkpoints == Path("lake/_checkpoints")
+    assert s.tickers == ("AAPL", "IBM", "MSFT", "GOOG", "FB")
+
+
+def test_environment_overrides_with_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TICKLAKE_* variables override defaults; CLI overrides beat the environment."""
+    monkeypatch.setenv("TICKLAKE_TOPIC", "ticks.test")
+    monkeypatch.setenv("TICKLAKE_TICKERS", "IBM, MSFT")
+    monkeypatch.setenv("TICKLAKE_LAKE_DIR", "/tmp/x")
+    s = load_settings(lake_dir=Path("/tmp/y"), bootstrap_servers=None)
+    assert s.topic == "ticks.test" and s.tickers == ("IBM", "MSFT") and s.lake_dir == Path("/tmp/y")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("topic_partitions", 0, "greater than or equal to 1"),
+        ("bootstrap_servers", "localhost", "HOST:PORT with PORT in 1..65535"),
+        ("bootstrap_servers", "h:99999", "HOST:PORT with PORT in 1..65535"),
+        ("tickers", "AAPL,bad!", "invalid ticker"),
+        ("kafka_format", "jdbc", "not one of 'ticklake-kafka', 'kafka'"),
+    ],
+)
+def test_bad_values_name_the_value_and_the_allowed_range(field: str, value: object,
+                                                         message: str) -> None:
+    """A bad setting raises with the field, and what is allowed."""
+    with pytest.raises(ValidationError, match=message) as info:
+        Settings(**{field: value})
+    assert field in str(info.value)

@@ -1,0 +1,51 @@
+"""The synthetic GBM source."""
+
+from datetime import UTC, datetime, timedelta
+from itertools import count
+
+import pytest
+
+from producer.sources.synthetic import SyntheticSource
+
+
+def fixed_clock() -> object:
+    ticks = count()
+    return lambda: datetime(2026, 1, 5, 14, 30, tzinfo=UTC) + timedelta(seconds=next(ticks))
+
+
+def test_same_seed_and_clock_give_the_same_ticks() -> None:
+    """Seeded: two runs give identical prices, volumes and tick ids."""
+    a = list(SyntheticSource(["AAA", "BBB"], seed=3, count=200, clock=fixed_clock()).ticks())
+    b = list(SyntheticSource(["AAA", "BBB"], seed=3, count=200, clock=fixed_clock()).ticks())
+    c = list(SyntheticSource(["AAA", "BBB"], seed=4, count=200, clock=fixed_clock()).ticks())
+    assert a == b and [t.price for t in a] != [t.price for t in c]
+    assert len({t.tick_id for t in a}) == 200
+
+
+def test_prices_stay_positive_and_tickers_alternate() -> None:
+    """GBM prices are > 0; tickers are served round-robin with increasing seq."""
+    ticks = list(SyntheticSource(["AAA", "BBB", "CCC"], count=3000, sigma=2.0,
+                                 clock=fixed_clock()).ticks())
+    assert len(ticks) == 3000 and min(t.price for t in ticks) > 0
+    assert [t.ticker for t in ticks[:4]] == ["AAA", "BBB", "CCC", "AAA"]
+    assert [t.seq for t in ticks] == list(range(3000))
+
+
+def test_rate_paces_with_the_injected_sleep() -> None:
+    """At 10 ticks/s the source asks to sleep ~0.1 s between ticks (no real waiting)."""
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    list(SyntheticSource(["AAA"], rate_per_s=10, count=5, clock=fixed_clock(),
+                         sleep=sleep, monotonic=lambda: now[0]).ticks())
+    assert slept == pytest.approx([0.1] * 5)
+
+
+def test_bad_rate_names_the_allowed_range() -> None:
+    """A negative rate is refused with the range it must lie in."""
+    with pytest.raises(ValueError, match=r"rate_per_s=-1 is out of range \(0, 1000000\]"):
+        SyntheticSource(["AAA"], rate_per_s=-1)

@@ -1,0 +1,37 @@
+"""The bar round-trip comparison catches every kind of difference."""
+
+from datetime import UTC, date, datetime
+
+import pandas as pd
+
+from ticklake.verify import compare_bars
+
+SOURCE = pd.DataFrame({
+    "ticker": ["AAA", "AAA", "AAA"], "day": [date(2012, 1, 3), date(2012, 1, 4), date(2012, 1, 5)],
+    "open": [1.0, 2.0, 3.0], "high": [1.5, 2.5, 3.5], "low": [0.5, 1.5, 2.5],
+    "close": [1.2, 2.2, 3.2], "volume": [10, 20, 30],
+})
+
+
+def gold_from(source: pd.DataFrame) -> pd.DataFrame:
+    out = source.drop(columns="day").copy()
+    out["window_start"] = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in source["day"]]
+    return out
+
+
+def test_identical_bars_are_all_equal() -> None:
+    """Gold built from the same bars matches on every day."""
+    report = compare_bars(SOURCE, gold_from(SOURCE))
+    assert report["all_equal"] and report["tickers"]["AAA"]["equal"] == 3
+
+
+def test_changed_missing_and_extra_days_are_counted() -> None:
+    """A close off by 0.01, a missing day and an extra day are each reported."""
+    gold = gold_from(SOURCE)
+    gold.loc[0, "close"] = 1.21
+    gold = gold.drop(index=2)
+    extra = gold_from(SOURCE.assign(day=[date(2012, 1, 9)] * 3)).head(1)
+    report = compare_bars(SOURCE, pd.concat([gold, extra]))
+    assert not report["all_equal"]
+    assert {k: report["tickers"]["AAA"][k] for k in ("equal", "different", "missing", "extra")} == {
+        "equal": 1, "different": 1, "missing": 1, "extra": 1}

@@ -1,0 +1,265 @@
+"""The ``ticklake`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from config.settings import Settings, load_settings
+from ticklake.errors import ConfigError, TicklakeError
+
+app = typer.Typer(
+    help="ticklake: a real-time market-data lakehouse. Kafka topic -> Spark Structured "
+    "Streaming -> Bronze/Silver/Gold Delta tables -> per-ticker LSTM forecasts -> Streamlit. "
+    "Settings come from TICKLAKE_* environment variables; flags override them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+broker_app = typer.Typer(help="The embedded tansu broker on 127.0.0.1 (in-memory storage).",
+                         no_args_is_help=True)
+app.add_typer(broker_app, name="broker")
+
+Lake = Annotated[Path | None, typer.Option("--lake", help="Lake directory [default: ./lake].")]
+Bootstrap = Annotated[
+    str | None,
+    typer.Option("--bootstrap-servers", help="Kafka HOST:PORT [default: 127.0.0.1:9092]."),
+]
+Tickers = Annotated[
+    str | None,
+    typer.Option("--tickers", help="Comma-separated symbols [default: AAPL,IBM,MSFT,GOOG,FB]."),
+]
+SOURCES = ("replay", "synthetic")
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid setting: {problems}") from None
+
+
+def _tickers(value: str | None) -> list[str] | None:
+    return [t for t in value.replace(" ", ",").split(",") if t] if value else None
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("py4j", "ticklake.librdkafka", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _check_source(source: str) -> str:
+    if source not in SOURCES:
+        raise ConfigError(f"--source {source!r} is not one of {', '.join(SOURCES)}")
+    return source
+
+
+@app.command()
+def up(
+    until_caught_up: Annotated[bool, typer.Option(
+        "--until-caught-up",
+        help="Stop once every produced tick is in Gold and every ticker has a model; print a "
+        "JSON summary as the last line.")] = False,
+    lake: Lake = None,
+    source: Annotated[str, typer.Option(help="Tick source: replay | synthetic.")] = "replay",
+    csv: Annotated[list[Path] | None, typer.Option(
+        "--csv", help="Replay these CSVs (yfinance layout) instead of bokeh-sampledata.")] = None,
+    tickers: Tickers = None,
+    rate: Annotated[float | None, typer.Option(help="Ticks per second (default: as fast as "
+                                               "possible for replay, 50 for synthetic).")] = None,
+    count: Annotated[int | None, typer.Option(help="Synthetic: stop after N ticks.")] = None,
+    bootstrap_servers: Bootstrap = None,
+    dashboard: Annotated[bool, typer.Option(help="Serve the Streamlit dashboard.")] = True,
+) -> None:
+    """Run the whole lakehouse: broker, topic, Spark jobs, producer, training, dashboard.
+
+    Ctrl-C stops everything it started. With --until-caught-up it stops by itself.
+    """
+    from ticklake.up import UpOptions, run_up
+
+    _setup_logging()
+    settings = _settings(lake_dir=lake, bootstrap_servers=bootstrap_servers,
+                         tickers=_tickers(tickers))
+    options = UpOptions(
+        source=_check_source(source), csv=list(csv or []),
+        tickers=_tickers(tickers), rate=rate, count=count,
+        until_caught_up=until_caught_up, dashboard=dashboard,
+    )
+    summary = run_up(settings, options)
+    if summary is not None:
+        print(json.dumps(summary, default=str))
+        if not summary.get("ok"):
+            raise typer.Exit(1)
+
+
+@broker_app.command("start")
+def broker_start(bootstrap_servers: Bootstrap = None) -> None:
+    """Start the embedded broker in the background and create the topic."""
+    from ticklake.broker import EmbeddedBroker, ensure_topic
+
+    _setup_logging()
+    settings = _settings(bootstrap_servers=bootstrap_servers)
+    pid = EmbeddedBroker(settings).start()
+    partitions = ensure_topic(settings)
+    print(f"broker running on {settings.bootstrap_servers} (pid {pid}); topic {settings.topic} "
+          f"has {partitions} partitions")
+
+
+@broker_app.command("stop")
+def broker_stop(bootstrap_servers: Bootstrap = None) -> None:
+    """Stop the embedded broker started by `ticklake broker start` (by its PID file)."""
+    from ticklake.broker import EmbeddedBroker
+
+    settings = _settings(bootstrap_servers=bootstrap_servers)
+    stopped = EmbeddedBroker(settings).stop()
+    print("broker stopped" if stopped else "no embedded broker was running")
+
+
+@broker_app.command("status")
+def broker_status(bootstrap_servers: Bootstrap = None) -> None:
+    """Say whether a broker answers, and the embedded broker's PID if it is ours."""
+    from ticklake.broker import EmbeddedBroker, broker_reachable
+
+    settings = _settings(bootstrap_servers=bootstrap_servers)
+    pid = EmbeddedBroker(settings).pid()
+    up_ = broker_reachable(settings)
+    print(f"{settings.bootstrap_servers}: {'reachable' if up_ else 'not reachable'}"
+          + (f" (embedded tansu, pid {pid})" if pid else ""))
+    if not up_:
+        raise typer.Exit(1)
+
+
+@app.command()
+def produce(
+    source: Annotated[str, typer.Option(help="replay | synthetic.")] = "replay",
+    csv: Annotated[list[Path] | None, typer.Option(
+        "--csv", help="CSV file(s) in yfinance's layout; one ticker per file.")] = None,
+    tickers: Tickers = None,
+    rate: Annotated[float | None, typer.Option(help="Ticks per second (synthetic).")] = None,
+    count: Annotated[int | None, typer.Option(help="Stop after N ticks.")] = None,
+    bootstrap_servers: Bootstrap = None,
+) -> None:
+    """Publish ticks to the topic (key = ticker, idempotent producer, acks=all)."""
+    from producer.publisher import publish
+    from ticklake.broker import ensure_topic
+    from ticklake.up import build_source
+
+    _setup_logging()
+    settings = _settings(bootstrap_servers=bootstrap_servers, tickers=_tickers(tickers))
+    tick_source = build_source(settings, _check_source(source), list(csv or []),
+                               _tickers(tickers), rate, count)
+    ensure_topic(settings)
+    ticks = tick_source.ticks()
+    if count is not None:
+        from itertools import islice
+
+        ticks = islice(ticks, count)
+    total = tick_source.expected_count()
+    report = publish(ticks, settings, total=min(total, count) if total and count else total or count)
+    print(json.dumps({"produced": report.produced, "failed": report.failed,
+                      "end_offsets": report.end_offsets}))
+
+
+@app.command()
+def job(
+    names: Annotated[list[str], typer.Argument(help="bronze, silver and/or gold.")],
+    until_caught_up: Annotated[bool, typer.Option(
+        "--until-caught-up", help="Process what is available now (Trigger.AvailableNow), "
+        "then exit.")] = False,
+    lake: Lake = None,
+    bootstrap_servers: Bootstrap = None,
+) -> None:
+    """Run streaming jobs (one Spark application). Same as `spark-submit pipeline/<job>.py`."""
+    from pipeline.runner import run_jobs
+
+    _setup_logging()
+    settings = _settings(lake_dir=lake, bootstrap_servers=bootstrap_servers)
+    run_jobs(settings, names, until_caught_up)
+
+
+@app.command()
+def train(tickers: Tickers = None, lake: Lake = None) -> None:
+    """Train and evaluate one LSTM per ticker on gold/daily_metrics; write forecasts."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+    from analytics.train import train_all
+
+    _setup_logging()
+    settings = _settings(lake_dir=lake)
+    results = train_all(settings, _tickers(tickers))
+    for r in results:
+        if r.skipped:
+            print(f"{r.ticker}: skipped ({r.skipped})")
+            continue
+        m = r.metrics or {}
+        print(f"{r.ticker} {r.version}: RMSE model {m['model']['rmse']:.4f} vs naive "
+              f"{m['naive']['rmse']:.4f} (ratio {m['rmse_ratio_vs_naive']:.3f}), MAE model "
+              f"{m['model']['mae']:.4f} vs naive {m['naive']['mae']:.4f}")
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    lake: Lake = None,
+) -> None:
+    """Row counts of every table, reconciliation (bronze = silver + quarantine), last ingest."""
+    from ticklake.status import lake_status
+
+    settings = _settings(lake_dir=lake)
+    info = lake_status(settings.lake_dir)
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    print(f"lake: {info['lake']}")
+    for name, t in info["tables"].items():
+        print(f"  {name:<20} " + (f"{t['rows']:>10,} rows  v{t['version']}  {t['files']} files"
+                                  if t else "(not created yet)"))
+    r = info["reconciliation"]
+    print(f"reconciliation: bronze {r['bronze']:,} = silver {r['silver']:,} + rejected "
+          f"{r['rejected']:,} + duplicates {r['duplicates']:,} -> "
+          f"{'balanced' if r['balanced'] else 'NOT BALANCED'}")
+    if r["by_reason"]:
+        print("quarantine by reason: " + ", ".join(f"{k} {v}" for k, v in r["by_reason"].items()))
+    print(f"last ingest: {info['last_ingest_time'] or 'never'}")
+
+
+@app.command()
+def dashboard(lake: Lake = None) -> None:
+    """Serve the Streamlit dashboard alone (reads the Delta tables; never starts Spark)."""
+    import subprocess
+
+    from ticklake.up import dashboard_command
+
+    settings = _settings(lake_dir=lake)
+    print(f"dashboard: http://{settings.dashboard_host}:{settings.dashboard_port}")
+    raise typer.Exit(subprocess.call(dashboard_command(settings)))
+
+
+def main() -> None:
+    """Console entry point: ticklake errors become one clear line and exit code 2."""
+    try:
+        app()
+    except TicklakeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Streamlit dashboard over the Delta tables (delta-rs; never starts Spark)."""

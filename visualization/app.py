@@ -1,0 +1,116 @@
+"""ticklake dashboard: ingestion health, data quality, bars and forecasts.
+
+Run with ``ticklake dashboard`` or ``streamlit run visualization/app.py -- --lake DIR``.
+Reads the Delta tables with delta-rs; never starts Spark.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from analytics.train import latest_model_metadata
+from config.settings import load_settings
+from config.tables import BRONZE_TICKS
+from ticklake.status import lake_status, read_table
+from visualization import data
+
+st.set_page_config(page_title="ticklake", layout="wide")
+
+
+def _lake_dir() -> Path:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--lake", type=Path)
+    args, _ = parser.parse_known_args()
+    return args.lake or load_settings().lake_dir
+
+
+settings = load_settings()
+lake = _lake_dir()
+st.title("ticklake")
+st.caption(f"lake: {Path(lake).resolve()} · refreshed {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC")
+if st.button("Refresh"):
+    st.rerun()
+
+status = lake_status(lake)
+recon = status["reconciliation"]
+last = datetime.fromisoformat(status["last_ingest_time"]) if status["last_ingest_time"] else None
+health = data.ingestion_health(last, datetime.now(UTC), settings.healthy_ingest_age_s,
+                               settings.stalled_ingest_age_s)
+
+st.header("Ingestion health")
+cols = st.columns(4)
+cols[0].metric("Last ingestion (UTC)", f"{last:%Y-%m-%d %H:%M:%S}" if last else "never")
+cols[1].metric("Total ingested records", f"{recon['bronze']:,}")
+cols[2].metric("Ingestion health", health)
+cols[3].metric("Silver ticks", f"{recon['silver']:,}")
+ingest = read_table(BRONZE_TICKS, lake, ["ingest_time"]).to_pandas()["ingest_time"]
+per_day = data.ingestion_per_day(ingest)
+st.subheader("Ingestion volume per day")
+if per_day.empty:
+    st.info("No records ingested yet.")
+else:
+    st.altair_chart(
+        alt.Chart(per_day).mark_bar().encode(
+            x=alt.X("day:T", title="ingest day (UTC)"), y=alt.Y("records:Q", title="records")),
+        use_container_width=True,
+    )
+
+st.header("Data quality")
+cols = st.columns(4)
+cols[0].metric("Bronze", f"{recon['bronze']:,}")
+cols[1].metric("Rejected", f"{recon['rejected']:,}")
+cols[2].metric("Duplicates", f"{recon['duplicates']:,}")
+cols[3].metric("Reconciled", "yes" if recon["balanced"] else "NO",
+               help="bronze = silver + rejected + duplicates")
+if recon["by_reason"]:
+    reasons = pd.DataFrame({"reason": list(recon["by_reason"]),
+                            "records": list(recon["by_reason"].values())})
+    st.altair_chart(alt.Chart(reasons).mark_bar().encode(x="records:Q", y="reason:N"),
+                    use_container_width=True)
+st.subheader("Quarantine log")
+st.dataframe(data.quarantine_log(lake), use_container_width=True, hide_index=True)
+
+st.header("Latest rows")
+st.subheader("Bronze")
+st.dataframe(data.latest_bronze(lake), use_container_width=True, hide_index=True)
+bars = data.bars(lake)
+st.subheader("Gold: daily bars")
+st.dataframe(bars.sort_values("updated_at", ascending=False).head(20),
+             use_container_width=True, hide_index=True)
+
+st.header("Prices and forecasts")
+preds = data.predictions(lake)
+tickers = sorted(bars["ticker"].unique())
+if not tickers:
+    st.info("No Gold bars yet.")
+else:
+    ticker = st.selectbox("Ticker", tickers)
+    chart = data.price_chart_frame(bars, preds, ticker)
+    st.altair_chart(
+        alt.Chart(chart).mark_line(point=True).encode(
+            x=alt.X("date:T", title="date (UTC)"),
+            y=alt.Y("price:Q", title="price", scale=alt.Scale(zero=False)),
+            color="series:N",
+        ),
+        use_container_width=True,
+    )
+    meta = latest_model_metadata(lake).get(ticker)
+    if meta:
+        m = meta["metrics"]
+        st.dataframe(pd.DataFrame([
+            {"forecast": "LSTM", **{k: m["model"][k] for k in ("rmse", "mae",
+                                                             "directional_accuracy")}},
+            {"forecast": "naive (last value)", **{k: m["naive"][k] for k in ("rmse", "mae",
+                                                                           "directional_accuracy")}},
+        ]), hide_index=True)
+        st.caption(f"model {meta['version']} · hold-out {meta['test_period'][0]} to "
+                   f"{meta['test_period'][1]} · trained on {meta['gold_table']} "
+                   f"v{meta['gold_version']}")
+    else:
+        st.info(f"No model for {ticker} yet (ticklake train).")
