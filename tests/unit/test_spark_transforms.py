@@ -1,0 +1,89 @@
+"""Silver and Gold transforms on small DataFrames (shared SparkSession)."""
+
+import json
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+import pytest
+
+from config.tables import BRONZE_TICKS
+from pipeline.gold import gold_bars_1d, gold_daily_metrics
+from pipeline.schemas import spark_schema
+from pipeline.silver import classify_ticks, split_batch
+
+pytestmark = pytest.mark.spark
+T = datetime(2012, 1, 3, 14, 30, tzinfo=UTC)
+
+
+def message(tick_id: str, price: object = 10.0, **extra: object) -> bytes:
+    body = {"schema_version": 1, "tick_id": tick_id, "ticker": "AAA",
+            "event_time": "2012-01-03T14:30:00Z", "price": price, "volume": 5,
+            "source": "test", "seq": 1, **extra}
+    return json.dumps(body).encode()
+
+
+def bronze_frame(spark, values: list[bytes | None]):
+    rows = [{"key": b"AAA", "value": v, "topic": "t", "partition": 0, "offset": i,
+             "timestamp": T, "timestampType": 0, "ingest_time": T} for i, v in enumerate(values)]
+    arrow = pa.Table.from_pylist(rows, schema=BRONZE_TICKS.schema)
+    return spark.createDataFrame(arrow.to_pandas(), schema=spark_schema(BRONZE_TICKS))
+
+
+def test_classify_types_valid_ticks_and_gives_reasons(spark) -> None:
+    """Valid messages are typed; bad ones carry their reason; every row is kept."""
+    values = [message("a" * 32), b"not json", message("b" * 32, price=-1), None]
+    out = classify_ticks(bronze_frame(spark, values), 65536, 300).toArrow()
+    by_offset = {r["offset"]: r for r in out.to_pylist()}
+    assert len(by_offset) == 4
+    assert by_offset[0]["reason"] is None and by_offset[0]["price"] == 10.0
+    assert by_offset[0]["event_time"] == T and by_offset[0]["ticker"] == "AAA"
+    assert [by_offset[i]["reason"] for i in (1, 2, 3)] == [
+        "not_json", "price_not_positive", "null_value"]
+    assert by_offset[1]["raw_value"] == b"not json"
+
+
+def test_duplicates_in_batch_and_in_silver_go_to_quarantine(spark) -> None:
+    """The second copy of a tick_id and one already in Silver are quarantined as duplicates."""
+    values = [message("a" * 32), message("a" * 32), message("c" * 32), b"{"]
+    classified = classify_ticks(bronze_frame(spark, values), 65536, 300).toArrow()
+    accepted, rejected = split_batch(classified, existing_ids={"c" * 32})
+    assert accepted.column("tick_id").to_pylist() == ["a" * 32]
+    reasons = sorted(zip(rejected.column("offset").to_pylist(),
+                         rejected.column("reason").to_pylist()))
+    assert reasons == [(1, "duplicate_tick_id"), (2, "duplicate_tick_id"), (3, "not_json")]
+    assert len(accepted) + len(rejected) == 4
+
+
+def ticks_frame(spark, rows: list[tuple]):
+    schema = "ticker string, event_time timestamp, seq long, tick_id string, price double, volume long"
+    return spark.createDataFrame(rows, schema)
+
+
+def test_bars_take_open_and_close_by_event_time_then_seq(spark) -> None:
+    """Open is the first tick by (event_time, seq), close the last, whatever the row order."""
+    t = lambda h, m: datetime(2012, 1, 3, h, m, tzinfo=UTC)  # noqa: E731
+    rows = [
+        ("AAA", t(20, 59), 9, "z", 11.0, 10),   # last by time -> close
+        ("AAA", t(14, 30), 2, "b", 10.5, 20),   # same time as next, higher seq
+        ("AAA", t(14, 30), 1, "a", 10.0, 30),   # first by (time, seq) -> open
+        ("AAA", t(16, 0), 5, "c", 12.0, 0),
+        ("AAA", t(17, 0), 6, "d", 9.5, 40),
+        ("BBB", t(15, 0), 1, "e", 50.0, 0),
+    ]
+    bars = {r["ticker"]: r for r in gold_bars_1d(ticks_frame(spark, rows)).collect()}
+    a = bars["AAA"]
+    assert (a.open, a.high, a.low, a.close, a.volume, a.trade_count) == (10.0, 12.0, 9.5, 11.0, 100, 5)
+    assert a.vwap == pytest.approx((11 * 10 + 10.5 * 20 + 10 * 30 + 9.5 * 40) / 100)
+    assert a.window_start == datetime(2012, 1, 3) and a.window_end == datetime(2012, 1, 4)
+    assert bars["BBB"].vwap is None and bars["BBB"].volume == 0
+
+
+def test_daily_metrics_average_and_sum_per_utc_day(spark) -> None:
+    """avg_price is the mean tick price, total_volume the sum, trades the count, per UTC day."""
+    rows = [("AAA", datetime(2012, 1, 3, 14, 30, tzinfo=UTC), 1, "a", 10.0, 5),
+            ("AAA", datetime(2012, 1, 3, 20, 0, tzinfo=UTC), 2, "b", 14.0, 7),
+            ("AAA", datetime(2012, 1, 4, 14, 30, tzinfo=UTC), 3, "c", 20.0, 1)]
+    got = {r.trading_date: r for r in gold_daily_metrics(ticks_frame(spark, rows)).collect()}
+    assert (got[date(2012, 1, 3)].avg_price, got[date(2012, 1, 3)].total_volume,
+            got[date(2012, 1, 3)].trades) == (12.0, 12, 2)
+    assert got[date(2012, 1, 4)].avg_price == 20.0
