@@ -56,8 +56,8 @@ if per_day.empty:
     st.info("No records ingested yet.")
 else:
     st.altair_chart(
-        alt.Chart(per_day).mark_bar().encode(
-            x=alt.X("day:T", title="ingest day (UTC)"), y=alt.Y("records:Q", title="records")),
+        alt.Chart(per_day.assign(day=per_day["day"].astype(str))).mark_bar().encode(
+            x=alt.X("day:O", title="ingest day (UTC)"), y=alt.Y("records:Q", title="records")),
         use_container_width=True,
     )
 

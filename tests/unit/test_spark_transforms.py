@@ -49,7 +49,7 @@ def test_duplicates_in_batch_and_in_silver_go_to_quarantine(spark) -> None:
     accepted, rejected = split_batch(classified, existing_ids={"c" * 32})
     assert accepted.column("tick_id").to_pylist() == ["a" * 32]
     reasons = sorted(zip(rejected.column("offset").to_pylist(),
-                         rejected.column("reason").to_pylist()))
+                         rejected.column("reason").to_pylist(), strict=True))
     assert reasons == [(1, "duplicate_tick_id"), (2, "duplicate_tick_id"), (3, "not_json")]
     assert len(accepted) + len(rejected) == 4
 
@@ -74,7 +74,9 @@ def test_bars_take_open_and_close_by_event_time_then_seq(spark) -> None:
     a = bars["AAA"]
     assert (a.open, a.high, a.low, a.close, a.volume, a.trade_count) == (10.0, 12.0, 9.5, 11.0, 100, 5)
     assert a.vwap == pytest.approx((11 * 10 + 10.5 * 20 + 10 * 30 + 9.5 * 40) / 100)
-    assert a.window_start == datetime(2012, 1, 3) and a.window_end == datetime(2012, 1, 4)
+    # collect() gives naive datetimes in the session time zone, which is UTC
+    assert a.window_start.replace(tzinfo=UTC) == datetime(2012, 1, 3, tzinfo=UTC)
+    assert a.window_end.replace(tzinfo=UTC) == datetime(2012, 1, 4, tzinfo=UTC)
     assert bars["BBB"].vwap is None and bars["BBB"].volume == 0
 
 

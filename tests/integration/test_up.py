@@ -1,0 +1,57 @@
+"""`ticklake up --until-caught-up` as a user runs it: real processes, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_up_until_caught_up_on_a_yfinance_csv(tmp_path: Path) -> None:
+    """A yf.download CSV (MSFT, 60 days) goes through broker, jobs, training and dashboard;
+    the last line is a JSON summary with every check true; broker and dashboard are stopped."""
+    broker_port, dashboard_port = free_port(), free_port()
+    env = {**os.environ, "TICKLAKE_BOOTSTRAP_SERVERS": f"127.0.0.1:{broker_port}",
+           "TICKLAKE_DASHBOARD_PORT": str(dashboard_port), "TICKLAKE_EPOCHS": "2",
+           "TICKLAKE_RUN_DIR": str(tmp_path / "run")}
+    result = subprocess.run(
+        [sys.executable, "-m", "ticklake", "up", "--until-caught-up", "--lake",
+         str(tmp_path / "lake"), "--csv", str(DATA / "yf_download_MSFT.csv")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["ok"] and all(summary["checks"].values())
+    assert summary["produced"] == 240 and summary["tables"]["bronze.ticks"] == 240
+    assert summary["bars_round_trip"]["tickers"]["MSFT"]["equal"] == 60
+    assert summary["reconciliation"]["balanced"]
+    assert set(summary["models"]) == {"MSFT"}
+    assert summary["dashboard"]["healthy"] is True
+    assert not listening(broker_port) and not listening(dashboard_port)
+    assert not list((tmp_path / "run").glob("*.pid"))
+
+
+def test_up_refuses_an_unbounded_until_caught_up(tmp_path: Path) -> None:
+    """Synthetic without --count never catches up: refused before anything starts."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ticklake", "up", "--until-caught-up", "--source", "synthetic",
+         "--lake", str(tmp_path / "lake")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "needs a finite source" in result.stderr
