@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -56,6 +57,7 @@ def producer_config(settings: Settings) -> dict[str, object]:
         "message.max.bytes": max(settings.max_message_bytes * 2, 1_000_000),
         "delivery.timeout.ms": 120_000,
         "client.id": "ticklake-producer",
+        "logger": logging.getLogger("ticklake.librdkafka"),
     }
 
 
@@ -65,6 +67,7 @@ def publish(
     total: int | None = None,
     progress: bool = True,
     producer: Producer | None = None,
+    stop: threading.Event | None = None,
 ) -> PublishReport:
     """Publish ``ticks`` to ``settings.topic`` (key = ticker) and flush.
 
@@ -74,6 +77,7 @@ def publish(
         total: expected count, for the progress bar.
         progress: show a tqdm progress bar on stderr.
         producer: an existing producer (tests); default a new idempotent one.
+        stop: when set, publishing stops after the current tick (the rest is flushed).
 
     Returns:
         The :class:`PublishReport` after every message was acknowledged or failed.
@@ -87,6 +91,8 @@ def publish(
     bar = tqdm(total=total, unit="tick", desc="produce", disable=not progress, mininterval=0.5)
     try:
         for i, tick in enumerate(ticks):
+            if stop is not None and stop.is_set():
+                break
             value = tick.to_json_bytes()
             while True:
                 try:

@@ -176,6 +176,25 @@ def produce(
 
 
 @app.command()
+def watch(
+    from_beginning: Annotated[bool, typer.Option(
+        "--from-beginning", help="Start at the earliest offset instead of the end.")] = False,
+    count: Annotated[int | None, typer.Option(help="Exit after N messages.")] = None,
+    idle_s: Annotated[float | None, typer.Option(
+        "--idle-s", help="Exit after this many seconds without a message.")] = None,
+    bootstrap_servers: Bootstrap = None,
+) -> None:
+    """Print the topic's messages as they arrive: partition, offset, key, value."""
+    from ticklake.broker import require_broker
+    from ticklake.watch import watch_topic
+
+    settings = _settings(bootstrap_servers=bootstrap_servers)
+    require_broker(settings)
+    for line in watch_topic(settings, from_beginning, count, idle_s):
+        print(line, flush=True)
+
+
+@app.command()
 def job(
     names: Annotated[list[str], typer.Argument(help="bronze, silver and/or gold.")],
     until_caught_up: Annotated[bool, typer.Option(

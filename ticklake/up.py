@@ -238,14 +238,17 @@ def _run_live(
     if url:
         print(f"dashboard: {url}", flush=True)
     outcome: dict[str, Any] = {}
+    stop = threading.Event()
 
     def produce() -> None:
         try:
-            outcome["report"] = publish(source.ticks(), settings, total=source.expected_count())
+            outcome["report"] = publish(source.ticks(), settings, total=source.expected_count(),
+                                        stop=stop)
         except Exception as exc:  # reported by the main loop
             outcome["error"] = exc
 
-    threading.Thread(target=produce, name="producer", daemon=True).start()
+    producer = threading.Thread(target=produce, name="producer", daemon=True)
+    producer.start()
     from ticklake.status import lake_status
 
     last_train = 0.0
@@ -261,3 +264,6 @@ def _run_live(
                 services.start("train", _cli(settings, "train"))
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
+    finally:
+        stop.set()  # the producer flushes and ends before the broker is stopped
+        producer.join(timeout=30)

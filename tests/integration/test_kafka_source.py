@@ -74,3 +74,14 @@ def test_max_offsets_per_trigger_reads_everything_once(spark, tmp_path,
     assert len(positions) == 5000
     assert {p: sum(1 for q, _ in positions if q == p) for p in counts} == counts
     assert sorted(int(v) for _, _, v in seen) == list(range(5000))
+
+
+def test_watch_prints_every_message_with_its_position(topic: tuple[Settings, dict]) -> None:
+    """`ticklake watch --from-beginning` shows each message once with partition:offset."""
+    from ticklake.watch import watch_topic
+
+    settings, counts = topic
+    lines = list(watch_topic(settings, from_beginning=True, count=5000, idle_s=10))
+    positions = {line.split(" ", 1)[0] for line in lines}
+    assert len(lines) == len(positions) == 5000
+    assert sorted(int(line.rsplit(" ", 1)[1]) for line in lines) == list(range(5000))
