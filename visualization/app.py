@@ -44,7 +44,7 @@ health = data.ingestion_health(last, datetime.now(UTC), settings.healthy_ingest_
                                settings.stalled_ingest_age_s)
 
 st.header("Ingestion health")
-cols = st.columns(4)
+cols = st.columns([3, 2, 2, 2])
 cols[0].metric("Last ingestion (UTC)", f"{last:%Y-%m-%d %H:%M:%S}" if last else "never")
 cols[1].metric("Total ingested records", f"{recon['bronze']:,}")
 cols[2].metric("Ingestion health", health)

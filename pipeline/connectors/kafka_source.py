@@ -280,6 +280,9 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         return offsets
 
     def latestOffset(self, start: dict, limit: ReadLimit) -> dict:
+        # A copy: Spark's dict is not ours to change. Spark may call this before
+        # initialOffset() on a fresh query (DESIGN.md), so start can be empty.
+        start = {t: dict(parts) for t, parts in (start or {}).items()}
         end = self._current_end()
         # Partitions that appeared after start are read from their beginning (offset 0 is
         # right after creation; a smaller log-start is clamped when read).
