@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from config.settings import Settings
 from config.tables import GOLD_BARS_1D, GOLD_DAILY_METRICS, SILVER_TICKS
 from pipeline.connectors.delta_sink import DeltaSink
-from pipeline.schemas import spark_schema
+from pipeline.schemas import spark_schema, table_stream
 
 
 def gold_bars_1d(ticks: DataFrame) -> DataFrame:
@@ -109,11 +109,7 @@ def gold_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], N
 
 def stream(spark: SparkSession, settings: Settings) -> DataFrame:
     """This job's streaming DataFrame: the ticks each Silver commit added."""
-    return (
-        spark.readStream.format("ticklake-delta")
-        .schema(spark_schema(SILVER_TICKS))
-        .load(str(SILVER_TICKS.path(settings.lake_dir)))
-    )
+    return table_stream(spark, SILVER_TICKS, settings.lake_dir)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 from config.settings import Settings
 from config.tables import BRONZE_TICKS, SILVER_QUARANTINE, SILVER_TICKS, UTC_TS
 from pipeline.connectors.delta_sink import DeltaSink
-from pipeline.schemas import spark_schema
+from pipeline.schemas import table_stream
 from pipeline.validation import validate_value
 
 CLASSIFIED_SCHEMA = pa.schema(
@@ -154,19 +154,12 @@ def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int],
     return write
 
 
-def bronze_stream(spark: SparkSession, settings: Settings) -> DataFrame:
-    """``bronze/ticks`` as a stream of the rows each commit added."""
-    return (
-        spark.readStream.format("ticklake-delta")
-        .schema(spark_schema(BRONZE_TICKS))
-        .load(str(BRONZE_TICKS.path(settings.lake_dir)))
-    )
-
-
 def stream(spark: SparkSession, settings: Settings) -> DataFrame:
     """This job's streaming DataFrame: Bronze through :func:`classify_ticks`."""
     return classify_ticks(
-        bronze_stream(spark, settings), settings.max_message_bytes, settings.max_future_skew_s
+        table_stream(spark, BRONZE_TICKS, settings.lake_dir),
+        settings.max_message_bytes,
+        settings.max_future_skew_s,
     )
 
 
