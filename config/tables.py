@@ -102,25 +102,73 @@ SILVER_QUARANTINE = Table(
     ),
 )
 
-GOLD_BARS_1D = Table(
-    "gold.bars_1d",
-    "gold/bars_1d",
+BAR_INTERVALS = {"1m": "1 minute", "1h": "1 hour", "1d": "1 day"}
+"""Bar interval name -> Spark window duration."""
+
+
+def _bars(interval: str) -> Table:
+    return Table(
+        f"gold.bars_{interval}",
+        f"gold/bars_{interval}",
+        pa.schema(
+            [
+                ("ticker", pa.string()),
+                ("window_start", UTC_TS),
+                ("window_end", UTC_TS),
+                ("open", pa.float64()),
+                ("high", pa.float64()),
+                ("low", pa.float64()),
+                ("close", pa.float64()),
+                ("volume", pa.int64()),
+                ("vwap", pa.float64()),
+                ("trade_count", pa.int64()),
+                ("avg_price", pa.float64()),
+                ("updated_at", UTC_TS),
+            ]
+        ),
+        keys=("ticker", "window_start"),
+    )
+
+
+GOLD_BARS_1M = _bars("1m")
+GOLD_BARS_1H = _bars("1h")
+GOLD_BARS_1D = _bars("1d")
+GOLD_BARS = {"1m": GOLD_BARS_1M, "1h": GOLD_BARS_1H, "1d": GOLD_BARS_1D}
+
+_F64 = pa.float64()
+GOLD_INDICATORS_1D = Table(
+    "gold.indicators_1d",
+    "gold/indicators_1d",
     pa.schema(
-        [
-            ("ticker", pa.string()),
-            ("window_start", UTC_TS),
-            ("window_end", UTC_TS),
-            ("open", pa.float64()),
-            ("high", pa.float64()),
-            ("low", pa.float64()),
-            ("close", pa.float64()),
-            ("volume", pa.int64()),
-            ("vwap", pa.float64()),
-            ("trade_count", pa.int64()),
-            ("updated_at", UTC_TS),
-        ]
+        [("ticker", pa.string()), ("window_start", UTC_TS), ("close", _F64),
+         ("volume", pa.int64())]
+        + [(name, _F64) for name in (
+            "simple_return", "log_return", "sma_7", "sma_14", "sma_30", "ema_12", "ema_26",
+            "macd", "macd_signal", "macd_hist", "bb_middle", "bb_upper", "bb_lower", "rsi_14",
+            "volatility_14", "volatility_30", "vol_moving_avg", "adj_close_rolling_med")]
     ),
     keys=("ticker", "window_start"),
+)
+
+GOLD_INDICATORS_1H = Table(
+    "gold.indicators_1h",
+    "gold/indicators_1h",
+    pa.schema(
+        [("ticker", pa.string()), ("window_start", UTC_TS), ("avg_price", _F64),
+         ("total_volume", pa.int64()), ("trades", pa.int64()), ("return_1h", _F64),
+         ("ma_3", _F64), ("vol_3", _F64)]
+    ),
+    keys=("ticker", "window_start"),
+)
+
+GOLD_ANOMALIES = Table(
+    "gold.anomalies",
+    "gold/anomalies",
+    pa.schema(
+        [("ticker", pa.string()), ("window_start", UTC_TS), ("metric", pa.string()),
+         ("value", _F64), ("window_mean", _F64), ("window_std", _F64), ("z_score", _F64)]
+    ),
+    keys=("ticker", "window_start", "metric"),
 )
 
 GOLD_DAILY_METRICS = Table(
@@ -160,8 +208,13 @@ ALL_TABLES: tuple[Table, ...] = (
     BRONZE_TICKS,
     SILVER_TICKS,
     SILVER_QUARANTINE,
+    GOLD_BARS_1M,
+    GOLD_BARS_1H,
     GOLD_BARS_1D,
     GOLD_DAILY_METRICS,
+    GOLD_INDICATORS_1D,
+    GOLD_INDICATORS_1H,
+    GOLD_ANOMALIES,
     GOLD_PREDICTIONS,
 )
 

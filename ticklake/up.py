@@ -58,11 +58,12 @@ def build_source(
 
         return ReplaySource(tickers or ([] if csv else list(settings.tickers)), csv)
     if source == "synthetic":
-        from producer.sources.synthetic import SyntheticSource
+        from producer.sources.synthetic import MarketClock, SyntheticSource
 
-        try:
+        try:  # intraday event times in the New York session, from 5 trading days ago
             return SyntheticSource(tickers or list(settings.tickers), seed=settings.seed,
-                                   rate_per_s=rate, count=count)
+                                   rate_per_s=rate, count=count,
+                                   clock=MarketClock.days_back(5, step_s=1.0))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     raise ConfigError(f"source {source!r} is not one of replay, synthetic")

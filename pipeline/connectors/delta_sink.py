@@ -74,8 +74,17 @@ class DeltaSink:
         )
         return True
 
-    def upsert(self, data: pa.Table, batch_id: int | None) -> bool:
+    def upsert(
+        self, data: pa.Table, batch_id: int | None, delete_unmatched_where: str | None = None
+    ) -> bool:
         """MERGE ``data`` on the table's keys (update all columns / insert), as ``batch_id``.
+
+        Args:
+            data: rows with the table's columns.
+            batch_id: micro-batch id recorded with the commit (None: not recorded).
+            delete_unmatched_where: also delete target rows matching this SQL predicate (on
+                alias ``t``) that ``data`` does not contain, in the same commit; replaces a
+                slice of the table, e.g. ``"t.ticker IN ('IBM')"``.
 
         Returns False if the batch was committed already.
 
@@ -88,7 +97,7 @@ class DeltaSink:
             log.info("%s: batch %d already committed, skipped", self.table.name, batch_id)
             return False
         predicate = " AND ".join(f"t.{k} = s.{k}" for k in self.table.keys)
-        (
+        merger = (
             DeltaTable(self.path)
             .merge(
                 self._conform(data), predicate, source_alias="s", target_alias="t",
@@ -96,6 +105,8 @@ class DeltaSink:
             )
             .when_matched_update_all()
             .when_not_matched_insert_all()
-            .execute()
         )
+        if delete_unmatched_where:
+            merger = merger.when_not_matched_by_source_delete(delete_unmatched_where)
+        merger.execute()
         return True

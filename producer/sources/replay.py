@@ -28,17 +28,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from config.settings import TICKER_PATTERN
 from producer.messages import SCHEMA_VERSION, TickMessage, make_tick_id
+from producer.sources import EXCHANGE_TZ
 from ticklake.errors import SourceError
 
 log = logging.getLogger(__name__)
 
-EXCHANGE_TZ = ZoneInfo("America/New_York")
 TICK_TIMES = (time(9, 30), time(11, 0), time(14, 0), time(15, 59))
 TICKS_PER_BAR = len(TICK_TIMES)
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")

@@ -89,3 +89,38 @@ def test_daily_metrics_average_and_sum_per_utc_day(spark) -> None:
     assert (got[date(2012, 1, 3)].avg_price, got[date(2012, 1, 3)].total_volume,
             got[date(2012, 1, 3)].trades) == (12.0, 12, 2)
     assert got[date(2012, 1, 4)].avg_price == 20.0
+
+
+def test_longer_bars_are_the_rollup_of_shorter_ones(spark) -> None:
+    """On the same intraday ticks, 1h bars equal the rollup of 1m bars and 1d bars the
+    rollup of 1h bars: first open, max high, min low, last close, summed volume and count."""
+    import pandas as pd
+
+    from pipeline.gold import gold_bars
+    from producer.sources.synthetic import MarketClock, SyntheticSource
+
+    clock = MarketClock(datetime(2026, 1, 5, 14, 30, tzinfo=UTC), step_s=9,
+                        now=lambda: datetime(2030, 1, 1, tzinfo=UTC))
+    ticks = [t.model_dump() for t in SyntheticSource(["AAA", "BBB"], seed=9, count=6000,
+                                                      clock=clock).ticks()]
+    frame = spark.createDataFrame(
+        [(t["ticker"], t["event_time"], t["seq"], t["tick_id"], t["price"], t["volume"])
+         for t in ticks],
+        "ticker string, event_time timestamp, seq long, tick_id string, price double, volume long")
+    bars = {i: gold_bars(frame, i).toPandas().sort_values(["ticker", "window_start"])
+            for i in ("1m", "1h", "1d")}
+    # 6.5 h sessions at 9 s per tick: 2,600 ticks a day, so 6,000 ticks span 3 days x 2 tickers
+    assert bars["1d"]["trade_count"].sum() == 6000 and len(bars["1d"]) == 6
+
+    def rollup(short: pd.DataFrame, freq: str) -> pd.DataFrame:
+        key = [short["ticker"], short["window_start"].dt.floor(freq)]
+        g = short.groupby(key)
+        out = pd.DataFrame({"open": g["open"].first(), "high": g["high"].max(),
+                            "low": g["low"].min(), "close": g["close"].last(),
+                            "volume": g["volume"].sum(), "trade_count": g["trade_count"].sum()})
+        return out.reset_index(drop=True)
+
+    for short, long, freq in (("1m", "1h", "h"), ("1h", "1d", "D")):
+        expected = rollup(bars[short], freq)
+        got = bars[long][expected.columns].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, expected, check_dtype=False)

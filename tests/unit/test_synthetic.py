@@ -49,3 +49,27 @@ def test_bad_rate_names_the_allowed_range() -> None:
     """A negative rate is refused with the range it must lie in."""
     with pytest.raises(ValueError, match=r"rate_per_s=-1 is out of range \(0, 1000000\]"):
         SyntheticSource(["AAA"], rate_per_s=-1)
+
+
+def test_market_clock_stays_inside_the_new_york_session() -> None:
+    """Friday 15:59:58 NY steps to 15:59:59, then Monday 09:30; never outside 09:30-16:00."""
+    from producer.sources import EXCHANGE_TZ
+    from producer.sources.synthetic import MarketClock
+
+    never = lambda: datetime(2030, 1, 1, tzinfo=UTC)  # noqa: E731
+    clock = MarketClock(datetime(2026, 1, 2, 20, 59, 58, tzinfo=UTC), step_s=1, now=never)
+    assert [clock().isoformat() for _ in range(3)] == [
+        "2026-01-02T20:59:58+00:00", "2026-01-02T20:59:59+00:00", "2026-01-05T14:30:00+00:00"]
+    clock = MarketClock(datetime(2026, 1, 3, 12, tzinfo=UTC), step_s=37, now=never)
+    for _ in range(5000):  # ~2 sessions
+        local = clock().astimezone(EXCHANGE_TZ)
+        assert local.weekday() < 5 and "09:30" <= local.strftime("%H:%M") < "16:00"
+
+
+def test_market_clock_never_runs_past_now() -> None:
+    """Simulated time is capped at the wall clock, so ticks are never 'future'."""
+    from producer.sources.synthetic import MarketClock
+
+    now = datetime(2026, 1, 5, 14, 30, 5, tzinfo=UTC)
+    clock = MarketClock(datetime(2026, 1, 5, 14, 30, tzinfo=UTC), step_s=2, now=lambda: now)
+    assert [clock().second for _ in range(5)] == [0, 2, 4, 5, 5]

@@ -1,0 +1,173 @@
+"""Technical indicators and anomaly flags over one ticker's bars (pure pandas functions).
+
+Each function takes one ticker's bars in ``window_start`` order and recomputes every row from
+the whole history, so a result never depends on micro-batch boundaries (incremental = batch).
+Rows inside an indicator's warm-up are null. Conventions follow TA-Lib (the reference in the
+tests) where TA-Lib has the indicator:
+
+* SMA n: mean of the last n closes; null for the first n-1 rows.
+* EMA n: alpha = 2 / (n + 1), seeded with the SMA of the first n closes at row n-1.
+* MACD (12, 26, 9): EMA12 - EMA26 where, as in TA-Lib, both EMAs start at row 25 (the fast
+  one seeded with the SMA of closes 14..25); signal = EMA9 of MACD seeded with the SMA of its
+  first 9 values; histogram = MACD - signal. All three are null for the first 33 rows.
+* Bollinger Bands (20, 2): SMA20 +- 2 population standard deviations (ddof=0) of close
+  (Bollinger, "Bollinger on Bollinger Bands", 2001); null for the first 19 rows.
+* RSI 14, Wilder's smoothing (Wilder, "New Concepts in Technical Trading Systems", 1978): the
+  first average gain/loss is the simple mean of the first 14 changes, then
+  ``avg = (avg_prev * 13 + x) / 14``; RSI = 100 - 100 / (1 + avg_gain / avg_loss), 100 when
+  avg_loss is 0; null for the first 14 rows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+TRADING_DAYS_PER_YEAR = 252
+ANOMALY_WINDOW = 30
+ANOMALY_Z = 3.0
+
+INDICATOR_1D_COLUMNS = [
+    "ticker", "window_start", "close", "volume", "simple_return", "log_return",
+    "sma_7", "sma_14", "sma_30", "ema_12", "ema_26", "macd", "macd_signal", "macd_hist",
+    "bb_middle", "bb_upper", "bb_lower", "rsi_14", "volatility_14", "volatility_30",
+    "vol_moving_avg", "adj_close_rolling_med",
+]
+INDICATOR_1H_COLUMNS = [
+    "ticker", "window_start", "avg_price", "total_volume", "trades", "return_1h", "ma_3", "vol_3",
+]
+ANOMALY_COLUMNS = ["ticker", "window_start", "metric", "value", "window_mean", "window_std", "z_score"]
+
+
+def ema(values: pd.Series, n: int, start: int = 0) -> pd.Series:
+    """EMA with alpha 2/(n+1) seeded by the SMA of ``values[start:start+n]`` at row start+n-1.
+
+    Rows before the seed are NaN. ``values`` must have no NaN from ``start`` on.
+    """
+    out = np.full(len(values), np.nan)
+    x = values.to_numpy(dtype=float)
+    first = start + n - 1
+    if first >= len(x):
+        return pd.Series(out, index=values.index)
+    alpha = 2.0 / (n + 1)
+    out[first] = x[start:first + 1].mean()
+    for i in range(first + 1, len(x)):
+        out[i] = alpha * x[i] + (1 - alpha) * out[i - 1]
+    return pd.Series(out, index=values.index)
+
+
+def rsi_wilder(close: pd.Series, n: int = 14) -> pd.Series:
+    """RSI with Wilder's smoothing (see the module docstring); NaN for the first n rows."""
+    x = close.to_numpy(dtype=float)
+    out = np.full(len(x), np.nan)
+    if len(x) <= n:
+        return pd.Series(out, index=close.index)
+    change = np.diff(x)
+    gain, loss = np.clip(change, 0, None), np.clip(-change, 0, None)
+    avg_gain, avg_loss = gain[:n].mean(), loss[:n].mean()
+    for i in range(n, len(x)):
+        if i > n:
+            avg_gain = (avg_gain * (n - 1) + gain[i - 1]) / n
+            avg_loss = (avg_loss * (n - 1) + loss[i - 1]) / n
+        out[i] = 100.0 if avg_loss == 0 else 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
+    return pd.Series(out, index=close.index)
+
+
+def indicators_1d(bars: pd.DataFrame) -> pd.DataFrame:
+    """Daily indicators of one ticker.
+
+    Args:
+        bars: one ticker's ``gold/bars_1d`` rows (ticker, window_start UTC, close, volume), any
+            order.
+
+    Returns:
+        One row per bar with :data:`INDICATOR_1D_COLUMNS`:
+        ``simple_return`` = close/prev_close - 1 and ``log_return`` = ln(close/prev_close)
+        (null on the first row); ``sma_7/14/30``; ``ema_12/26``; ``macd``, ``macd_signal``,
+        ``macd_hist``; ``bb_middle/upper/lower``; ``rsi_14`` (see the module docstring);
+        ``volatility_14/30`` = sample standard deviation (ddof=1) of the last 14/30 daily log
+        returns x sqrt(252), annualised (null until 14/30 returns exist);
+        ``vol_moving_avg`` = mean volume (shares) of the last 30 bars; ``adj_close_rolling_med``
+        = median close of the last 30 bars (the input's close: as traded for replayed
+        bokeh-sampledata; the name is kept from the original specification).
+    """
+    df = bars.sort_values("window_start").reset_index(drop=True)
+    close = df["close"].astype(float)
+    out = pd.DataFrame({"ticker": df["ticker"], "window_start": df["window_start"],
+                        "close": close, "volume": df["volume"].astype("int64")})
+    out["simple_return"] = close / close.shift(1) - 1
+    out["log_return"] = np.log(close / close.shift(1))
+    for n in (7, 14, 30):
+        out[f"sma_{n}"] = close.rolling(n).mean()
+    out["ema_12"], out["ema_26"] = ema(close, 12), ema(close, 26)
+    macd = ema(close, 12, start=26 - 12) - ema(close, 26)
+    signal = ema(macd, 9, start=25)
+    warm = 26 + 9 - 2
+    out["macd"] = macd.where(out.index >= warm)
+    out["macd_signal"] = signal
+    out["macd_hist"] = (macd - signal).where(out.index >= warm)
+    middle, std = close.rolling(20).mean(), close.rolling(20).std(ddof=0)
+    out["bb_middle"], out["bb_upper"], out["bb_lower"] = middle, middle + 2 * std, middle - 2 * std
+    out["rsi_14"] = rsi_wilder(close, 14)
+    for n in (14, 30):
+        out[f"volatility_{n}"] = out["log_return"].rolling(n).std(ddof=1) * math.sqrt(
+            TRADING_DAYS_PER_YEAR)
+    out["vol_moving_avg"] = df["volume"].astype(float).rolling(30).mean()
+    out["adj_close_rolling_med"] = close.rolling(30).median()
+    return out[INDICATOR_1D_COLUMNS]
+
+
+def indicators_1h(bars: pd.DataFrame) -> pd.DataFrame:
+    """Hourly analytics of one ticker from its ``gold/bars_1h`` rows.
+
+    Returns:
+        :data:`INDICATOR_1H_COLUMNS`: ``avg_price`` (mean tick price in the hour),
+        ``total_volume`` (shares), ``trades`` (ticks); ``return_1h`` = close / close of the
+        previous hourly bar - 1 (previous bar, across session gaps; null on the first);
+        ``ma_3`` = mean avg_price of the last 3 bars; ``vol_3`` = sample standard deviation
+        (ddof=1) of the last 3 ``return_1h`` values (not annualised).
+    """
+    df = bars.sort_values("window_start").reset_index(drop=True)
+    close = df["close"].astype(float)
+    out = pd.DataFrame({"ticker": df["ticker"], "window_start": df["window_start"],
+                        "avg_price": df["avg_price"].astype(float),
+                        "total_volume": df["volume"].astype("int64"),
+                        "trades": df["trade_count"].astype("int64")})
+    out["return_1h"] = close / close.shift(1) - 1
+    out["ma_3"] = out["avg_price"].rolling(3).mean()
+    out["vol_3"] = out["return_1h"].rolling(3).std(ddof=1)
+    return out[INDICATOR_1H_COLUMNS]
+
+
+def anomalies(daily: pd.DataFrame, window: int = ANOMALY_WINDOW,
+              threshold: float = ANOMALY_Z) -> pd.DataFrame:
+    """Flag days whose log return or volume is more than ``threshold`` standard deviations
+    from the mean of the ``window`` previous days (one ticker).
+
+    z = (x_t - mean(x_{t-window..t-1})) / std(x_{t-window..t-1}), sample std (ddof=1); the
+    current day is not in its own window, so a spike does not hide itself. No flags until
+    ``window`` previous values exist, nor where the window's std is 0.
+
+    Args:
+        daily: one ticker's :func:`indicators_1d` rows (log_return, volume).
+
+    Returns:
+        :data:`ANOMALY_COLUMNS`, one row per flagged (day, metric); ``metric`` is
+        ``log_return`` or ``volume``.
+    """
+    df = daily.sort_values("window_start").reset_index(drop=True)
+    found = []
+    for metric in ("log_return", "volume"):
+        x = df[metric].astype(float)
+        past = x.shift(1).rolling(window, min_periods=window)
+        mean, std = past.mean(), past.std(ddof=1)
+        z = (x - mean) / std.where(std > 0)
+        hit = z.abs() > threshold
+        found.append(pd.DataFrame({
+            "ticker": df["ticker"][hit], "window_start": df["window_start"][hit],
+            "metric": metric, "value": x[hit], "window_mean": mean[hit],
+            "window_std": std[hit], "z_score": z[hit],
+        }))
+    return pd.concat(found, ignore_index=True)[ANOMALY_COLUMNS]
