@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         300.0, ge=0, description="Ticks whose event time is further in the future are rejected."
     )
 
+    allowed_lateness_s: float = Field(
+        3600.0, ge=0,
+        description="Watermark delay: a tick whose event time is more than this behind the "
+        "latest event time Silver holds for its ticker is quarantined as 'late'.",
+    )
+
     # Spark
     spark_master: str = Field("local[2]")
     pyspark_python: str = Field(sys.executable, description="Python of the Spark workers.")

@@ -6,12 +6,14 @@ Per micro-batch of Bronze rows: each value is validated (:mod:`pipeline.validati
 ticks whose ``tick_id`` is new go to ``silver/ticks``; invalid ones and duplicates (same
 ``tick_id`` earlier in the batch or already in Silver) go to ``silver/quarantine`` with their
 reason. So ``bronze = silver + quarantine`` always, and the duplicates are the quarantine rows
-with reason ``duplicate_tick_id``.
+with reason ``duplicate_tick_id``. Ticks behind their ticker's event-time watermark are
+quarantined as ``late``, so a Gold bar whose window ends before the watermark is final.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -81,28 +83,46 @@ def classify_ticks(bronze: DataFrame, max_message_bytes: int, max_future_skew_s:
 
 
 def split_batch(
-    classified: pa.Table, existing_ids: set[str]
+    classified: pa.Table,
+    existing_ids: set[str],
+    watermarks: dict[str, datetime] | None = None,
+    allowed_lateness_s: float = 0.0,
 ) -> tuple[pa.Table, pa.Table]:
     """Split a classified micro-batch into (silver rows, quarantine rows).
 
     A valid tick is a duplicate if its ``tick_id`` is in ``existing_ids`` or appeared earlier in
     the batch (order: Kafka partition, offset); duplicates are quarantined as
-    ``duplicate_tick_id``.
+    ``duplicate_tick_id``. A valid, new tick whose event time is more than
+    ``allowed_lateness_s`` behind its ticker's watermark (the latest event time Silver held
+    before this batch) is quarantined as ``late``, with how late it is. Watermarks advance
+    between micro-batches, as Spark's do.
     """
     classified = classified.sort_by([("partition", "ascending"), ("offset", "ascending")])
     reasons = classified.column("reason").to_pylist()
-    ids = classified.column("tick_id").to_pylist()
-    seen = set(existing_ids)
     details = classified.column("detail").to_pylist()
+    ids = classified.column("tick_id").to_pylist()
+    tickers = classified.column("ticker").to_pylist()
+    times = classified.column("event_time").to_pylist()
+    marks = watermarks or {}
+    seen = set(existing_ids)
     for i, (reason, tick_id) in enumerate(zip(reasons, ids, strict=True)):
-        if reason is None:
-            if tick_id in seen:
-                reasons[i] = "duplicate_tick_id"
+        if reason is not None:
+            continue
+        if tick_id in seen:
+            reasons[i] = "duplicate_tick_id"
+            details[i] = (
+                "already in silver.ticks" if tick_id in existing_ids
+                else "earlier in the same micro-batch"
+            )
+        elif tickers[i] in marks:
+            behind_s = (marks[tickers[i]] - times[i]).total_seconds()
+            if behind_s > allowed_lateness_s:
+                reasons[i] = "late"
                 details[i] = (
-                    "already in silver.ticks" if tick_id in existing_ids
-                    else "earlier in the same micro-batch"
+                    f"{behind_s:.0f} s behind the {tickers[i]} watermark "
+                    f"{marks[tickers[i]].isoformat()} (allowed lateness {allowed_lateness_s:.0f} s)"
                 )
-            seen.add(tick_id)
+        seen.add(tick_id)
     verdict = pa.array(reasons, pa.string())
     classified = classified.set_column(
         classified.schema.get_field_index("reason"), "reason", verdict
@@ -116,6 +136,21 @@ def split_batch(
     return accepted.select(SILVER_TICKS.schema.names), quarantine.select(
         SILVER_QUARANTINE.schema.names
     )
+
+
+def ticker_watermarks(silver_path: str, tickers: list[str]) -> dict[str, datetime]:
+    """Latest event time (UTC) per ticker in Silver, for ``tickers`` that have any."""
+    if not tickers:
+        return {}
+    data = DeltaTable(silver_path).to_pyarrow_dataset().to_table(
+        columns=["ticker", "event_time"], filter=pc.field("ticker").isin(tickers)
+    )
+    if not len(data):
+        return {}
+    latest = data.cast(pa.schema([("ticker", pa.string()), ("event_time", UTC_TS)])).group_by(
+        "ticker").aggregate([("event_time", "max")])
+    return dict(zip(latest.column("ticker").to_pylist(),
+                    latest.column("event_time_max").to_pylist(), strict=True))
 
 
 def existing_tick_ids(silver_path: str, candidate_ids: list[str]) -> set[str]:
@@ -133,7 +168,7 @@ def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int],
     """foreachBatch function: quarantine first, then Silver, each exactly once.
 
     Quarantine is committed before Silver, so after a crash between the two the replayed batch
-    classifies duplicates against the same Silver state and gives the same split.
+    classifies duplicates and late ticks against the same Silver state and gives the same split.
     """
     silver = DeltaSink(SILVER_TICKS, settings.lake_dir, app_id)
     quarantine = DeltaSink(SILVER_QUARANTINE, settings.lake_dir, app_id)
@@ -147,7 +182,17 @@ def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int],
                               classified.column("reason").to_pylist(), strict=True)
             if r is None
         ]
-        accepted, rejected = split_batch(classified, existing_tick_ids(silver.path, valid_ids))
+        valid_tickers = sorted({
+            t for t, r in zip(classified.column("ticker").to_pylist(),
+                              classified.column("reason").to_pylist(), strict=True)
+            if r is None
+        })
+        accepted, rejected = split_batch(
+            classified,
+            existing_tick_ids(silver.path, valid_ids),
+            ticker_watermarks(silver.path, valid_tickers),
+            settings.allowed_lateness_s,
+        )
         quarantine.append(rejected, batch_id)
         silver.append(accepted, batch_id)
 

@@ -32,6 +32,7 @@ REASONS: dict[str, str] = {
     "event_time_future": "event_time is later than now + max_future_skew_s",
     "invalid_field": "another field constraint failed (source, seq)",
     "duplicate_tick_id": "a tick with the same tick_id is already in Silver or earlier in the batch",
+    "late": "event_time is behind its ticker's watermark (latest Silver event time - allowed_lateness_s)",
 }
 """Every quarantine reason code with its meaning."""
 

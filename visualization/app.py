@@ -62,11 +62,13 @@ else:
     )
 
 st.header("Data quality")
-cols = st.columns(4)
+cols = st.columns(5)
 cols[0].metric("Bronze", f"{recon['bronze']:,}")
-cols[1].metric("Rejected", f"{recon['rejected']:,}")
-cols[2].metric("Duplicates", f"{recon['duplicates']:,}")
-cols[3].metric("Reconciled", "yes" if recon["balanced"] else "NO",
+cols[1].metric("Rejected", f"{recon['rejected']:,}", help="all quarantine reasons but duplicates")
+cols[2].metric("Late", f"{recon['by_reason'].get('late', 0):,}",
+               help="ticks behind their ticker's event-time watermark (part of Rejected)")
+cols[3].metric("Duplicates", f"{recon['duplicates']:,}")
+cols[4].metric("Reconciled", "yes" if recon["balanced"] else "NO",
                help="bronze = silver + rejected + duplicates")
 if recon["by_reason"]:
     reasons = pd.DataFrame({"reason": list(recon["by_reason"]),
@@ -100,6 +102,10 @@ else:
         ),
         use_container_width=True,
     )
+    flags = data.anomalies(lake, ticker)
+    st.caption(f"{len(flags)} anomalies (|z| > 3 over the previous 30 days) for {ticker}")
+    if not flags.empty:
+        st.dataframe(flags.head(20), use_container_width=True, hide_index=True)
     meta = latest_model_metadata(lake).get(ticker)
     if meta:
         m = meta["metrics"]

@@ -9,6 +9,7 @@ import pandas as pd
 
 from config.tables import (
     BRONZE_TICKS,
+    GOLD_ANOMALIES,
     GOLD_BARS_1D,
     GOLD_PREDICTIONS,
     SILVER_QUARANTINE,
@@ -104,3 +105,9 @@ def price_chart_frame(bars_1d: pd.DataFrame, preds: pd.DataFrame, ticker: str,
                 "date": [last["date"], target], "price": [last["price"], value],
                 "series": [series, series]})], ignore_index=True)
     return frame
+
+
+def anomalies(lake_dir: Path, ticker: str) -> pd.DataFrame:
+    """``gold/anomalies`` rows of ``ticker``, newest first."""
+    frame = read_table(GOLD_ANOMALIES, lake_dir).to_pandas()
+    return frame[frame["ticker"] == ticker].sort_values("window_start", ascending=False)

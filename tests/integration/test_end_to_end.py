@@ -27,6 +27,9 @@ BAD_MESSAGES = {
     (b'{"schema_version":1,"tick_id":"' + b"f" * 32 + b'","ticker":"IBM","event_time":'
      b'"2012-01-03T14:30:00Z","price":3.5,"volume":-10,"source":"t","seq":1}'):
         "volume_negative",
+    # valid, but 12 years behind IBM's watermark (its last replayed day is 2013-03-01)
+    (b'{"schema_version":1,"tick_id":"' + b"d" * 32 + b'","ticker":"IBM","event_time":'
+     b'"2001-01-03T14:30:00Z","price":90.5,"volume":10,"source":"t","seq":1}'): "late",
 }
 
 
@@ -38,8 +41,8 @@ def settings(broker: Settings, tmp_path_factory: pytest.TempPathFactory) -> Sett
 
 def test_real_ticker_round_trip_then_bad_input_and_replay(spark, settings: Settings) -> None:
     """IBM 2000-2013 replayed: Gold bars equal the source bars exactly, Bronze equals what was
-    produced; then malformed messages and a partial replay are quarantined with their
-    reasons and bronze = silver + quarantine still holds."""
+    produced; then malformed messages, a late tick and a partial replay are quarantined with
+    their reasons, bronze = silver + quarantine still holds and Gold is unchanged."""
     from pipeline.runner import run_jobs
 
     assert ensure_topic(settings) == 4

@@ -24,6 +24,7 @@ def test_dashboard_shows_the_lake_counts(lake: Path, monkeypatch: pytest.MonkeyP
     assert shown["Total ingested records"] == "12" and shown["Bronze"] == "12"
     assert shown["Silver ticks"] == str(counts["silver"])
     assert shown["Rejected"] == "1" and shown["Duplicates"] == "1" and shown["Reconciled"] == "yes"
+    assert shown["Late"] == "0"
     assert shown["Last ingestion (UTC)"] == "2026-11-21 09:11:00"
     assert shown["Ingestion health"] == "stalled"  # the fixture was ingested days ago
     quarantine = at.dataframe[0].value

@@ -124,3 +124,19 @@ def test_longer_bars_are_the_rollup_of_shorter_ones(spark) -> None:
         expected = rollup(bars[short], freq)
         got = bars[long][expected.columns].reset_index(drop=True)
         pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+
+
+def test_ticks_behind_their_ticker_watermark_are_quarantined_as_late(spark) -> None:
+    """With AAA's watermark at 14:30 and 1 h allowed lateness, a 12:00 AAA tick is late (by
+    2.5 h), a 14:00 one is not; BBB has no watermark yet, so its old tick is accepted."""
+    values = [
+        message("a" * 32, event_time="2012-01-03T12:00:00Z"),
+        message("b" * 32, event_time="2012-01-03T14:00:00Z"),
+        message("c" * 32, event_time="2000-01-03T14:00:00Z", ticker="BBB"),
+    ]
+    classified = classify_ticks(bronze_frame(spark, values), 65536, 300).toArrow()
+    accepted, rejected = split_batch(classified, set(), {"AAA": T}, allowed_lateness_s=3600)
+    assert sorted(accepted.column("tick_id").to_pylist()) == ["b" * 32, "c" * 32]
+    [late] = rejected.to_pylist()
+    assert late["reason"] == "late" and late["tick_id"] == "a" * 32
+    assert late["detail"].startswith("9000 s behind the AAA watermark")
