@@ -177,20 +177,11 @@ def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int],
         if silver.committed(batch_id):
             return
         classified = batch.toArrow()
-        valid_ids = [
-            i for i, r in zip(classified.column("tick_id").to_pylist(),
-                              classified.column("reason").to_pylist(), strict=True)
-            if r is None
-        ]
-        valid_tickers = sorted({
-            t for t, r in zip(classified.column("ticker").to_pylist(),
-                              classified.column("reason").to_pylist(), strict=True)
-            if r is None
-        })
+        valid = classified.filter(pc.is_null(classified.column("reason")))
         accepted, rejected = split_batch(
             classified,
-            existing_tick_ids(silver.path, valid_ids),
-            ticker_watermarks(silver.path, valid_tickers),
+            existing_tick_ids(silver.path, valid.column("tick_id").to_pylist()),
+            ticker_watermarks(silver.path, sorted(set(valid.column("ticker").to_pylist()))),
             settings.allowed_lateness_s,
         )
         quarantine.append(rejected, batch_id)
