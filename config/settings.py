@@ -62,6 +62,10 @@ class Settings(BaseSettings):
         "latest event time Silver holds for its ticker is quarantined as 'late'.",
     )
 
+    maintenance_interval_s: float = Field(
+        600.0, gt=0, description="ticklake up runs table maintenance this often (live mode)."
+    )
+
     # Spark
     spark_master: str = Field("local[2]")
     pyspark_python: str = Field(sys.executable, description="Python of the Spark workers.")

@@ -257,6 +257,27 @@ def status(
 
 
 @app.command()
+def maintain(
+    lake: Lake = None,
+    retention_hours: Annotated[int, typer.Option(
+        help="Vacuum files unreferenced for longer than this (>= 168).")] = 168,
+) -> None:
+    """Compact small files, write Delta log checkpoints and vacuum; safe while jobs run."""
+    from ticklake.maintain import maintain as run_maintenance
+
+    _setup_logging()
+    settings = _settings(lake_dir=lake)
+    try:
+        report = run_maintenance(settings.lake_dir, retention_hours)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for name, entry in report.items():
+        print(f"{name:<20} files {entry['files_before']:>5} -> {entry['files_after']:<5} "
+              f"vacuumed {entry['vacuumed']}" + (f"  ({entry['skipped']})" if entry["skipped"]
+                                                  else ""))
+
+
+@app.command()
 def dashboard(lake: Lake = None) -> None:
     """Serve the Streamlit dashboard alone (reads the Delta tables; never starts Spark)."""
     import subprocess

@@ -253,10 +253,18 @@ def _run_live(
     from ticklake.status import lake_status
 
     last_train = 0.0
+    last_maintenance = time.monotonic()
     try:
         while True:
             time.sleep(2.0)
             services.check_alive()
+            if time.monotonic() - last_maintenance > settings.maintenance_interval_s:
+                last_maintenance = time.monotonic()
+                from ticklake.maintain import maintain
+
+                for name, entry in maintain(settings.lake_dir).items():
+                    log.info("maintenance %s: files %d -> %d", name, entry["files_before"],
+                             entry["files_after"])
             if "error" in outcome:
                 raise TicklakeError(f"producer failed: {outcome.pop('error')}")
             gold = lake_status(settings.lake_dir)["tables"].get("gold.daily_metrics")

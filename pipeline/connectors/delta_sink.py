@@ -5,6 +5,10 @@ its rows (``CommitProperties(app_transactions=[Transaction(app_id, batch_id)])``
 ``txnAppId``/``txnVersion`` mechanism of the Delta protocol). delta-rs does not refuse an
 older version, so :meth:`DeltaSink.committed` is checked first and a replayed micro-batch
 (after a crash between the Delta commit and Spark's checkpoint commit) is skipped.
+
+A commit that conflicts with a concurrent one (e.g. compaction by ``ticklake maintain``
+rewriting the files a MERGE read) is retried up to 5 times with exponential back-off
+(tenacity); before each retry the batch id is checked again.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from pathlib import Path
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from config.tables import Table
 
@@ -58,6 +64,14 @@ class DeltaSink:
             return None
         return CommitProperties(app_transactions=[Transaction(self.app_id, batch_id)])
 
+    def _retrying(self) -> Retrying:
+        return Retrying(
+            retry=retry_if_exception_type(CommitFailedError),
+            stop=stop_after_attempt(5),
+            wait=wait_exponential(multiplier=0.2, max=5),
+            reraise=True,
+        )
+
     def _conform(self, data: pa.Table) -> pa.Table:
         return data.select(self.table.schema.names).cast(self.table.schema)
 
@@ -66,12 +80,14 @@ class DeltaSink:
 
         An empty batch is committed too (with no rows), so the batch id is recorded.
         """
-        if self.committed(batch_id):
-            log.info("%s: batch %d already committed, skipped", self.table.name, batch_id)
-            return False
-        write_deltalake(
-            self.path, self._conform(data), mode="append", commit_properties=self._props(batch_id)
-        )
+        rows = self._conform(data)
+        for attempt in self._retrying():
+            with attempt:
+                if self.committed(batch_id):
+                    log.info("%s: batch %d already committed, skipped", self.table.name, batch_id)
+                    return False
+                write_deltalake(self.path, rows, mode="append",
+                                commit_properties=self._props(batch_id))
         return True
 
     def upsert(
@@ -93,20 +109,21 @@ class DeltaSink:
         """
         if not self.table.keys:
             raise ValueError(f"{self.table.name} has no keys to merge on")
-        if self.committed(batch_id):
-            log.info("%s: batch %d already committed, skipped", self.table.name, batch_id)
-            return False
         predicate = " AND ".join(f"t.{k} = s.{k}" for k in self.table.keys)
-        merger = (
-            DeltaTable(self.path)
-            .merge(
-                self._conform(data), predicate, source_alias="s", target_alias="t",
-                commit_properties=self._props(batch_id),
-            )
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-        )
-        if delete_unmatched_where:
-            merger = merger.when_not_matched_by_source_delete(delete_unmatched_where)
-        merger.execute()
+        rows = self._conform(data)
+        for attempt in self._retrying():
+            with attempt:
+                if self.committed(batch_id):
+                    log.info("%s: batch %d already committed, skipped", self.table.name, batch_id)
+                    return False
+                merger = (
+                    DeltaTable(self.path)
+                    .merge(rows, predicate, source_alias="s", target_alias="t",
+                           commit_properties=self._props(batch_id))
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                )
+                if delete_unmatched_where:
+                    merger = merger.when_not_matched_by_source_delete(delete_unmatched_where)
+                merger.execute()
         return True
