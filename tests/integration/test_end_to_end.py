@@ -27,6 +27,20 @@ BAD_MESSAGES = {
     (b'{"schema_version":1,"tick_id":"' + b"f" * 32 + b'","ticker":"IBM","event_time":'
      b'"2012-01-03T14:30:00Z","price":3.5,"volume":-10,"source":"t","seq":1}'):
         "volume_negative",
+    (b'{"schema_version":1,"tick_id":"' + b"1" * 32 + b'","ticker":"IBM","event_time":'
+     b'"2012-01-03T14:30:00Z","price":"3.5","volume":10,"source":"t","seq":1}'): "wrong_type",
+    (b'{"schema_version":1,"tick_id":"' + b"2" * 32 + b'","ticker":"IBM","event_time":'
+     b'"2012-01-03T14:30:00Z","price":NaN,"volume":10,"source":"t","seq":1}'):
+        "price_not_finite",
+    (b'{"schema_version":1,"tick_id":"' + b"3" * 32 + b'","ticker":"ibm!","event_time":'
+     b'"2012-01-03T14:30:00Z","price":3.5,"volume":10,"source":"t","seq":1}'):
+        "ticker_malformed",
+    (b'{"schema_version":1,"tick_id":"' + b"4" * 32 + b'","ticker":"IBM","event_time":'
+     b'"03/01/2013","price":3.5,"volume":10,"source":"t","seq":1}'): "event_time_invalid",
+    (b'{"schema_version":1,"tick_id":"' + b"5" * 32 + b'","ticker":"IBM","event_time":'
+     b'"2099-01-03T14:30:00Z","price":3.5,"volume":10,"source":"t","seq":1}'):
+        "event_time_future",
+    b'{"pad":"' + b"x" * 70_000 + b'"}': "oversize",
     # valid, but 12 years behind IBM's watermark (its last replayed day is 2013-03-01)
     (b'{"schema_version":1,"tick_id":"' + b"d" * 32 + b'","ticker":"IBM","event_time":'
      b'"2001-01-03T14:30:00Z","price":90.5,"volume":10,"source":"t","seq":1}'): "late",
@@ -41,8 +55,9 @@ def settings(broker: Settings, tmp_path_factory: pytest.TempPathFactory) -> Sett
 
 def test_real_ticker_round_trip_then_bad_input_and_replay(spark, settings: Settings) -> None:
     """IBM 2000-2013 replayed: Gold bars equal the source bars exactly, Bronze equals what was
-    produced; then malformed messages, a late tick and a partial replay are quarantined with
-    their reasons, bronze = silver + quarantine still holds and Gold is unchanged."""
+    produced; then malformed messages (one per reason code), a tombstone, a late tick and a
+    partial replay are quarantined with their reasons and raw bytes, bronze = silver +
+    quarantine still holds and Gold is unchanged."""
     from pipeline.runner import run_jobs
 
     assert ensure_topic(settings) == 4
@@ -65,19 +80,21 @@ def test_real_ticker_round_trip_then_bad_input_and_replay(spark, settings: Setti
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
     for value in BAD_MESSAGES:
         producer.produce(settings.topic, key=b"IBM", value=value)
+    producer.produce(settings.topic, key=b"IBM", value=None)  # a tombstone
     producer.flush(30)
     replay = ReplaySource(["IBM"], limit_days=25)
     publish(replay.ticks(), settings, progress=False)
     run_jobs(settings, ["bronze", "silver", "gold"], until_caught_up=True)
 
     recon = lake_status(settings.lake_dir)["reconciliation"]
-    expected_bronze = report.produced + len(BAD_MESSAGES) + 100
+    expected_bronze = report.produced + len(BAD_MESSAGES) + 1 + 100
     assert recon["bronze"] == expected_bronze
     assert recon["silver"] == report.produced
     assert recon["duplicates"] == 100
     assert recon["bronze"] == recon["silver"] + recon["quarantine"] and recon["balanced"]
     quarantine = read_table(SILVER_QUARANTINE, settings.lake_dir).to_pylist()
     by_value = {row["raw_value"]: row for row in quarantine}
+    assert by_value[None]["reason"] == "null_value"
     for value, reason in BAD_MESSAGES.items():
         assert by_value[value]["reason"] == reason
         assert by_value[value]["topic"] == settings.topic and by_value[value]["offset"] >= 0
