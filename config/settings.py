@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     pyspark_python: str = Field(sys.executable, description="Python of the Spark workers.")
     trigger_interval_s: float = Field(2.0, gt=0, le=3600)
     max_offsets_per_trigger: int | None = Field(None, ge=1)
+    fail_on_data_loss: bool = Field(
+        True, description="Kafka source failOnDataLoss: fail when offsets it needs are gone."
+    )
 
     # Analytics
     window_days: int = Field(7, ge=2, le=365)

@@ -22,6 +22,7 @@ def kafka_ticks(spark: SparkSession, settings: Settings) -> DataFrame:
         .option("kafka.bootstrap.servers", settings.bootstrap_servers)
         .option("subscribe", settings.topic)
         .option("startingOffsets", "earliest")
+        .option("failOnDataLoss", str(settings.fail_on_data_loss).lower())
     )
     if settings.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", settings.max_offsets_per_trigger)

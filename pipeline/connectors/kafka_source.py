@@ -19,6 +19,12 @@ offset to read. Each micro-batch has one input partition per Kafka partition wit
 read on the executors with librdkafka (confluent-kafka). ``Trigger.AvailableNow`` is
 supported. Other ``kafka.*`` options are passed to librdkafka without the prefix.
 
+``failOnDataLoss`` (default ``true``), as in Spark's source: when offsets the query still needs
+are gone (deleted by retention, or the topic was recreated, e.g. an in-memory broker restarted
+and its end offsets fell below what was already read) the query fails with a clear error. With
+``false`` it logs the loss and goes on: a partition whose end fell below the read position is
+read again from its new log start.
+
 End offsets: some brokers (tansu 0.6) answer ListOffsets(LATEST) with less than the true end,
 while the high watermark in a fetch response is right. :func:`end_offsets` therefore takes the
 maximum of ListOffsets and a fetch-based high watermark, which is correct on Apache Kafka too.
@@ -225,6 +231,7 @@ class KafkaInputPartition(InputPartition):
     until_offset: int
     conf: tuple[tuple[str, Any], ...]
     poll_timeout_s: float
+    fail_on_data_loss: bool = True
 
 
 class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
@@ -243,6 +250,10 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         if self.max_rows is not None and self.max_rows < 1:
             raise KafkaSourceError(f"maxOffsetsPerTrigger={max_rows} must be >= 1")
         self.poll_timeout_s = float(options.get("pollTimeoutMs", "120000")) / 1000
+        flag = options.get("failOnDataLoss", "true").strip().lower()
+        if flag not in ("true", "false"):
+            raise KafkaSourceError(f"failOnDataLoss={flag!r}: use 'true' or 'false'")
+        self.fail_on_data_loss = flag == "true"
         self._probe: OffsetProbe | None = None
         self._target: Offsets | None = None
         self._latest: Offsets | None = None
@@ -295,13 +306,31 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                     for p, off in parts.items()}
                 for t, parts in end.items()
             }
-        end = {t: {p: max(off, start[t][p]) for p, off in parts.items()} for t, parts in end.items()}
+        for t, parts in end.items():
+            for p, off in parts.items():
+                if off < start[t][p]:
+                    self._data_loss(
+                        f"{t}[{p}]: the end offset {off} is below the next offset to read "
+                        f"{start[t][p]}: the topic was deleted and recreated or truncated (an "
+                        "in-memory broker restarted?), so records may be lost"
+                    )
+        if self.fail_on_data_loss:
+            end = {t: {p: max(off, start[t][p]) for p, off in parts.items()}
+                   for t, parts in end.items()}
         for t, parts in start.items():  # keep partitions the broker did not list this time
             for p, off in parts.items():
                 end.setdefault(t, {}).setdefault(p, off)
         if isinstance(limit, ReadMaxRows):
             end = split_by_max_rows(start, end, limit.max_rows)
         return end
+
+    def _data_loss(self, message: str) -> None:
+        if self.fail_on_data_loss:
+            raise KafkaSourceError(
+                message + ". Set the option failOnDataLoss=false to log the loss and go on, or "
+                "start the query with a new checkpoint."
+            )
+        log.warning("data loss (failOnDataLoss=false, going on): %s", message)
 
     def getDefaultReadLimit(self) -> ReadLimit:
         return ReadMaxRows(self.max_rows) if self.max_rows else ReadAllAvailable()
@@ -318,9 +347,12 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         for t, parts in end.items():
             for p, until in sorted(parts.items(), key=lambda kv: int(kv[0])):
                 begin = start.get(t, {}).get(p, 0)
+                if until < begin:  # offsets went back (failOnDataLoss=false): from the start
+                    begin = 0
                 if until > begin:
                     splits.append(
-                        KafkaInputPartition(t, int(p), begin, until, conf, self.poll_timeout_s)
+                        KafkaInputPartition(t, int(p), begin, until, conf, self.poll_timeout_s,
+                                            self.fail_on_data_loss)
                     )
         return splits
 
@@ -367,6 +399,11 @@ def read_partition(split: KafkaInputPartition) -> Iterator[tuple]:
                 offset = msg.offset()
                 if offset < position:
                     continue
+                if offset > position and split.fail_on_data_loss:
+                    raise KafkaSourceError(
+                        f"{split.topic}[{split.partition}]: offsets {position}..{offset - 1} are "
+                        "gone (deleted by retention?); set failOnDataLoss=false to skip them"
+                    )
                 if offset >= split.until_offset:
                     position = split.until_offset
                     break

@@ -1,0 +1,75 @@
+"""Restarting the embedded (in-memory) tansu broker mid-stream.
+
+What tansu's memory engine keeps across its own restart, measured here: nothing. Topics and
+messages are gone; offsets start again at 0. So:
+
+* the producer retries while the broker is down and delivers everything once it is back;
+* Bronze keeps every record it had ingested;
+* the Kafka source notices that the end offsets fell below what it had read and, with
+  failOnDataLoss=true (the default), stops with a clear error instead of silently waiting;
+  with failOnDataLoss=false it logs the loss and reads the new records.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings
+from config.tables import BRONZE_TICKS
+from producer.publisher import publish
+from producer.sources.replay import ReplaySource
+from tests.conftest import free_port
+from ticklake.broker import EmbeddedBroker, ensure_topic
+from ticklake.status import read_table
+
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
+
+
+def test_in_memory_broker_restart(spark, tmp_path: Path) -> None:
+    """Before: 200 ticks in Bronze. Broker restarted while the producer sends 40 more: all 40
+    delivered; the source refuses to go on silently; with failOnDataLoss=false it reads them."""
+    from pyspark.errors import StreamingQueryException
+
+    from pipeline.runner import run_jobs
+
+    settings = Settings(bootstrap_servers=f"127.0.0.1:{free_port()}", run_dir=tmp_path / "run",
+                        lake_dir=tmp_path / "lake", topic="restart.ticks")
+    broker = EmbeddedBroker(settings)
+    bars = ReplaySource(["FB"]).bars
+    first, second = ReplaySource(["FB"]), ReplaySource(["FB"])
+    first.bars, second.bars = bars.iloc[:50], bars.iloc[50:60]
+    broker.start()
+    try:
+        ensure_topic(settings)
+        assert publish(first.ticks(), settings, progress=False).produced == 200
+        run_jobs(settings, ["bronze"], until_caught_up=True)
+        assert read_table(BRONZE_TICKS, settings.lake_dir).num_rows == 200
+
+        broker.stop()
+        outcome: dict[str, object] = {}
+        sender = threading.Thread(
+            target=lambda: outcome.update(report=publish(second.ticks(), settings,
+                                                         progress=False)))
+        sender.start()  # the broker is down: librdkafka buffers and retries
+        time.sleep(3)
+        broker.start()
+        ensure_topic(settings)  # the memory engine lost the topic: create it again
+        sender.join(timeout=150)
+        assert outcome["report"].produced == 40 and outcome["report"].failed == 0
+
+        with pytest.raises(StreamingQueryException, match="end offset .* is below the next"):
+            run_jobs(settings, ["bronze"], until_caught_up=True)
+        assert read_table(BRONZE_TICKS, settings.lake_dir).num_rows == 200  # nothing lost
+
+        lenient = settings.with_overrides(fail_on_data_loss=False)
+        run_jobs(lenient, ["bronze"], until_caught_up=True)
+        bronze = read_table(BRONZE_TICKS, settings.lake_dir).to_pylist()
+        assert len(bronze) == 240
+        values = [r["value"] for r in bronze]
+        assert len(set(values)) == 240  # the 40 new ticks, no record twice
+    finally:
+        broker.stop()
