@@ -14,6 +14,7 @@ rewriting the files a MERGE read) is retried up to 5 times with exponential back
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -64,13 +65,21 @@ class DeltaSink:
             return None
         return CommitProperties(app_transactions=[Transaction(self.app_id, batch_id)])
 
-    def _retrying(self) -> Retrying:
-        return Retrying(
+    def _commit_once(self, batch_id: int | None, commit: Callable[[], object]) -> bool:
+        """Run ``commit`` unless ``batch_id`` is already in the table; retry lost races."""
+        retrying = Retrying(
             retry=retry_if_exception_type(CommitFailedError),
             stop=stop_after_attempt(5),
             wait=wait_exponential(multiplier=0.2, max=5),
             reraise=True,
         )
+        for attempt in retrying:
+            with attempt:
+                if self.committed(batch_id):
+                    log.info("%s: batch %d already committed, skipped", self.table.name, batch_id)
+                    return False
+                commit()
+        return True
 
     def _conform(self, data: pa.Table) -> pa.Table:
         return data.select(self.table.schema.names).cast(self.table.schema)
@@ -81,14 +90,8 @@ class DeltaSink:
         An empty batch is committed too (with no rows), so the batch id is recorded.
         """
         rows = self._conform(data)
-        for attempt in self._retrying():
-            with attempt:
-                if self.committed(batch_id):
-                    log.info("%s: batch %d already committed, skipped", self.table.name, batch_id)
-                    return False
-                write_deltalake(self.path, rows, mode="append",
-                                commit_properties=self._props(batch_id))
-        return True
+        return self._commit_once(batch_id, lambda: write_deltalake(
+            self.path, rows, mode="append", commit_properties=self._props(batch_id)))
 
     def upsert(
         self, data: pa.Table, batch_id: int | None, delete_unmatched_where: str | None = None
@@ -111,19 +114,17 @@ class DeltaSink:
             raise ValueError(f"{self.table.name} has no keys to merge on")
         predicate = " AND ".join(f"t.{k} = s.{k}" for k in self.table.keys)
         rows = self._conform(data)
-        for attempt in self._retrying():
-            with attempt:
-                if self.committed(batch_id):
-                    log.info("%s: batch %d already committed, skipped", self.table.name, batch_id)
-                    return False
-                merger = (
-                    DeltaTable(self.path)
-                    .merge(rows, predicate, source_alias="s", target_alias="t",
-                           commit_properties=self._props(batch_id))
-                    .when_matched_update_all()
-                    .when_not_matched_insert_all()
-                )
-                if delete_unmatched_where:
-                    merger = merger.when_not_matched_by_source_delete(delete_unmatched_where)
-                merger.execute()
-        return True
+
+        def merge() -> None:
+            merger = (
+                DeltaTable(self.path)
+                .merge(rows, predicate, source_alias="s", target_alias="t",
+                       commit_properties=self._props(batch_id))
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+            )
+            if delete_unmatched_where:
+                merger = merger.when_not_matched_by_source_delete(delete_unmatched_where)
+            merger.execute()
+
+        return self._commit_once(batch_id, merge)

@@ -15,35 +15,30 @@ from ticklake.verify import compare_with_lake
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
+def tick_json(tick_id: str, **fields: str) -> bytes:
+    """A tick message as raw JSON text, with some fields replaced by raw JSON snippets."""
+    body = {"schema_version": "1", "tick_id": f'"{tick_id * 32}"', "ticker": '"IBM"',
+            "event_time": '"2012-01-03T14:30:00Z"', "price": "3.5", "volume": "10",
+            "source": '"t"', "seq": "1", **fields}
+    return ("{" + ",".join(f'"{k}":{v}' for k, v in body.items()) + "}").encode()
+
+
 BAD_MESSAGES = {
     b"not json at all": "not_json",
     b"\xff\xfe\xfd": "not_utf8",
     b"[1,2,3]": "not_object",
     b'{"schema_version":1}': "missing_field",
     b'{"schema_version":9,"tick_id":"x"}': "unknown_schema_version",
-    (b'{"schema_version":1,"tick_id":"' + b"e" * 32 + b'","ticker":"IBM","event_time":'
-     b'"2012-01-03T14:30:00Z","price":-3.5,"volume":10,"source":"t","seq":1}'):
-        "price_not_positive",
-    (b'{"schema_version":1,"tick_id":"' + b"f" * 32 + b'","ticker":"IBM","event_time":'
-     b'"2012-01-03T14:30:00Z","price":3.5,"volume":-10,"source":"t","seq":1}'):
-        "volume_negative",
-    (b'{"schema_version":1,"tick_id":"' + b"1" * 32 + b'","ticker":"IBM","event_time":'
-     b'"2012-01-03T14:30:00Z","price":"3.5","volume":10,"source":"t","seq":1}'): "wrong_type",
-    (b'{"schema_version":1,"tick_id":"' + b"2" * 32 + b'","ticker":"IBM","event_time":'
-     b'"2012-01-03T14:30:00Z","price":NaN,"volume":10,"source":"t","seq":1}'):
-        "price_not_finite",
-    (b'{"schema_version":1,"tick_id":"' + b"3" * 32 + b'","ticker":"ibm!","event_time":'
-     b'"2012-01-03T14:30:00Z","price":3.5,"volume":10,"source":"t","seq":1}'):
-        "ticker_malformed",
-    (b'{"schema_version":1,"tick_id":"' + b"4" * 32 + b'","ticker":"IBM","event_time":'
-     b'"03/01/2013","price":3.5,"volume":10,"source":"t","seq":1}'): "event_time_invalid",
-    (b'{"schema_version":1,"tick_id":"' + b"5" * 32 + b'","ticker":"IBM","event_time":'
-     b'"2099-01-03T14:30:00Z","price":3.5,"volume":10,"source":"t","seq":1}'):
-        "event_time_future",
+    tick_json("e", price="-3.5"): "price_not_positive",
+    tick_json("f", volume="-10"): "volume_negative",
+    tick_json("1", price='"3.5"'): "wrong_type",
+    tick_json("2", price="NaN"): "price_not_finite",
+    tick_json("3", ticker='"ibm!"'): "ticker_malformed",
+    tick_json("4", event_time='"03/01/2013"'): "event_time_invalid",
+    tick_json("5", event_time='"2099-01-03T14:30:00Z"'): "event_time_future",
     b'{"pad":"' + b"x" * 70_000 + b'"}': "oversize",
     # valid, but 12 years behind IBM's watermark (its last replayed day is 2013-03-01)
-    (b'{"schema_version":1,"tick_id":"' + b"d" * 32 + b'","ticker":"IBM","event_time":'
-     b'"2001-01-03T14:30:00Z","price":90.5,"volume":10,"source":"t","seq":1}'): "late",
+    tick_json("d", event_time='"2001-01-03T14:30:00Z"', price="90.5"): "late",
 }
 
 
