@@ -85,11 +85,6 @@ def gold_bars(ticks: DataFrame, interval: str) -> DataFrame:
     )
 
 
-def gold_bars_1d(ticks: DataFrame) -> DataFrame:
-    """Daily bars: :func:`gold_bars` with ``interval="1d"``."""
-    return gold_bars(ticks, "1d")
-
-
 def gold_daily_metrics(ticks: DataFrame) -> DataFrame:
     """Silver ticks -> daily metrics per ticker and UTC trading date.
 
@@ -170,11 +165,11 @@ def gold_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], N
 
 
 def read_bars(lake_dir: Path, table: Table, tickers: list[str]) -> pd.DataFrame:
-    """All bars of ``tickers`` from a bar table (delta-rs; partition-free filter on ticker)."""
+    """All bars of ``tickers`` from a bar table (delta-rs; the ticker filter is pushed into
+    the scan)."""
     import pyarrow.compute as pc
 
-    data = read_table(table, lake_dir)
-    return data.filter(pc.is_in(data.column("ticker"), pa.array(tickers))).to_pandas()
+    return read_table(table, lake_dir, where=pc.field("ticker").isin(tickers)).to_pandas()
 
 
 def stream(spark: SparkSession, settings: Settings) -> DataFrame:

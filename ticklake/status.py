@@ -22,8 +22,17 @@ def open_table(table: Table, lake_dir: Path) -> DeltaTable | None:
         return None
 
 
-def read_table(table: Table, lake_dir: Path, columns: list[str] | None = None) -> pa.Table:
+def read_table(
+    table: Table, lake_dir: Path, columns: list[str] | None = None,
+    where: pc.Expression | None = None,
+) -> pa.Table:
     """The table's current snapshot as Arrow (empty with the registered schema if missing).
+
+    Args:
+        table: the registered table.
+        lake_dir: the lake.
+        columns: only these columns (default all).
+        where: a pyarrow filter expression, pushed down into the scan.
 
     View types (Utf8View, BinaryView) that delta-rs may return are cast to plain types.
     """
@@ -31,7 +40,7 @@ def read_table(table: Table, lake_dir: Path, columns: list[str] | None = None) -
     schema = table.schema if columns is None else pa.schema([table.schema.field(c) for c in columns])
     if delta is None:
         return schema.empty_table()
-    data = delta.to_pyarrow_dataset().to_table(columns=columns)
+    data = delta.to_pyarrow_dataset().to_table(columns=columns, filter=where)
     return data.select(schema.names).cast(schema)
 
 

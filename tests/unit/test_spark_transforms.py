@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from config.tables import BRONZE_TICKS
-from pipeline.gold import gold_bars_1d, gold_daily_metrics
+from pipeline.gold import gold_bars, gold_daily_metrics
 from pipeline.schemas import spark_schema
 from pipeline.silver import classify_ticks, split_batch
 
@@ -70,7 +70,7 @@ def test_bars_take_open_and_close_by_event_time_then_seq(spark) -> None:
         ("AAA", t(17, 0), 6, "d", 9.5, 40),
         ("BBB", t(15, 0), 1, "e", 50.0, 0),
     ]
-    bars = {r["ticker"]: r for r in gold_bars_1d(ticks_frame(spark, rows)).collect()}
+    bars = {r["ticker"]: r for r in gold_bars(ticks_frame(spark, rows), "1d").collect()}
     a = bars["AAA"]
     assert (a.open, a.high, a.low, a.close, a.volume, a.trade_count) == (10.0, 12.0, 9.5, 11.0, 100, 5)
     assert a.vwap == pytest.approx((11 * 10 + 10.5 * 20 + 10 * 30 + 9.5 * 40) / 100)
