@@ -32,15 +32,20 @@ def read_table(
         table: the registered table.
         lake_dir: the lake.
         columns: only these columns (default all).
-        where: a pyarrow filter expression, pushed down into the scan.
+        where: a pyarrow filter expression over the table's columns.
 
     View types (Utf8View, BinaryView) that delta-rs may return are cast to plain types.
+    ``where`` is applied after the scan, not pushed into it: after a delta-rs MERGE the file
+    statistics of string columns are ``string_view`` and a pushed-down comparison with a
+    ``string`` column fails (ArrowNotImplementedError, deltalake 1.6.6).
     """
     delta = open_table(table, lake_dir)
     schema = table.schema if columns is None else pa.schema([table.schema.field(c) for c in columns])
     if delta is None:
         return schema.empty_table()
-    data = delta.to_pyarrow_dataset().to_table(columns=columns, filter=where)
+    data = delta.to_pyarrow_dataset().to_table(columns=None if where is not None else columns)
+    if where is not None:
+        data = data.filter(where)
     return data.select(schema.names).cast(schema)
 
 

@@ -63,6 +63,9 @@ class Job:
         self.batches_at_start = 0
         self.kills = 0
 
+    def __repr__(self) -> str:
+        return f"{self.name}: {self.kills} kills"
+
     def start(self) -> None:
         env = {**os.environ, "TICKLAKE_TOPIC": self.settings.topic,
                "TICKLAKE_TRIGGER_INTERVAL_S": "0.5", "TICKLAKE_MAX_OFFSETS_PER_TRIGGER": "400"}
@@ -98,42 +101,46 @@ def committed_batches(lake: Path, job: str) -> int:
 def test_kill_9_of_every_job_loses_and_duplicates_nothing(
     spark, broker: Settings, tmp_path: Path
 ) -> None:
-    """While 9,600 real ticks are produced, bronze, silver and gold are each killed with
-    SIGKILL (JVM included) at least twice, each time after its run committed a micro-batch and
-    at a random moment of the next ones (micro-batches of at most 400 records), and restarted
-    from their checkpoints.
+    """While real ticks (MSFT, IBM, AAPL) are produced in paced chunks, bronze, silver and gold
+    are each killed with SIGKILL (JVM included) at least twice, each time after its run committed
+    a micro-batch and at a random moment of the next ones (micro-batches of at most 400 records),
+    and restarted from their checkpoints. The producer keeps publishing (at least 30 chunks of
+    320 ticks) until every job has been killed twice, so a slow machine gets more traffic rather
+    than a job left without data to be killed on.
     Afterwards Bronze holds every produced (partition, offset) exactly once, and Silver and
     Gold equal those of a run without kills over the same topic."""
     from pipeline.runner import run_jobs
 
     settings = broker.with_overrides(lake_dir=tmp_path / "lake", topic="faults.ticks")
     ensure_topic(settings)
-    source = ReplaySource(["MSFT", "IBM", "AAPL"], limit_days=800)
-    ticks = list(source.ticks())
+    ticks = list(ReplaySource(["MSFT", "IBM", "AAPL"]).ticks())
+    chunks = [ticks[i:i + 320] for i in range(0, len(ticks), 320)]
+    jobs = {name: Job(name, settings, tmp_path) for name in ("bronze", "silver", "gold")}
+    killed_enough = threading.Event()
     done = threading.Event()
-    produced: dict[str, int] = {}
+    produced: list[int] = []
 
-    def produce() -> None:  # ~60 s of traffic in 30 paced chunks
+    def produce() -> None:  # a chunk every 2 s: at least 30, then until the kills are done
         try:
-            for i in range(30):
-                chunk = ticks[i * len(ticks) // 30:(i + 1) * len(ticks) // 30]
-                report = publish(chunk, settings, progress=False)
-                produced["n"] = produced.get("n", 0) + report.produced
+            for n, chunk in enumerate(chunks):
+                if n >= 30 and killed_enough.is_set():
+                    break
+                produced.append(publish(chunk, settings, progress=False).produced)
                 time.sleep(2)
         finally:
             done.set()
 
     rng = random.Random(20261122)
-    jobs = {name: Job(name, settings, tmp_path) for name in ("bronze", "silver", "gold")}
     producer = threading.Thread(target=produce, daemon=True)
-    deadline = time.monotonic() + 900
+    deadline = time.monotonic() + 1200
     try:
         for job in jobs.values():
             job.start()
         producer.start()
-        while not done.is_set() or min(j.kills for j in jobs.values()) < 2:
-            assert time.monotonic() < deadline, "jobs did not come up often enough to be killed"
-            running = [j for j in jobs.values() if j.streaming()]
+        while min(j.kills for j in jobs.values()) < 2:
+            assert not done.is_set(), f"the producer ran out of ticks; kills so far {jobs}"
+            assert time.monotonic() < deadline, f"jobs were not killed often enough: {jobs}"
+            running = [j for j in jobs.values() if j.kills < 2 and j.streaming()]
             if not running:
                 time.sleep(0.5)
                 continue
@@ -141,8 +148,10 @@ def test_kill_9_of_every_job_loses_and_duplicates_nothing(
             time.sleep(rng.uniform(0.0, 3.0))  # a random moment of its next micro-batches
             victim.kill9()
             victim.start()
+        killed_enough.set()
         producer.join()
     finally:
+        killed_enough.set()
         for job in jobs.values():
             job.stop()
     kills = {name: job.kills for name, job in jobs.items()}
@@ -150,13 +159,14 @@ def test_kill_9_of_every_job_loses_and_duplicates_nothing(
     assert min(kills.values()) >= 2, kills
     # each killed run had committed a micro-batch of its own: the kills hit running streams
     assert all(batches[name] >= kills[name] for name in jobs), (batches, kills)
-    assert produced["n"] == len(ticks) == 3 * 800 * 4
+    # every published chunk acknowledged in full
+    assert produced == [len(chunk) for chunk in chunks[:len(produced)]], produced
 
     run_jobs(settings, ["bronze", "silver", "gold"], until_caught_up=True)  # restart, catch up
 
     bronze = read_table(BRONZE_TICKS, settings.lake_dir, ["partition", "offset"]).to_pylist()
     positions = {(r["partition"], r["offset"]) for r in bronze}
-    assert len(bronze) == len(positions) == len(ticks)
+    assert len(bronze) == len(positions) == sum(produced)
     assert read_table(SILVER_QUARANTINE, settings.lake_dir).num_rows == 0
 
     reference = broker.with_overrides(lake_dir=tmp_path / "reference", topic="faults.ticks")
