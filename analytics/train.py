@@ -1,195 +1,235 @@
-"""Train, evaluate and register one Keras LSTM per ticker on ``gold/daily_metrics``.
+"""Train, backtest, register and promote one Keras LSTM per ticker on ``gold/daily_metrics``.
 
-For each ticker: windows of ``window_days`` days (:mod:`analytics.features`), a chronological
-hold-out of the last ``holdout_fraction`` of windows, the scaler fitted on the training part
-only, an LSTM(32) -> Dense(1) trained on relative changes, and metrics on the hold-out next to
-the naive last-value forecast ("tomorrow's avg_price = today's"). The model goes to
-``models/<ticker>/<version>/`` and its next-day forecast to ``gold/predictions``.
+For each ticker (in parallel worker processes, ``Settings.train_workers`` x
+``Settings.train_threads``):
+
+1. windows of ``window_days`` days (:mod:`analytics.features`);
+2. a walk-forward backtest of the LSTM and the baselines (:mod:`analytics.backtest`);
+3. the final LSTM on all windows (the last ``validation_fraction`` for early stopping and the
+   80% interval's residual quantiles);
+4. a new registry version (:mod:`analytics.registry`) with the model, scaler, metadata and
+   backtest plot; the champion pointer moves only if the rule of
+   :func:`analytics.registry.promotion_decision` says so.
+
+Afterwards each ticker's champion forecasts the next trading day from current Gold into
+``gold/predictions`` (with its interval and the naive forecast).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 from tqdm import tqdm
 
-from analytics.features import FEATURES, Scaler, make_windows
+from analytics.backtest import INTERVAL, MODELS, final_fold, fit_lstm, walk_forward, walk_forward_folds
+from analytics.features import FEATURES, make_windows
+from analytics.plot import backtest_plot
+from analytics.registry import Registry, code_version, data_fingerprint
 from config.settings import Settings
-from config.tables import GOLD_DAILY_METRICS, GOLD_PREDICTIONS, MODELS_DIR
+from config.tables import GOLD_DAILY_METRICS, GOLD_PREDICTIONS
 from pipeline.connectors.delta_sink import DeltaSink
 from ticklake.status import open_table, read_table
 
 log = logging.getLogger(__name__)
-MIN_TRAIN_WINDOWS = 30
 
-
-def regression_metrics(actual: np.ndarray, predicted: np.ndarray, last: np.ndarray) -> dict:
-    """RMSE and MAE (price units) and directional accuracy of price forecasts.
-
-    Directional accuracy is the share of days, among those whose actual price changed, where
-    ``sign(predicted - last) == sign(actual - last)``; None when the forecast never moves
-    (the naive forecast) or no day changed.
-    """
-    err = predicted - actual
-    moved = actual != last
-    pred_move = np.sign(predicted - last)
-    direction = None
-    if moved.any() and (pred_move != 0).any():
-        direction = float((pred_move[moved] == np.sign(actual - last)[moved]).mean())
-    return {
-        "rmse": float(np.sqrt(np.mean(err**2))),
-        "mae": float(np.mean(np.abs(err))),
-        "directional_accuracy": direction,
-        "n": int(len(actual)),
-    }
-
-
-def build_model(window_days: int, seed: int) -> Any:
-    """LSTM(32) -> Dense(1) on inputs of shape (window_days, 2); Adam, MSE loss."""
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential(
-        [
-            keras.Input((window_days, len(FEATURES))),
-            keras.layers.LSTM(32),
-            keras.layers.Dense(1),
-        ]
-    )
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-    return model
-
-
-def _predict(model: Any, X: np.ndarray) -> np.ndarray:
-    """Model output, shape (n,), in one eager call (no tf.function retracing per ticker)."""
-    return np.asarray(model(X, training=False))[:, 0]
+ProgressFn = Callable[[str, int, int, str], None]
+"""``progress(ticker, epochs_done, epochs_total, stage)``; totals are upper bounds (early
+stopping ends a fit sooner, the count then jumps to the fit's end)."""
 
 
 @dataclass
 class TrainResult:
-    """Outcome of one ticker's training (``skipped`` says why when there is no model)."""
+    """Outcome of one ticker.
+
+    ``skipped`` says why no version was trained (too little data, unchanged since the last
+    version); ``promoted``/``reason`` give the champion decision for a new version.
+    """
 
     ticker: str
     version: str | None = None
-    metrics: dict[str, Any] | None = None
+    skill: float | None = None
+    overall: dict[str, Any] | None = None
+    promoted: bool | None = None
+    reason: str | None = None
     skipped: str | None = None
-
-
-def _epoch_bar(ticker: str, epochs: int) -> Any:
-    import keras
-
-    class EpochBar(keras.callbacks.Callback):
-        def on_train_begin(self, logs: Any = None) -> None:
-            self.bar = tqdm(total=epochs, desc=f"train {ticker}", unit="epoch", leave=True)
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            self.bar.set_postfix(loss=f"{(logs or {}).get('loss', float('nan')):.4f}")
-            self.bar.update(1)
-
-        def on_train_end(self, logs: Any = None) -> None:
-            self.bar.total = self.bar.n  # early stopping may end before `epochs`
-            self.bar.refresh()
-            self.bar.close()
-
-    return EpochBar()
+    seconds: float = 0.0
 
 
 def train_ticker(
-    series: pd.DataFrame, ticker: str, settings: Settings, gold_version: int, now: datetime
+    series: pd.DataFrame, ticker: str, settings: Settings, gold_version: int, now: datetime,
+    progress: ProgressFn | None = None,
 ) -> TrainResult:
-    """Train, evaluate, save and forecast one ticker.
+    """Backtest, train and register one ticker (no promotion; see :func:`train_all`).
 
     Args:
-        series: this ticker's daily metrics (trading_date, avg_price, total_volume), any order.
+        series: this ticker's rows of ``gold/daily_metrics`` (trading_date, avg_price,
+            total_volume), any order.
         ticker: the symbol.
-        settings: window, epochs, hold-out fraction, seed, lake directory.
-        gold_version: Delta version of ``gold/daily_metrics`` the data came from.
-        now: UTC time used for the version name and ``created_at``.
+        settings: window, epochs, folds, fractions, seed, lake directory.
+        gold_version: Delta version of ``gold/daily_metrics`` the rows came from.
+        now: UTC time, the version's name and ``created_at``.
+        progress: epoch progress callback.
     """
+    started = time.monotonic()
     series = series.sort_values("trading_date").reset_index(drop=True)
+    dates = series["trading_date"]
     w = make_windows(series["avg_price"].to_numpy(), series["total_volume"].to_numpy(),
                      settings.window_days)
-    n_test = max(1, int(round(len(w.y) * settings.holdout_fraction)))
-    n_train = len(w.y) - n_test
-    if n_train < MIN_TRAIN_WINDOWS:
-        return TrainResult(ticker, skipped=f"{len(series)} days: too few for window "
-                           f"{settings.window_days} + {MIN_TRAIN_WINDOWS} training windows")
-    import keras
+    try:
+        folds = walk_forward_folds(len(w.y), settings.holdout_fraction, settings.backtest_folds,
+                                   settings.validation_fraction)
+        final = final_fold(len(w.y), settings.validation_fraction)
+    except ValueError as err:
+        return TrainResult(ticker, skipped=f"{len(series)} days: {err}")
+    epochs, n_fits = settings.epochs, len(folds) + 1
 
-    scaler = Scaler.fit(w.X[:n_train], w.y[:n_train])
-    model = build_model(settings.window_days, settings.seed)
-    model.fit(
-        scaler.transform(w.X[:n_train]), w.y[:n_train] / scaler.target_std,
-        epochs=settings.epochs, batch_size=64, shuffle=True, verbose=0,
-        validation_split=0.1,
-        callbacks=[
-            keras.callbacks.EarlyStopping(patience=5, restore_best_weights=True),
-            _epoch_bar(ticker, settings.epochs),
-        ],
-    )
-    test = slice(n_train, None)
-    pred_rel = _predict(model, scaler.transform(w.X[test])) * scaler.target_std
-    last, actual = w.last_price[test], w.next_price[test]
-    metrics = {
-        "model": regression_metrics(actual, last * (1 + pred_rel), last),
-        "naive": regression_metrics(actual, last.copy(), last),
-    }
-    metrics["rmse_ratio_vs_naive"] = metrics["model"]["rmse"] / metrics["naive"]["rmse"]
+    def report(fit_number: int, done: int, _total: int) -> None:
+        if progress:
+            stage = f"fold {fit_number + 1}/{len(folds)}" if fit_number >= 0 else "final model"
+            index = fit_number if fit_number >= 0 else len(folds)
+            progress(ticker, index * epochs + done, n_fits * epochs, stage)
 
-    version = now.strftime("%Y%m%dT%H%M%S%fZ")
-    out = Path(settings.lake_dir) / MODELS_DIR / ticker / version
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "model.keras")
-    scaler.save(out / "scaler.json")
-    dates = series["trading_date"]
+    backtest = walk_forward(w, dates, folds, epochs, settings.seed, report)
+    fitted = fit_lstm(w, final, epochs, settings.seed, lambda d, t: report(-1, d, t))
+    report(-1, epochs, epochs)
+
+    registry = Registry(settings.lake_dir)
+    version, out = registry.new_version_dir(ticker, now)
+    fitted.model.save(out / "model.keras")
+    fitted.scaler.save(out / "scaler.json")
+    backtest.frame.to_csv(out / "backtest.csv", index=False)
+    backtest_plot(backtest.frame, ticker, backtest.overall, out / "backtest.png")
+    skill = backtest.overall["lstm"]["skill"]
     metadata = {
         "ticker": ticker,
         "version": version,
+        "created_at": now.isoformat(),
+        "code": code_version(),
         "features": list(FEATURES),
         "window_days": settings.window_days,
-        "target": "next day's avg_price, as avg_price / last avg_price - 1",
-        "epochs": settings.epochs,
+        "target": "next trading day's avg_price, as avg_price / last avg_price - 1",
+        "hyper_parameters": {"layers": "LSTM(32) -> Dense(1)", "optimizer": "Adam(1e-3)",
+                             "loss": "mse", "batch_size": 64, "max_epochs": epochs,
+                             "early_stopping_patience": 5},
         "seed": settings.seed,
+        "backtest_folds": len(folds),
         "holdout_fraction": settings.holdout_fraction,
-        "train_windows": n_train,
-        "test_windows": n_test,
-        "train_period": [str(dates.iloc[0]), str(dates.iloc[int(w.end_index[n_train - 1])])],
-        "test_period": [str(dates.iloc[int(w.end_index[n_train]) + 1]), str(dates.iloc[-1])],
-        "gold_table": GOLD_DAILY_METRICS.name,
-        "gold_version": gold_version,
-        "metrics": metrics,
-        "created_at": now.isoformat(),
+        "validation_fraction": settings.validation_fraction,
+        "data": {"gold_table": GOLD_DAILY_METRICS.name, "gold_version": gold_version,
+                 "rows": len(series), "first_date": str(dates.iloc[0]),
+                 "last_date": str(dates.iloc[-1]), "sha256": data_fingerprint(series)},
+        "final_model": {"fit_windows": len(final.fit),
+                        "validation_windows": len(final.validation),
+                        "epochs_run": fitted.epochs_run},
+        "interval": {"level": 0.8, "quantiles": list(INTERVAL),
+                     "residual_quantiles": list(fitted.residual_quantiles),
+                     "method": "quantiles of relative validation residuals",
+                     "backtest_coverage": backtest.overall["coverage_80"]},
+        "validation_skill": skill,
+        "backtest": {"models": list(MODELS), "overall": backtest.overall,
+                     "folds": backtest.folds},
     }
-    (out / "metadata.json").write_text(json.dumps(metadata, indent=2))
-
-    full = make_windows(series["avg_price"].to_numpy(), series["total_volume"].to_numpy(),
-                        settings.window_days, include_last=True)
-    forecast_rel = float(_predict(model, scaler.transform(full.X[-1:]))[0] * scaler.target_std)
-    as_of = dates.iloc[-1]
-    prediction = {
-        "ticker": ticker,
-        "as_of": as_of,
-        "target_date": (pd.Timestamp(as_of) + pd.offsets.BDay(1)).date(),
-        "predicted_avg_price": float(full.last_price[-1] * (1 + forecast_rel)),
-        "naive_avg_price": float(full.last_price[-1]),
-        "model_version": version,
-        "created_at": now,
-    }
-    sink = DeltaSink(GOLD_PREDICTIONS, settings.lake_dir, "train")
-    sink.upsert(pa.Table.from_pylist([prediction], schema=GOLD_PREDICTIONS.schema), None)
-    return TrainResult(ticker, version, metrics)
+    (out / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
+    return TrainResult(ticker, version, skill, backtest.overall,
+                       seconds=time.monotonic() - started)
 
 
-def train_all(settings: Settings, tickers: list[str] | None = None) -> list[TrainResult]:
-    """Train every ticker of ``gold/daily_metrics`` (or only ``tickers``), one after another.
+def _init_worker(threads: int) -> None:
+    """Pin TensorFlow to ``threads`` threads in a worker, before it is imported."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _train_in_worker(args: tuple, events: Any) -> TrainResult:
+    series, ticker, settings, gold_version, now = args
+
+    def progress(t: str, done: int, total: int, stage: str) -> None:
+        events.put((t, done, total, stage))
+
+    return train_ticker(series, ticker, settings, gold_version, now, progress)
+
+
+class _Bars:
+    """One tqdm bar per ticker, fed by progress events."""
+
+    def __init__(self, tickers: list[str], enabled: bool) -> None:
+        self.bars = {t: tqdm(total=1, desc=f"train {t:<6}", unit="epoch", position=i,
+                             leave=True, disable=not enabled) for i, t in enumerate(tickers)}
+
+    def update(self, ticker: str, done: int, total: int, stage: str) -> None:
+        bar = self.bars[ticker]
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(stage, refresh=False)
+        bar.refresh()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _run_parallel(jobs: list[tuple], settings: Settings, bars: _Bars) -> list[TrainResult]:
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        events = manager.Queue()
+        stop = threading.Event()
+
+        def pump() -> None:
+            while not stop.is_set():
+                try:
+                    bars.update(*events.get(timeout=0.2))
+                except queue.Empty:
+                    continue
+
+        pumper = threading.Thread(target=pump, daemon=True)
+        pumper.start()
+        try:
+            with ProcessPoolExecutor(max_workers=min(settings.train_workers, len(jobs)),
+                                     mp_context=ctx, initializer=_init_worker,
+                                     initargs=(settings.train_threads,)) as pool:
+                futures = [pool.submit(_train_in_worker, job, events) for job in jobs]
+                return [f.result() for f in futures]
+        finally:
+            stop.set()
+            pumper.join()
+
+
+def train_all(
+    settings: Settings, tickers: list[str] | None = None, changed_only: bool = False,
+    show_progress: bool = True,
+) -> list[TrainResult]:
+    """Train every ticker of ``gold/daily_metrics`` (or only ``tickers``), then promote and
+    forecast.
+
+    Args:
+        settings: see :func:`train_ticker`; ``train_workers`` > 1 trains in that many
+            processes (spawned), each with ``train_threads`` TensorFlow threads.
+        tickers: restrict to these (default: every ticker in Gold).
+        changed_only: skip a ticker whose newest version was trained on exactly its current
+            rows (same :func:`~analytics.registry.data_fingerprint`).
+        show_progress: one progress bar per ticker on stderr.
+
+    Returns:
+        One :class:`TrainResult` per ticker, in ticker order.
 
     Raises:
         FileNotFoundError: ``gold/daily_metrics`` does not exist yet (run the pipeline first).
@@ -203,27 +243,77 @@ def train_all(settings: Settings, tickers: list[str] | None = None) -> list[Trai
     gold_version = delta.version()
     frame = read_table(GOLD_DAILY_METRICS, settings.lake_dir).to_pandas()
     names = sorted(frame["ticker"].unique()) if not tickers else list(tickers)
-    results = []
+    registry = Registry(settings.lake_dir)
+    results: dict[str, TrainResult] = {}
+    jobs = []
+    now = datetime.now(UTC)
     for ticker in names:
         series = frame[frame["ticker"] == ticker]
+        latest = registry.latest(ticker)
         if series.empty:
-            results.append(TrainResult(ticker, skipped="no rows in gold/daily_metrics"))
+            results[ticker] = TrainResult(ticker, skipped="no rows in gold/daily_metrics")
+        elif changed_only and latest and latest["data"]["sha256"] == data_fingerprint(series):
+            results[ticker] = TrainResult(
+                ticker, skipped=f"unchanged since version {latest['version']}")
+        else:
+            jobs.append((series, ticker, settings, gold_version, now))
+    bars = _Bars([job[1] for job in jobs], show_progress)
+    try:
+        if settings.train_workers > 1 and len(jobs) > 1:
+            trained = _run_parallel(jobs, settings, bars)
+        else:
+            trained = [train_ticker(*job, progress=bars.update) for job in jobs]
+    finally:
+        bars.close()
+    for result in trained:
+        results[result.ticker] = result
+        if result.version:
+            result.promoted, result.reason = registry.consider(result.ticker, result.version,
+                                                               datetime.now(UTC))
+        elif result.skipped:
+            log.warning("%s skipped: %s", result.ticker, result.skipped)
+    write_predictions(settings, frame, names, registry)
+    return [results[t] for t in names]
+
+
+def write_predictions(
+    settings: Settings, frame: pd.DataFrame, tickers: list[str], registry: Registry
+) -> list[dict[str, Any]]:
+    """Forecast the next trading day for each ticker's champion into ``gold/predictions``.
+
+    Tickers without a champion get no row (no version beat the naive forecast). ``as_of`` is
+    the last trading date in Gold; ``target_date`` the next business day (Mon-Fri; exchange
+    holidays are not known here). Rows are upserted on (ticker, target_date, model_version).
+
+    Returns:
+        The rows written.
+    """
+    rows = []
+    created = datetime.now(UTC)
+    for ticker in tickers:
+        champion = registry.champion(ticker)
+        series = frame[frame["ticker"] == ticker].sort_values("trading_date")
+        if champion is None or series.empty:
             continue
-        result = train_ticker(series, ticker, settings, gold_version, datetime.now(UTC))
-        if result.skipped:
-            log.warning("%s skipped: %s", ticker, result.skipped)
-        results.append(result)
-    return results
+        loaded = registry.load(ticker, champion["version"])
+        if len(series) < loaded.window_days:
+            continue
+        as_of = series["trading_date"].iloc[-1]
+        rows.append({
+            "ticker": ticker,
+            "as_of": as_of,
+            "target_date": (pd.Timestamp(as_of) + pd.offsets.BDay(1)).date(),
+            **loaded.forecast(series["avg_price"].to_numpy(), series["total_volume"].to_numpy()),
+            "model_version": champion["version"],
+            "created_at": created,
+        })
+    if rows:
+        DeltaSink(GOLD_PREDICTIONS, settings.lake_dir, "train").upsert(
+            pa.Table.from_pylist(rows, schema=GOLD_PREDICTIONS.schema), None)
+    return rows
 
 
 def latest_model_metadata(lake_dir: Path) -> dict[str, dict[str, Any]]:
     """Per ticker, the metadata.json of its newest model version."""
-    root = Path(lake_dir) / MODELS_DIR
-    found: dict[str, dict[str, Any]] = {}
-    if not root.exists():
-        return found
-    for ticker_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        versions = sorted(p for p in ticker_dir.iterdir() if (p / "metadata.json").exists())
-        if versions:
-            found[ticker_dir.name] = json.loads((versions[-1] / "metadata.json").read_text())
-    return found
+    registry = Registry(lake_dir)
+    return {t: meta for t in registry.tickers() if (meta := registry.latest(t)) is not None}

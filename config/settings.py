@@ -76,10 +76,23 @@ class Settings(BaseSettings):
     )
 
     # Analytics
-    window_days: int = Field(7, ge=2, le=365)
-    epochs: int = Field(20, ge=1, le=10_000)
-    holdout_fraction: float = Field(0.2, gt=0, lt=0.9)
-    seed: int = Field(42)
+    window_days: int = Field(7, ge=2, le=365, description="Days per LSTM input window.")
+    epochs: int = Field(20, ge=1, le=10_000, description="Maximum epochs per LSTM fit.")
+    holdout_fraction: float = Field(
+        0.2, gt=0, lt=0.9, description="Share of windows in the walk-forward test folds."
+    )
+    backtest_folds: int = Field(4, ge=1, le=50, description="Walk-forward test folds.")
+    validation_fraction: float = Field(
+        0.1, gt=0, lt=0.5,
+        description="Share of each training part used for early stopping and the interval.",
+    )
+    train_workers: int = Field(2, ge=1, le=64, description="Tickers trained in parallel.")
+    train_threads: int = Field(1, ge=1, le=64, description="TensorFlow threads per worker.")
+    seed: int = Field(42, description="Keras seed of every fit.")
+
+    # Prediction API
+    serve_host: str = Field("127.0.0.1")
+    serve_port: int = Field(8000, ge=1, le=65535)
 
     # Dashboard
     dashboard_host: str = Field("127.0.0.1")

@@ -196,6 +196,8 @@ GOLD_PREDICTIONS = Table(
             ("as_of", pa.date32()),
             ("target_date", pa.date32()),
             ("predicted_avg_price", pa.float64()),
+            ("lower_80", pa.float64()),
+            ("upper_80", pa.float64()),
             ("naive_avg_price", pa.float64()),
             ("model_version", pa.string()),
             ("created_at", UTC_TS),

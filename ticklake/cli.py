@@ -85,8 +85,10 @@ def up(
     count: Annotated[int | None, typer.Option(help="Synthetic: stop after N ticks.")] = None,
     bootstrap_servers: Bootstrap = None,
     dashboard: Annotated[bool, typer.Option(help="Serve the Streamlit dashboard.")] = True,
+    api: Annotated[bool, typer.Option(help="Serve the prediction API (FastAPI).")] = True,
 ) -> None:
-    """Run the whole lakehouse: broker, topic, Spark jobs, producer, training, dashboard.
+    """Run the whole lakehouse: broker, topic, Spark jobs, producer, training, dashboard and
+    prediction API.
 
     Ctrl-C stops everything it started. With --until-caught-up it stops by itself.
     """
@@ -98,7 +100,7 @@ def up(
     options = UpOptions(
         source=_check_source(source), csv=list(csv or []),
         tickers=_tickers(tickers), rate=rate, count=count,
-        until_caught_up=until_caught_up, dashboard=dashboard,
+        until_caught_up=until_caught_up, dashboard=dashboard, api=api,
     )
     summary = run_up(settings, options)
     if summary is not None:
@@ -212,22 +214,68 @@ def job(
 
 
 @app.command()
-def train(tickers: Tickers = None, lake: Lake = None) -> None:
-    """Train and evaluate one LSTM per ticker on gold/daily_metrics; write forecasts."""
+def train(
+    tickers: Tickers = None,
+    lake: Lake = None,
+    changed_only: Annotated[bool, typer.Option(
+        "--changed-only", help="Skip tickers whose Gold rows are unchanged since their newest "
+        "model version.")] = False,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="Tickers trained in parallel processes [default: 2].")] = None,
+    epochs: Annotated[int | None, typer.Option(
+        "--epochs", help="Maximum epochs per LSTM fit [default: 20].")] = None,
+    folds: Annotated[int | None, typer.Option(
+        "--folds", help="Walk-forward test folds [default: 4].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Walk-forward backtest and train one LSTM per ticker on gold/daily_metrics, next to the
+    naive, SMA and linear baselines; register each version, promote it to champion only if its
+    skill vs naive is > 0 and beats the current champion; write champion forecasts to
+    gold/predictions."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
     from analytics.train import train_all
 
     _setup_logging()
-    settings = _settings(lake_dir=lake)
-    results = train_all(settings, _tickers(tickers))
+    overrides = {"train_workers": workers, "epochs": epochs, "backtest_folds": folds}
+    settings = _settings(lake_dir=lake, **{k: v for k, v in overrides.items() if v is not None})
+    results = train_all(settings, _tickers(tickers), changed_only=changed_only)
+    if as_json:
+        print(json.dumps([r.__dict__ for r in results], indent=2, default=str))
+        return
+    print(f"{'ticker':<7}{'version':<24}{'RMSE lstm':>10}{'naive':>9}{'sma':>9}{'linear':>9}"
+          f"{'skill':>9}{'cover80':>9}  champion")
     for r in results:
         if r.skipped:
-            print(f"{r.ticker}: skipped ({r.skipped})")
+            print(f"{r.ticker:<7}skipped: {r.skipped}")
             continue
-        m = r.metrics or {}
-        print(f"{r.ticker} {r.version}: RMSE model {m['model']['rmse']:.4f} vs naive "
-              f"{m['naive']['rmse']:.4f} (ratio {m['rmse_ratio_vs_naive']:.3f}), MAE model "
-              f"{m['model']['mae']:.4f} vs naive {m['naive']['mae']:.4f}")
+        o = r.overall or {}
+        print(f"{r.ticker:<7}{r.version:<24}" + "".join(
+            f"{o[m]['rmse']:>{10 if m == 'lstm' else 9}.4f}" for m in ("lstm", "naive", "sma",
+                                                                        "linear"))
+              + f"{o['lstm']['skill']:>+9.4f}{o['coverage_80']:>9.1%}  "
+              + ("promoted" if r.promoted else "kept, not promoted") + f": {r.reason}")
+
+
+@app.command()
+def serve(
+    lake: Lake = None,
+    host: Annotated[str | None, typer.Option("--host", help="Bind address [default: "
+                                             "127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port [default: 8000].")] = None,
+) -> None:
+    """The prediction API (FastAPI): GET /health, GET /predict/{ticker}, POST /predict.
+    OpenAPI docs at /docs."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import uvicorn
+
+    from analytics.api import create_app
+
+    overrides = {"serve_host": host, "serve_port": port}
+    settings = _settings(lake_dir=lake, **{k: v for k, v in overrides.items() if v is not None})
+    print(f"ticklake prediction API on http://{settings.serve_host}:{settings.serve_port}/docs",
+          flush=True)
+    uvicorn.run(create_app(settings), host=settings.serve_host, port=settings.serve_port,
+                log_level="info")
 
 
 @app.command()
@@ -235,11 +283,16 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     lake: Lake = None,
 ) -> None:
-    """Row counts of every table, reconciliation (bronze = silver + quarantine), last ingest."""
+    """Row counts of every table, reconciliation (bronze = silver + quarantine), last ingest,
+    champions, and the realised error of forecasts whose actual has arrived in Gold."""
+    from analytics.realised import realised_summary
+    from analytics.registry import Registry
     from ticklake.status import lake_status
 
     settings = _settings(lake_dir=lake)
     info = lake_status(settings.lake_dir)
+    info["champions"] = {t: c["version"] for t, c in Registry(settings.lake_dir).champions().items()}
+    info["realised_forecasts"] = realised_summary(settings.lake_dir)
     if as_json:
         print(json.dumps(info, indent=2))
         return
@@ -254,6 +307,11 @@ def status(
     if r["by_reason"]:
         print("quarantine by reason: " + ", ".join(f"{k} {v}" for k, v in r["by_reason"].items()))
     print(f"last ingest: {info['last_ingest_time'] or 'never'}")
+    print("champions: " + (", ".join(f"{t} {v}" for t, v in info["champions"].items())
+                           or "none (ticklake train promotes a version that beats naive)"))
+    for ticker, e in info["realised_forecasts"].items():
+        print(f"  realised {ticker}: {e['forecasts']} forecasts, MAE model {e['mae_model']:.4f} "
+              f"vs naive {e['mae_naive']:.4f}, 80% interval coverage {e['coverage_80']:.0%}")
 
 
 @app.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analytics.train import latest_model_metadata
+from analytics.registry import Registry
 from config.settings import Settings
 from producer.publisher import PublishReport
 from producer.sources import TickSource
@@ -19,32 +19,42 @@ def build_summary(
     wall_time_s: float,
     dashboard_url: str | None,
     dashboard_ok: bool | None,
+    api_url: str | None = None,
+    api_ok: bool | None = None,
 ) -> dict[str, Any]:
     """Counts per table, reconciliation, the bar round trip, model metrics and ``ok``.
 
     ``ok`` is true when: Bronze holds exactly the produced ticks; bronze = silver + quarantine;
-    for a replay, ``gold/bars_1d`` equals the source bars; every ticker has a model.
+    for a replay, ``gold/bars_1d`` equals the source bars; every ticker has a model; the
+    dashboard and the prediction API (those started) answer their health checks.
     """
     status = lake_status(settings.lake_dir)
     recon = status["reconciliation"]
     bars = getattr(source, "bars", None)
     round_trip = compare_with_lake(bars, settings.lake_dir) if bars is not None else None
     tickers = sorted(bars["ticker"].unique()) if bars is not None else list(settings.tickers)
-    models = {
-        ticker: {
+    registry = Registry(settings.lake_dir)
+    models = {}
+    for ticker in registry.tickers():
+        meta = registry.latest(ticker)
+        if ticker not in tickers or meta is None:
+            continue
+        overall = meta["backtest"]["overall"]
+        champion = registry.champion(ticker)
+        models[ticker] = {
             "version": meta["version"],
-            "model": meta["metrics"]["model"],
-            "naive": meta["metrics"]["naive"],
-            "rmse_ratio_vs_naive": meta["metrics"]["rmse_ratio_vs_naive"],
+            "champion": champion["version"] if champion else None,
+            "walk_forward_rmse": {m: overall[m]["rmse"] for m in meta["backtest"]["models"]},
+            "skill_vs_naive": overall["lstm"]["skill"],
+            "coverage_80": overall["coverage_80"],
         }
-        for ticker, meta in latest_model_metadata(settings.lake_dir).items()
-        if ticker in tickers
-    }
     checks = {
         "bronze_equals_produced": recon["bronze"] == report.produced,
         "reconciled": recon["balanced"],
         "bars_equal_source": round_trip["all_equal"] if round_trip else None,
         "every_ticker_has_model": set(models) == set(tickers),
+        "services_healthy": None if dashboard_ok is None and api_ok is None
+        else dashboard_ok is not False and api_ok is not False,
     }
     return {
         "ok": all(v is not False for v in checks.values()),
@@ -56,5 +66,6 @@ def build_summary(
         "bars_round_trip": round_trip,
         "models": models,
         "dashboard": {"url": dashboard_url, "healthy": dashboard_ok},
+        "api": {"url": api_url, "healthy": api_ok},
         "lake": status["lake"],
     }

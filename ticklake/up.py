@@ -7,6 +7,7 @@ returns, fails or is interrupted.
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import subprocess
@@ -41,6 +42,7 @@ class UpOptions:
     count: int | None = None
     until_caught_up: bool = False
     dashboard: bool = True
+    api: bool = True
 
 
 def build_source(
@@ -134,7 +136,7 @@ class Services:
         """Raise if a long-running child died."""
         for name, proc in self.children:
             code = proc.poll()
-            if code is not None and name in ("jobs", "dashboard"):
+            if code is not None and name in ("jobs", "dashboard", "api"):
                 raise TicklakeError(f"{name} exited with code {code}; see {self.log_path(name)}")
 
     def stop_all(self) -> None:
@@ -157,13 +159,23 @@ def _port_free(host: str, port: int) -> bool:
 def wait_for_dashboard(settings: Settings, timeout_s: float = 60.0) -> bool:
     """True once Streamlit's health endpoint answers ``ok``."""
     url = f"http://{settings.dashboard_host}:{settings.dashboard_port}/_stcore/health"
+    return _wait_for(url, lambda body: body.strip() == b"ok", timeout_s)
+
+
+def wait_for_api(settings: Settings, timeout_s: float = 60.0) -> bool:
+    """True once the prediction API's ``/health`` answers with status ``ok``."""
+    url = f"http://{settings.serve_host}:{settings.serve_port}/health"
+    return _wait_for(url, lambda body: json.loads(body).get("status") == "ok", timeout_s)
+
+
+def _wait_for(url: str, ok: Callable[[bytes], bool], timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (loopback)
-                if resp.read().strip() == b"ok":
+                if ok(resp.read()):
                     return True
-        except OSError:
+        except (OSError, ValueError):
             pass
         time.sleep(0.5)
     return False
@@ -192,6 +204,18 @@ def _start_dashboard(settings: Settings, services: Services) -> str:
     return url
 
 
+def _start_api(settings: Settings, services: Services) -> str:
+    url = f"http://{settings.serve_host}:{settings.serve_port}"
+    if not _port_free(settings.serve_host, settings.serve_port):
+        raise ConfigError(
+            f"port {settings.serve_port} is taken; set TICKLAKE_SERVE_PORT to a free one or "
+            "pass --no-api"
+        )
+    services.start("api", _cli(settings, "serve", "--host", settings.serve_host, "--port",
+                               str(settings.serve_port)))
+    return url
+
+
 def run_up(settings: Settings, options: UpOptions) -> dict[str, Any] | None:
     """Run the lakehouse; with ``until_caught_up`` return the summary, else run until Ctrl-C.
 
@@ -210,14 +234,16 @@ def run_up(settings: Settings, options: UpOptions) -> dict[str, Any] | None:
         _ensure_broker(settings, services)
         ensure_topic(settings)
         url = _start_dashboard(settings, services) if options.dashboard else None
+        api_url = _start_api(settings, services) if options.api else None
         if options.until_caught_up:
-            return _run_until_caught_up(settings, services, source, started, url)
-        _run_live(settings, services, source, url)
+            return _run_until_caught_up(settings, services, source, started, url, api_url)
+        _run_live(settings, services, source, url, api_url)
     return None
 
 
 def _run_until_caught_up(
-    settings: Settings, services: Services, source: TickSource, started: float, url: str | None
+    settings: Settings, services: Services, source: TickSource, started: float, url: str | None,
+    api_url: str | None,
 ) -> dict[str, Any]:
     report = publish(source.ticks(), settings, total=source.expected_count())
     log.info("published %d ticks; running bronze -> silver -> gold until caught up", report.produced)
@@ -226,18 +252,23 @@ def _run_until_caught_up(
     log.info("pipeline caught up; training one model per ticker")
     services.run("train", _cli(settings, "train"), to_terminal=True)
     dashboard_ok = wait_for_dashboard(settings) if url else None
+    api_ok = wait_for_api(settings) if api_url else None
     from ticklake.summary import build_summary
 
-    return build_summary(settings, source, report, time.monotonic() - started, url, dashboard_ok)
+    return build_summary(settings, source, report, time.monotonic() - started, url, dashboard_ok,
+                         api_url, api_ok)
 
 
 def _run_live(
-    settings: Settings, services: Services, source: TickSource, url: str | None
+    settings: Settings, services: Services, source: TickSource, url: str | None,
+    api_url: str | None,
 ) -> None:
     services.start("jobs", _cli(settings, "job", "bronze", "silver", "gold",
                                 "--bootstrap-servers", settings.bootstrap_servers))
     if url:
         print(f"dashboard: {url}", flush=True)
+    if api_url:
+        print(f"prediction API: {api_url}/docs", flush=True)
     outcome: dict[str, Any] = {}
     stop = threading.Event()
 
@@ -270,7 +301,7 @@ def _run_live(
             gold = lake_status(settings.lake_dir)["tables"].get("gold.daily_metrics")
             if gold and gold["rows"] and time.monotonic() - last_train > RETRAIN_INTERVAL_S:
                 last_train = time.monotonic()
-                services.start("train", _cli(settings, "train"))
+                services.start("train", _cli(settings, "train", "--changed-only"))
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     finally:

@@ -14,7 +14,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from analytics.train import latest_model_metadata
+from analytics.realised import realised_summary
+from analytics.registry import Registry
 from config.settings import load_settings
 from config.tables import BRONZE_TICKS
 from ticklake.status import lake_status, read_table
@@ -106,17 +107,31 @@ else:
     st.caption(f"{len(flags)} anomalies (|z| > 3 over the previous 30 days) for {ticker}")
     if not flags.empty:
         st.dataframe(flags.head(20), use_container_width=True, hide_index=True)
-    meta = latest_model_metadata(lake).get(ticker)
+    registry = Registry(lake)
+    meta = registry.latest(ticker)
     if meta:
-        m = meta["metrics"]
+        overall = meta["backtest"]["overall"]
+        st.subheader(f"{ticker}: walk-forward backtest of the newest model")
         st.dataframe(pd.DataFrame([
-            {"forecast": "LSTM", **{k: m["model"][k] for k in ("rmse", "mae",
-                                                             "directional_accuracy")}},
-            {"forecast": "naive (last value)", **{k: m["naive"][k] for k in ("rmse", "mae",
-                                                                           "directional_accuracy")}},
+            {"model": m, **{k: overall[m][k] for k in ("rmse", "mae", "mape",
+                                                       "directional_accuracy", "skill")}}
+            for m in meta["backtest"]["models"]
         ]), hide_index=True)
-        st.caption(f"model {meta['version']} · hold-out {meta['test_period'][0]} to "
-                   f"{meta['test_period'][1]} · trained on {meta['gold_table']} "
-                   f"v{meta['gold_version']}")
+        champion = registry.champion(ticker)
+        decision = meta.get("promotion", {}).get("reason", "not yet decided")
+        champion_name = champion["version"] if champion else "none: no version beat naive"
+        st.caption(
+            f"version {meta['version']} ({decision}) · champion {champion_name} · 80% "
+            f"interval coverage {overall['coverage_80']:.1%} · trained on "
+            f"{meta['data']['gold_table']} v{meta['data']['gold_version']} · skill = 1 - "
+            "RMSE / RMSE(naive)")
+        plot = registry.version_dir(ticker, meta["version"]) / "backtest.png"
+        if plot.exists():
+            st.image(str(plot))
+        realised = realised_summary(lake).get(ticker)
+        if realised:
+            st.caption(f"realised: {realised['forecasts']} forecasts, MAE model "
+                       f"{realised['mae_model']:.4f} vs naive {realised['mae_naive']:.4f}, "
+                       f"coverage {realised['coverage_80']:.0%}")
     else:
         st.info(f"No model for {ticker} yet (ticklake train).")

@@ -83,11 +83,12 @@ def predictions(lake_dir: Path) -> pd.DataFrame:
 def price_chart_frame(bars_1d: pd.DataFrame, preds: pd.DataFrame, ticker: str,
                       days: int = 120) -> pd.DataFrame:
     """Long-format frame for one ticker's chart: close of the last ``days`` bars, then the
-    newest forecast and naive baseline at their target date.
+    newest champion forecast, its 80% interval bounds and the naive forecast at their target
+    date, each as a segment from the last close.
 
     Returns:
         Columns ``date`` (UTC date), ``price``, ``series`` (``close``, ``LSTM forecast``,
-        ``naive forecast``).
+        ``LSTM 80% lower``, ``LSTM 80% upper``, ``naive forecast``).
     """
     own = bars_1d[bars_1d["ticker"] == ticker].tail(days)
     frame = pd.DataFrame({
@@ -100,7 +101,11 @@ def price_chart_frame(bars_1d: pd.DataFrame, preds: pd.DataFrame, ticker: str,
         target = pd.Timestamp(row["target_date"])
         last = frame.iloc[-1]
         for series, value in (("LSTM forecast", row["predicted_avg_price"]),
+                              ("LSTM 80% lower", row["lower_80"]),
+                              ("LSTM 80% upper", row["upper_80"]),
                               ("naive forecast", row["naive_avg_price"])):
+            if pd.isna(value):
+                continue
             frame = pd.concat([frame, pd.DataFrame({
                 "date": [last["date"], target], "price": [last["price"], value],
                 "series": [series, series]})], ignore_index=True)

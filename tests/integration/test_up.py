@@ -23,11 +23,13 @@ def listening(port: int) -> bool:
 
 
 def test_up_until_caught_up_on_a_yfinance_csv(tmp_path: Path) -> None:
-    """A yf.download CSV (MSFT, 60 days) goes through broker, jobs, training and dashboard;
-    the last line is a JSON summary with every check true; broker and dashboard are stopped."""
-    broker_port, dashboard_port = free_port(), free_port()
+    """A yf.download CSV (MSFT, 60 days) goes through broker, jobs, training, dashboard and
+    prediction API; the last line is a JSON summary with every check true; broker, dashboard
+    and API are stopped."""
+    broker_port, dashboard_port, api_port = free_port(), free_port(), free_port()
     env = {**os.environ, "TICKLAKE_BOOTSTRAP_SERVERS": f"127.0.0.1:{broker_port}",
            "TICKLAKE_DASHBOARD_PORT": str(dashboard_port), "TICKLAKE_EPOCHS": "2",
+           "TICKLAKE_SERVE_PORT": str(api_port),
            "TICKLAKE_RUN_DIR": str(tmp_path / "run")}
     result = subprocess.run(
         [sys.executable, "-m", "ticklake", "up", "--until-caught-up", "--lake",
@@ -41,8 +43,13 @@ def test_up_until_caught_up_on_a_yfinance_csv(tmp_path: Path) -> None:
     assert summary["bars_round_trip"]["tickers"]["MSFT"]["equal"] == 60
     assert summary["reconciliation"]["balanced"]
     assert set(summary["models"]) == {"MSFT"}
-    assert summary["dashboard"]["healthy"] is True
-    assert not listening(broker_port) and not listening(dashboard_port)
+    assert summary["dashboard"]["healthy"] is True and summary["api"]["healthy"] is True
+    assert summary["checks"]["services_healthy"] is True
+    model = summary["models"]["MSFT"]
+    assert set(model["walk_forward_rmse"]) == {"lstm", "naive", "sma", "linear"}
+    assert model["champion"] in (None, model["version"])
+    assert (model["champion"] is not None) is (model["skill_vs_naive"] > 0)
+    assert not any(listening(p) for p in (broker_port, dashboard_port, api_port))
     assert not list((tmp_path / "run").glob("*.pid"))
 
 

@@ -1,11 +1,11 @@
 """Dashboard figures: ingestion health and volume per day."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
 
-from visualization.data import ingestion_health, ingestion_per_day
+from visualization.data import ingestion_health, ingestion_per_day, price_chart_frame
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -33,3 +33,16 @@ def test_records_per_utc_day() -> None:
     frame = ingestion_per_day(times)
     assert frame["records"].tolist() == [1, 2]
     assert [str(d) for d in frame["day"]] == ["2026-11-21", "2026-11-22"]
+
+
+def test_price_chart_ends_in_the_forecast_its_interval_and_naive() -> None:
+    bars = pd.DataFrame({"ticker": ["AAA"] * 3, "close": [10.0, 11.0, 12.0],
+                         "window_start": [datetime(2012, 1, d, tzinfo=UTC) for d in (4, 5, 6)]})
+    preds = pd.DataFrame([{"ticker": "AAA", "target_date": date(2012, 1, 9),
+                           "predicted_avg_price": 12.3, "lower_80": 11.9, "upper_80": 12.8,
+                           "naive_avg_price": 12.0}])
+    frame = price_chart_frame(bars, preds, "AAA")
+    ends = frame[frame["date"] == pd.Timestamp("2012-01-09")].set_index("series")["price"]
+    assert ends.to_dict() == {"LSTM forecast": 12.3, "LSTM 80% lower": 11.9,
+                              "LSTM 80% upper": 12.8, "naive forecast": 12.0}
+    assert list(frame[frame["series"] == "close"]["price"]) == [10.0, 11.0, 12.0]

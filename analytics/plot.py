@@ -1,0 +1,53 @@
+"""Backtest plot: actual vs LSTM vs naive next-day avg_price with the LSTM's 80% interval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def backtest_plot(frame: pd.DataFrame, ticker: str, overall: dict[str, Any], path: Path) -> Path:
+    """Write a PNG of the walk-forward test days.
+
+    Args:
+        frame: :attr:`analytics.backtest.BacktestResult.frame` (date, actual, lstm, naive,
+            lower, upper, fold).
+        ticker: for the title.
+        overall: pooled metrics (skill and coverage go in the title).
+        path: the PNG to write (parent must exist).
+
+    Returns:
+        ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dates = pd.to_datetime(frame["date"])
+    fig, ax = plt.subplots(figsize=(11, 4.5), dpi=110)
+    ax.fill_between(dates, frame["lower"], frame["upper"], color="tab:blue", alpha=0.18,
+                    linewidth=0, label="LSTM 80% interval")
+    ax.plot(dates, frame["actual"], color="black", linewidth=1.0, label="actual avg_price")
+    ax.plot(dates, frame["lstm"], color="tab:blue", linewidth=0.9, label="LSTM")
+    ax.plot(dates, frame["naive"], color="tab:orange", linewidth=0.9, linestyle="--",
+            label="naive (last value)")
+    for start in frame.groupby("fold")["date"].min().iloc[1:]:
+        ax.axvline(pd.Timestamp(start), color="grey", linewidth=0.6, linestyle=":")
+    lstm, naive = overall["lstm"], overall["naive"]
+    ax.set_title(
+        f"{ticker}: walk-forward backtest, {frame['fold'].nunique()} folds, "
+        f"{len(frame)} test days — RMSE LSTM {lstm['rmse']:.3f} vs naive {naive['rmse']:.3f} "
+        f"(skill {lstm['skill']:+.4f}), 80% interval coverage {overall['coverage_80']:.1%}",
+        fontsize=9,
+    )
+    ax.set_ylabel("avg_price")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

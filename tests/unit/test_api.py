@@ -1,0 +1,143 @@
+"""The prediction API contract (FastAPI TestClient) and a property-based run: no 5xx."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from analytics.registry import Registry
+from config.settings import Settings
+from config.tables import GOLD_DAILY_METRICS
+from tests.model_registry import FORECAST_REL, register_constant_model, write_daily_metrics
+
+PRICES = [10.0, 10.5, 11.0, 10.8, 11.2, 11.1, 12.0, 12.5, 12.25, 12.4]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """AAA: a champion forecasting +1% and 10 days in Gold; BBB: a version that never beat
+    naive (no champion)."""
+    from fastapi.testclient import TestClient
+
+    from analytics.api import create_app
+
+    lake = tmp_path_factory.mktemp("api-lake")
+    write_daily_metrics(lake, "AAA", PRICES)
+    register_constant_model(lake, "AAA", "v1", 0.04)
+    register_constant_model(lake, "BBB", "v1", -0.02)
+    registry = Registry(lake)
+    assert registry.consider("AAA", "v1", datetime.now(UTC))[0]
+    assert not registry.consider("BBB", "v1", datetime.now(UTC))[0]
+    with TestClient(create_app(Settings(lake_dir=lake))) as test_client:
+        yield test_client
+
+
+def window(n: int = 7, price: float = 20.0) -> list[dict[str, float]]:
+    return [{"avg_price": price + i, "total_volume": 1000.0 + i} for i in range(n)]
+
+
+def test_health_lists_models_champions_and_the_gold_version(client) -> None:
+    from deltalake import DeltaTable
+
+    body = client.get("/health").json()
+    gold = DeltaTable(str(GOLD_DAILY_METRICS.path(client.app.state.settings.lake_dir)))
+    assert body == {"status": "ok", "model_count": 2, "champions": {"AAA": "v1"},
+                    "gold_version": gold.version()}
+
+
+def test_predict_from_gold_uses_the_last_seven_days(client) -> None:
+    response = client.get("/predict/AAA")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["as_of"] == "2012-01-13" and body["target_date"] == "2012-01-16"  # Fri -> Mon
+    assert body["naive_avg_price"] == PRICES[-1] and body["model_version"] == "v1"
+    assert body["predicted_avg_price"] == pytest.approx(PRICES[-1] * (1 + FORECAST_REL))
+    assert body["lower_80"] < body["predicted_avg_price"] < body["upper_80"]
+    assert body["backtest_skill"] == 0.04 and body["backtest_coverage_80"] == 0.8
+
+
+def test_predict_from_a_window(client) -> None:
+    response = client.post("/predict", json={"ticker": "AAA", "window": window()})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["naive_avg_price"] == 26.0 and body["as_of"] is None
+    assert body["predicted_avg_price"] == pytest.approx(26.0 * (1 + FORECAST_REL))
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "payload", "status", "detail"),
+    [
+        ("get", "/predict/ZZZ", None, 404, "no model trained"),
+        ("get", "/predict/BBB", None, 404, "no version beat the naive"),
+        ("get", "/predict/not-a-ticker", None, 422, "pattern"),
+        ("post", "/predict", {"ticker": "ZZZ", "window": window()}, 404, "no champion"),
+        ("post", "/predict", {"ticker": "AAA", "window": window(6)}, 422, "needs exactly 7"),
+        ("post", "/predict", {"ticker": "AAA", "window": window(8)}, 422, "needs exactly 7"),
+        ("post", "/predict", {"ticker": "aaa", "window": window()}, 422, "pattern"),
+        ("post", "/predict", {"ticker": "AAA"}, 422, "Field required"),
+        ("post", "/predict", {"ticker": "AAA", "window": window(), "x": 1}, 422, "Extra"),
+        ("post", "/predict", {"ticker": "AAA", "window": window(price=0.0)}, 422,
+         "greater than 0"),
+        ("post", "/predict", {"ticker": "AAA", "window": [
+            *window(6), {"avg_price": 1.0, "total_volume": -5}]}, 422, "greater than or equal"),
+        ("post", "/predict", {"ticker": "AAA", "window": [
+            *window(6), {"avg_price": "NaN", "total_volume": 1}]}, 422, "finite"),
+        ("post", "/predict", {"ticker": "AAA", "window": [
+            *window(6), {"avg_price": 1.79e308, "total_volume": 1}]}, 422, "not finite"),
+    ],
+)
+def test_bad_requests_get_a_4xx_that_says_why(client, method, url, payload, status,
+                                              detail) -> None:
+    response = getattr(client, method)(url, **({"json": payload} if payload else {}))
+    assert response.status_code == status, response.text
+    assert detail in json.dumps(response.json()["detail"])
+
+
+def test_openapi_documents_the_three_endpoints(client) -> None:
+    spec = client.get("/openapi.json").json()
+    assert set(spec["paths"]) == {"/health", "/predict/{ticker}", "/predict"}
+    assert "404" in spec["paths"]["/predict/{ticker}"]["get"]["responses"]
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=9) | st.dictionaries(
+        st.text(max_size=12), children, max_size=4),
+    max_leaves=30,
+)
+DAY = st.fixed_dictionaries({
+    "avg_price": st.floats() | st.integers() | st.text(max_size=5),
+    "total_volume": st.floats() | st.integers(min_value=-10**20, max_value=10**20),
+})
+BODY = st.one_of(
+    JSON,
+    st.fixed_dictionaries({"ticker": st.sampled_from(["AAA", "BBB", "ZZZ", "", "a"]) | st.text(),
+                           "window": st.lists(DAY, max_size=10)}),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=BODY)
+def test_no_request_body_gives_a_5xx(client, body) -> None:
+    content = json.dumps(body, allow_nan=True)
+    response = client.post("/predict", content=content,
+                           headers={"content-type": "application/json"})
+    assert response.status_code < 500, (content, response.text)
+    if response.status_code == 200:
+        assert all(math.isfinite(v) for k, v in response.json().items()
+                   if k.endswith(("price", "_80")) and v is not None)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ticker=st.text(min_size=1, max_size=20))
+def test_no_ticker_path_gives_a_5xx(client, ticker) -> None:
+    response = client.get(f"/predict/{quote(ticker, safe='')}")
+    assert response.status_code < 500, (ticker, response.text)
+
