@@ -193,27 +193,26 @@ def _ensure_broker(settings: Settings, services: Services) -> None:
     services.cleanups.append(broker.stop)
 
 
+def _start_server(
+    services: Services, name: str, host: str, port: int, cmd: list[str], setting: str, flag: str
+) -> str:
+    """Start an HTTP server child on host:port; refuse when the port is taken."""
+    if not _port_free(host, port):
+        raise ConfigError(f"port {port} is taken; set {setting} to a free one or pass {flag}")
+    services.start(name, cmd)
+    return f"http://{host}:{port}"
+
+
 def _start_dashboard(settings: Settings, services: Services) -> str:
-    url = f"http://{settings.dashboard_host}:{settings.dashboard_port}"
-    if not _port_free(settings.dashboard_host, settings.dashboard_port):
-        raise ConfigError(
-            f"port {settings.dashboard_port} is taken; set TICKLAKE_DASHBOARD_PORT to a free one "
-            "or pass --no-dashboard"
-        )
-    services.start("dashboard", dashboard_command(settings))
-    return url
+    return _start_server(services, "dashboard", settings.dashboard_host, settings.dashboard_port,
+                         dashboard_command(settings), "TICKLAKE_DASHBOARD_PORT",
+                         "--no-dashboard")
 
 
 def _start_api(settings: Settings, services: Services) -> str:
-    url = f"http://{settings.serve_host}:{settings.serve_port}"
-    if not _port_free(settings.serve_host, settings.serve_port):
-        raise ConfigError(
-            f"port {settings.serve_port} is taken; set TICKLAKE_SERVE_PORT to a free one or "
-            "pass --no-api"
-        )
-    services.start("api", _cli(settings, "serve", "--host", settings.serve_host, "--port",
-                               str(settings.serve_port)))
-    return url
+    return _start_server(services, "api", settings.serve_host, settings.serve_port,
+                         _cli(settings, "serve", "--host", settings.serve_host, "--port",
+                              str(settings.serve_port)), "TICKLAKE_SERVE_PORT", "--no-api")
 
 
 def run_up(settings: Settings, options: UpOptions) -> dict[str, Any] | None:
