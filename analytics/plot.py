@@ -27,26 +27,30 @@ def backtest_plot(frame: pd.DataFrame, ticker: str, overall: dict[str, Any], pat
     import matplotlib.pyplot as plt
 
     dates = pd.to_datetime(frame["date"])
-    fig, ax = plt.subplots(figsize=(11, 4.5), dpi=110)
-    ax.fill_between(dates, frame["lower"], frame["upper"], color="tab:blue", alpha=0.18,
-                    linewidth=0, label="LSTM 80% interval")
-    ax.plot(dates, frame["actual"], color="black", linewidth=1.0, label="actual avg_price")
-    ax.plot(dates, frame["lstm"], color="tab:blue", linewidth=0.9, label="LSTM")
-    ax.plot(dates, frame["naive"], color="tab:orange", linewidth=0.9, linestyle="--",
-            label="naive (last value)")
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), dpi=110, width_ratios=[3, 1])
+    zoom = slice(max(0, len(frame) - 60), len(frame))
+    for ax, rows in ((axes[0], slice(None)), (axes[1], zoom)):
+        d, f = dates.iloc[rows], frame.iloc[rows]
+        ax.fill_between(d, f["lower"], f["upper"], color="tab:blue", alpha=0.18, linewidth=0,
+                        label="LSTM 80% interval")
+        ax.plot(d, f["actual"], color="black", linewidth=1.0, label="actual avg_price")
+        ax.plot(d, f["lstm"], color="tab:blue", linewidth=0.9, label="LSTM")
+        ax.plot(d, f["naive"], color="tab:orange", linewidth=0.9, linestyle="--",
+                label="naive (last value)")
+        ax.grid(alpha=0.3)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     for start in frame.groupby("fold")["date"].min().iloc[1:]:
-        ax.axvline(pd.Timestamp(start), color="grey", linewidth=0.6, linestyle=":")
+        axes[0].axvline(pd.Timestamp(start), color="grey", linewidth=0.6, linestyle=":")
     lstm, naive = overall["lstm"], overall["naive"]
-    ax.set_title(
-        f"{ticker}: walk-forward backtest, {frame['fold'].nunique()} folds, "
-        f"{len(frame)} test days — RMSE LSTM {lstm['rmse']:.3f} vs naive {naive['rmse']:.3f} "
+    axes[0].set_title(
+        f"{ticker}: walk-forward backtest, {frame['fold'].nunique()} folds (dotted), "
+        f"{len(frame)} test days; RMSE LSTM {lstm['rmse']:.3f} vs naive {naive['rmse']:.3f} "
         f"(skill {lstm['skill']:+.4f}), 80% interval coverage {overall['coverage_80']:.1%}",
         fontsize=9,
     )
-    ax.set_ylabel("avg_price")
-    ax.legend(loc="upper left", fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
+    axes[1].set_title("last 60 test days", fontsize=9)
+    axes[0].set_ylabel("avg_price")
+    axes[0].legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -155,8 +155,11 @@ def _init_worker(threads: int) -> None:
         os.environ[name] = str(threads)
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already initialised in this process: keep its threads
+        log.debug("TensorFlow already initialised; train_threads=%d not applied", threads)
 
 
 def _train_in_worker(args: tuple, events: Any) -> TrainResult:
@@ -262,6 +265,8 @@ def train_all(
         if settings.train_workers > 1 and len(jobs) > 1:
             trained = _run_parallel(jobs, settings, bars)
         else:
+            if jobs:
+                _init_worker(settings.train_threads)
             trained = [train_ticker(*job, progress=bars.update) for job in jobs]
     finally:
         bars.close()

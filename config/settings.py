@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -41,6 +41,18 @@ class Settings(BaseSettings):
         description="Spark source format for Kafka: 'ticklake-kafka' (the Python source that "
         "ships here) or 'kafka' (Spark's JVM connector, where it is on the classpath).",
     )
+    broker_storage: Literal["memory", "s3"] = Field(
+        "memory",
+        description="Storage engine of the embedded tansu broker: 'memory' (lost when it "
+        "stops) or 's3' (kept in an S3 bucket across broker restarts).",
+    )
+    s3_endpoint: str | None = Field(
+        None,
+        description="S3-compatible endpoint of the 's3' broker storage (e.g. MinIO), with "
+        "credentials from the AWS_* variables; default: an embedded moto server on 127.0.0.1.",
+    )
+    s3_port: int = Field(9000, ge=1, le=65535, description="Port of the embedded moto S3.")
+    s3_bucket: str = Field("tansu", pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
     # Lake
     lake_dir: Path = Field(Path("lake"), description="Root directory of the Delta tables.")

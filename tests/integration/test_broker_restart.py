@@ -1,4 +1,4 @@
-"""Restarting the embedded (in-memory) tansu broker mid-stream.
+"""Restarting the embedded tansu broker mid-stream, with each storage engine.
 
 What tansu's memory engine keeps across its own restart, measured here: nothing. Topics and
 messages are gone; offsets start again at 0. So:
@@ -12,6 +12,8 @@ messages are gone; offsets start again at 0. So:
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -73,3 +75,54 @@ def test_in_memory_broker_restart(spark, tmp_path: Path) -> None:
         assert len(set(values)) == 240  # the 40 new ticks, no record twice
     finally:
         broker.stop()
+
+
+def test_s3_storage_broker_keeps_everything_across_a_kill_9(spark, tmp_path: Path) -> None:
+    """The durable mode (tansu's s3:// engine on the embedded moto S3): 200 ticks in Bronze;
+    the broker is killed with SIGKILL while the producer sends 40 more and started again.
+    The topic, the 200 old records and their offsets are still there, all 40 new ones are
+    delivered after them, and Bronze reads exactly the 40 new ones with failOnDataLoss=true."""
+    from pipeline.runner import run_jobs
+    from ticklake.broker import EmbeddedS3
+
+    settings = Settings(bootstrap_servers=f"127.0.0.1:{free_port()}", run_dir=tmp_path / "run",
+                        lake_dir=tmp_path / "lake", topic="durable.ticks",
+                        broker_storage="s3", s3_port=free_port())
+    broker, s3 = EmbeddedBroker(settings), EmbeddedS3(settings)
+    bars = ReplaySource(["FB"]).bars
+    first, second = ReplaySource(["FB"]), ReplaySource(["FB"])
+    first.bars, second.bars = bars.iloc[:50], bars.iloc[50:60]
+    try:
+        broker.start()
+        assert s3.pid() is not None
+        ensure_topic(settings)
+        assert publish(first.ticks(), settings, progress=False).produced == 200
+        run_jobs(settings, ["bronze"], until_caught_up=True)
+        before = read_table(BRONZE_TICKS, settings.lake_dir).to_pylist()
+        assert len(before) == 200
+
+        pid = broker.pid()
+        outcome: dict[str, object] = {}
+        sender = threading.Thread(
+            target=lambda: outcome.update(report=publish(second.ticks(), settings,
+                                                         progress=False)))
+        os.killpg(pid, signal.SIGKILL)  # no chance to flush anything
+        sender.start()
+        time.sleep(3)
+        broker.start()  # no ensure_topic: the topic must still exist
+        sender.join(timeout=150)
+        assert outcome["report"].produced == 40 and outcome["report"].failed == 0
+
+        run_jobs(settings, ["bronze"], until_caught_up=True)  # failOnDataLoss=true
+        bronze = read_table(BRONZE_TICKS, settings.lake_dir).to_pylist()
+        assert len(bronze) == 240 and len({r["value"] for r in bronze}) == 240
+        positions = {(r["partition"], r["offset"]) for r in bronze}
+        assert len(positions) == 240
+        # the 40 new records came after the old ones: no offset was reused
+        old_end = max(r["offset"] for r in before)
+        new = [r for r in bronze if (r["partition"], r["offset"]) not in
+               {(b["partition"], b["offset"]) for b in before}]
+        assert len(new) == 40 and min(r["offset"] for r in new) == old_end + 1
+    finally:
+        broker.stop(with_storage=True)
+    assert broker.pid() is None and s3.pid() is None
