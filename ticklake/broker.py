@@ -94,32 +94,46 @@ def ensure_topic(settings: Settings, timeout_s: float = 10.0) -> int:
 
 
 @dataclass(frozen=True)
-class EmbeddedBroker:
-    """The tansu broker on 127.0.0.1, tracked by a PID file under ``settings.run_dir``."""
+class _LocalServer:
+    """A background server on 127.0.0.1 tracked by ``<run_dir>/<name>.pid``, logging to
+    ``<run_dir>/logs/<name>.log``."""
 
     settings: Settings
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def pid_file(self) -> Path:
+        return self.settings.run_dir / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.settings.run_dir / "logs" / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        """PID of the running server this file points at, or None."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+
+@dataclass(frozen=True)
+class EmbeddedBroker(_LocalServer):
+    """The tansu broker on 127.0.0.1, tracked by a PID file under ``settings.run_dir``."""
+
+    @property
+    def name(self) -> str:
+        return f"broker-{self.host_port[1]}"
 
     @property
     def host_port(self) -> tuple[str, int]:
         first = self.settings.bootstrap_servers.split(",")[0].strip()
         host, _, port = first.rpartition(":")
         return host, int(port)
-
-    @property
-    def pid_file(self) -> Path:
-        return self.settings.run_dir / f"broker-{self.host_port[1]}.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.settings.run_dir / "logs" / f"broker-{self.host_port[1]}.log"
-
-    def pid(self) -> int | None:
-        """PID of the running broker this file points at, or None."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if _alive(pid) else None
 
     def start(self, timeout_s: float = 15.0) -> int:
         """Start tansu (the ``broker_storage`` engine) and wait until it answers.
@@ -243,30 +257,17 @@ def ensure_bucket(endpoint: str, bucket: str, env: dict[str, str]) -> None:
 
 
 @dataclass(frozen=True)
-class EmbeddedS3:
+class EmbeddedS3(_LocalServer):
     """A moto S3 server on 127.0.0.1:``settings.s3_port`` for the broker's ``s3`` storage,
     tracked by a PID file under ``settings.run_dir``. It keeps objects in memory."""
 
-    settings: Settings
+    @property
+    def name(self) -> str:
+        return f"s3-{self.settings.s3_port}"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.settings.s3_port}"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.settings.run_dir / f"s3-{self.settings.s3_port}.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.settings.run_dir / "logs" / f"s3-{self.settings.s3_port}.log"
-
-    def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if _alive(pid) else None
 
     def start(self, timeout_s: float = 30.0) -> str:
         """Start moto's S3 server unless it runs; return its URL.
