@@ -63,6 +63,11 @@ class Settings(BaseSettings):
 
     # Data
     tickers: Annotated[tuple[str, ...], NoDecode] = Field(BOKEH_TICKERS, min_length=1)
+    ticker_allowlist: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        None,
+        description="If set, Silver quarantines well-formed ticks of other tickers as "
+        "'ticker_unknown' (comma-separated); unset accepts every well-formed ticker.",
+    )
     max_message_bytes: int = Field(65_536, ge=256, le=10_485_760)
     max_future_skew_s: float = Field(
         300.0, ge=0, description="Ticks whose event time is further in the future are rejected."
@@ -112,16 +117,18 @@ class Settings(BaseSettings):
     healthy_ingest_age_s: float = Field(60.0, gt=0)
     stalled_ingest_age_s: float = Field(600.0, gt=0)
 
-    @field_validator("tickers", mode="before")
+    @field_validator("tickers", "ticker_allowlist", mode="before")
     @classmethod
     def _split_tickers(cls, value: object) -> object:
         if isinstance(value, str):
             value = [t for t in re.split(r"[,\s]+", value) if t]
         return value
 
-    @field_validator("tickers")
+    @field_validator("tickers", "ticker_allowlist")
     @classmethod
-    def _check_tickers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _check_tickers(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
         bad = [t for t in value if not TICKER_PATTERN.match(t)]
         if bad:
             raise ValueError(

@@ -41,14 +41,16 @@ CLASSIFIED_SCHEMA = pa.schema(
 
 
 def _classify_batches(
-    batches: Iterator[pa.RecordBatch], max_message_bytes: int, max_future_skew_s: float
+    batches: Iterator[pa.RecordBatch], max_message_bytes: int, max_future_skew_s: float,
+    allowed_tickers: frozenset[str] | None,
 ) -> Iterator[pa.RecordBatch]:
     for batch in batches:
         rows = batch.to_pylist()
         out: dict[str, list[object]] = {name: [] for name in CLASSIFIED_SCHEMA.names}
         for row in rows:
             tick, reason, detail = validate_value(
-                row["value"], row["checked_at"], max_message_bytes, max_future_skew_s
+                row["value"], row["checked_at"], max_message_bytes, max_future_skew_s,
+                allowed_tickers,
             )
             fields = tick.model_dump() if tick else {}
             for name in ("tick_id", "ticker", "event_time", "price", "volume", "source", "seq",
@@ -63,13 +65,17 @@ def _classify_batches(
         yield pa.RecordBatch.from_pydict(out, schema=CLASSIFIED_SCHEMA)
 
 
-def classify_ticks(bronze: DataFrame, max_message_bytes: int, max_future_skew_s: float) -> DataFrame:
+def classify_ticks(
+    bronze: DataFrame, max_message_bytes: int, max_future_skew_s: float,
+    allowed_tickers: frozenset[str] | None = None,
+) -> DataFrame:
     """Bronze rows -> one row each with the parsed tick and its verdict.
 
     Args:
         bronze: rows with Bronze's columns (``value`` binary, Kafka position, ``ingest_time``).
         max_message_bytes: see :func:`pipeline.validation.validate_value`.
         max_future_skew_s: see :func:`pipeline.validation.validate_value`.
+        allowed_tickers: see :func:`pipeline.validation.validate_value`.
 
     Returns:
         DataFrame with :data:`CLASSIFIED_SCHEMA`; ``checked_at`` is the micro-batch time used
@@ -77,7 +83,7 @@ def classify_ticks(bronze: DataFrame, max_message_bytes: int, max_future_skew_s:
     """
     staged = bronze.withColumn("checked_at", F.current_timestamp())
     return staged.mapInArrow(
-        lambda it: _classify_batches(it, max_message_bytes, max_future_skew_s),
+        lambda it: _classify_batches(it, max_message_bytes, max_future_skew_s, allowed_tickers),
         from_arrow_schema(CLASSIFIED_SCHEMA),
     )
 
@@ -196,6 +202,7 @@ def stream(spark: SparkSession, settings: Settings) -> DataFrame:
         table_stream(spark, BRONZE_TICKS, settings.lake_dir),
         settings.max_message_bytes,
         settings.max_future_skew_s,
+        frozenset(settings.ticker_allowlist) if settings.ticker_allowlist else None,
     )
 
 

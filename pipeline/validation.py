@@ -24,6 +24,7 @@ REASONS: dict[str, str] = {
     "missing_field": "a required field is missing",
     "wrong_type": "a field has the wrong JSON type (e.g. price as a string)",
     "ticker_malformed": "ticker does not match ^[A-Z][A-Z0-9.-]{0,9}$",
+    "ticker_unknown": "ticker is well-formed but not in the ticker allow-list (TICKLAKE_TICKER_ALLOWLIST)",
     "tick_id_malformed": "tick_id is not 32 lower-case hex digits",
     "price_not_finite": "price is NaN or infinite",
     "price_not_positive": "price <= 0",
@@ -67,7 +68,8 @@ def _reason_of(errors: list[dict[str, Any]]) -> str:
 
 
 def validate_value(
-    value: bytes | None, now: datetime, max_message_bytes: int, max_future_skew_s: float
+    value: bytes | None, now: datetime, max_message_bytes: int, max_future_skew_s: float,
+    allowed_tickers: frozenset[str] | None = None,
 ) -> tuple[TickMessage | None, str | None, str | None]:
     """Validate one raw Kafka value.
 
@@ -76,6 +78,7 @@ def validate_value(
         now: current UTC time, for the future-event-time check.
         max_message_bytes: larger values are rejected as ``oversize``.
         max_future_skew_s: event times later than ``now`` plus this are ``event_time_future``.
+        allowed_tickers: if given, a valid tick of another ticker is ``ticker_unknown``.
 
     Returns:
         ``(tick, None, None)`` for a valid tick, else ``(None, reason, detail)`` with
@@ -101,6 +104,9 @@ def validate_value(
         errors = exc.errors(include_url=False)
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
         return None, _reason_of(errors), detail[:500]
+    if allowed_tickers is not None and tick.ticker not in allowed_tickers:
+        return None, "ticker_unknown", (
+            f"ticker {tick.ticker!r} is not in the allow-list ({len(allowed_tickers)} tickers)")
     if tick.event_time > now + timedelta(seconds=max_future_skew_s):
         return None, "event_time_future", (
             f"event_time {tick.event_time.isoformat()} is after now {now.isoformat()} + "

@@ -34,6 +34,7 @@ BAD_MESSAGES = {
     tick_json("1", price='"3.5"'): "wrong_type",
     tick_json("2", price="NaN"): "price_not_finite",
     tick_json("3", ticker='"ibm!"'): "ticker_malformed",
+    tick_json("6", ticker='"MSFT"'): "ticker_unknown",  # well-formed, not in the allow-list
     tick_json("4", event_time='"03/01/2013"'): "event_time_invalid",
     tick_json("5", event_time='"2099-01-03T14:30:00Z"'): "event_time_future",
     b'{"pad":"' + b"x" * 70_000 + b'"}': "oversize",
@@ -45,7 +46,7 @@ BAD_MESSAGES = {
 @pytest.fixture(scope="module")
 def settings(broker: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     lake = tmp_path_factory.mktemp("e2e") / "lake"
-    return broker.with_overrides(lake_dir=lake, topic="e2e.ticks")
+    return broker.with_overrides(lake_dir=lake, topic="e2e.ticks", ticker_allowlist=("IBM",))
 
 
 def test_real_ticker_round_trip_then_bad_input_and_replay(spark, settings: Settings) -> None:

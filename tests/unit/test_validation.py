@@ -72,3 +72,26 @@ def test_event_time_within_the_allowed_skew_is_accepted() -> None:
     """An event time 4 minutes ahead of now is within max_future_skew_s=300."""
     tick, reason, _ = check(with_(event_time="2026-11-22T12:04:00Z"))
     assert reason is None and tick is not None
+
+
+def test_the_allow_list_quarantines_unknown_tickers_only() -> None:
+    """With an allow-list, a well-formed tick of another ticker is `ticker_unknown`; listed
+    tickers pass; a malformed ticker keeps its own reason; no list accepts any ticker."""
+    allowed = frozenset({"AAPL", "IBM"})
+    tick, reason, detail = validate_value(with_(ticker="ZZZZ"), NOW, 4096, 300, allowed)
+    assert tick is None and reason == "ticker_unknown" and "ZZZZ" in detail
+    assert reason in REASONS
+    assert validate_value(with_(ticker="IBM"), NOW, 4096, 300, allowed)[1] is None
+    assert validate_value(with_(ticker="zz"), NOW, 4096, 300, allowed)[1] == "ticker_malformed"
+    assert validate_value(with_(ticker="ZZZZ"), NOW, 4096, 300, None)[1] is None
+
+
+def test_the_allow_list_setting_is_parsed_and_checked() -> None:
+    from pydantic import ValidationError
+
+    from config.settings import Settings
+
+    assert Settings(ticker_allowlist="AAPL, IBM").ticker_allowlist == ("AAPL", "IBM")
+    assert Settings().ticker_allowlist is None
+    with pytest.raises(ValidationError, match="invalid ticker"):
+        Settings(ticker_allowlist="AAPL,bad one")
