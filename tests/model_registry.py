@@ -34,7 +34,8 @@ def register_constant_model(lake: Path, ticker: str, version: str, skill: float)
     model.save(folder / "model.keras")
     Scaler(log_volume_mean=8.0, log_volume_std=1.0, target_std=TARGET_STD).save(
         folder / "scaler.json")
-    overall = {m: {"rmse": 1.0, "skill": skill if m == "lstm" else 0.0}
+    overall = {m: {"rmse": 1.0, "mae": 0.8, "mape": 1.5, "directional_accuracy": 0.5,
+                   "skill": skill if m == "lstm" else 0.0}
                for m in ("lstm", "naive", "sma", "linear")}
     metadata = {
         "ticker": ticker, "version": version, "window_days": 7,
@@ -42,7 +43,7 @@ def register_constant_model(lake: Path, ticker: str, version: str, skill: float)
         "interval": {"residual_quantiles": list(RESIDUAL_QUANTILES)},
         "backtest": {"models": ["lstm", "naive", "sma", "linear"],
                      "overall": {**overall, "coverage_80": 0.8}},
-        "data": {"sha256": "x"},
+        "data": {"gold_table": "gold.daily_metrics", "gold_version": 1, "sha256": "x"},
     }
     (folder / "metadata.json").write_text(json.dumps(metadata))
     return folder

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow.compute as pc
+
+from analytics.backtest import walk_forward_folds
 from analytics.registry import Registry
 from config.settings import Settings
+from config.tables import GOLD_DAILY_METRICS
 from producer.publisher import PublishReport
 from producer.sources import TickSource
-from ticklake.status import lake_status
+from ticklake.status import lake_status, read_table
 from ticklake.verify import compare_with_lake
 
 
@@ -25,8 +29,10 @@ def build_summary(
     """Counts per table, reconciliation, the bar round trip, model metrics and ``ok``.
 
     ``ok`` is true when: Bronze holds exactly the produced ticks; bronze = silver + quarantine;
-    for a replay, ``gold/bars_1d`` equals the source bars; every ticker has a model; the
-    dashboard and the prediction API (those started) answer their health checks.
+    for a replay, ``gold/bars_1d`` equals the source bars; every ticker with enough history
+    for the walk-forward backtest has a model (the others are listed under ``models_skipped``
+    with the reason); the dashboard and the prediction API (those started) answer their health
+    checks.
     """
     status = lake_status(settings.lake_dir)
     recon = status["reconciliation"]
@@ -48,11 +54,15 @@ def build_summary(
             "skill_vs_naive": overall["lstm"]["skill"],
             "coverage_80": overall["coverage_80"],
         }
+    days = pc.value_counts(read_table(GOLD_DAILY_METRICS, settings.lake_dir,
+                                      ["ticker"]).column("ticker")).to_pylist()
+    skipped = too_short_to_train({str(d["values"]): int(d["counts"]) for d in days},
+                                 [t for t in tickers if t not in models], settings)
     checks = {
         "bronze_equals_produced": recon["bronze"] == report.produced,
         "reconciled": recon["balanced"],
         "bars_equal_source": round_trip["all_equal"] if round_trip else None,
-        "every_ticker_has_model": set(models) == set(tickers),
+        "every_ticker_has_model": set(models) | set(skipped) == set(tickers),
         "services_healthy": None if dashboard_ok is None and api_ok is None
         else dashboard_ok is not False and api_ok is not False,
     }
@@ -65,7 +75,30 @@ def build_summary(
         "reconciliation": recon,
         "bars_round_trip": round_trip,
         "models": models,
+        "models_skipped": skipped,
         "dashboard": {"url": dashboard_url, "healthy": dashboard_ok},
         "api": {"url": api_url, "healthy": api_ok},
         "lake": status["lake"],
     }
+
+
+def too_short_to_train(
+    days: dict[str, int], tickers: list[str], settings: Settings
+) -> dict[str, str]:
+    """Of ``tickers``, those whose history in ``gold/daily_metrics`` is too short for the
+    walk-forward backtest, each with the reason.
+
+    Args:
+        days: trading days per ticker in ``gold/daily_metrics``.
+        tickers: tickers without a model.
+        settings: window, hold-out, folds and validation fraction of training.
+    """
+    out = {}
+    for ticker in tickers:
+        n = days.get(ticker, 0)
+        try:
+            walk_forward_folds(max(0, n - settings.window_days), settings.holdout_fraction,
+                               settings.backtest_folds, settings.validation_fraction)
+        except ValueError as err:
+            out[ticker] = f"{n} days: {err}"
+    return out
