@@ -20,6 +20,7 @@ test-unit: setup
 
 bench: setup
 	$(VENV)/bin/python bench/kafka_source.py
+	$(VENV)/bin/python bench/broker_s3.py
 
 clean:
 	rm -rf lake .ticklake

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
         "credentials from the AWS_* variables; default: an embedded moto server on 127.0.0.1.",
     )
     s3_port: int = Field(9000, ge=1, le=65535, description="Port of the embedded moto S3.")
+    producer_linger_ms: int | None = Field(
+        None, ge=0, le=10_000,
+        description="Producer linger.ms; default 5, or 100 with the 's3' broker storage.",
+    )
     s3_bucket: str = Field("tansu", pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
     # Lake
