@@ -42,10 +42,11 @@ def backtest_plot(frame: pd.DataFrame, ticker: str, overall: dict[str, Any], pat
     for start in frame.groupby("fold")["date"].min().iloc[1:]:
         axes[0].axvline(pd.Timestamp(start), color="grey", linewidth=0.6, linestyle=":")
     lstm, naive = overall["lstm"], overall["naive"]
+    skill = "n/a (naive is exact)" if lstm["skill"] is None else f"{lstm['skill']:+.4f}"
     axes[0].set_title(
         f"{ticker}: walk-forward backtest, {frame['fold'].nunique()} folds (dotted), "
         f"{len(frame)} test days; RMSE LSTM {lstm['rmse']:.3f} vs naive {naive['rmse']:.3f} "
-        f"(skill {lstm['skill']:+.4f}), 80% interval coverage {overall['coverage_80']:.1%}",
+        f"(skill {skill}), 80% interval coverage {overall['coverage_80']:.1%}",
         fontsize=9,
     )
     axes[1].set_title("last 60 test days", fontsize=9)

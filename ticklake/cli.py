@@ -268,7 +268,8 @@ def train(
         print(f"{r.ticker:<7}{r.version:<24}" + "".join(
             f"{o[m]['rmse']:>{10 if m == 'lstm' else 9}.4f}" for m in ("lstm", "naive", "sma",
                                                                         "linear"))
-              + f"{o['lstm']['skill']:>+9.4f}{o['coverage_80']:>9.1%}  "
+              + (f"{o['lstm']['skill']:>+9.4f}" if o["lstm"]["skill"] is not None else
+                 f"{'n/a':>9}") + f"{o['coverage_80']:>9.1%}  "
               + ("promoted" if r.promoted else "kept, not promoted") + f": {r.reason}")
 
 
