@@ -28,7 +28,6 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -317,8 +316,3 @@ def write_predictions(
             pa.Table.from_pylist(rows, schema=GOLD_PREDICTIONS.schema), None)
     return rows
 
-
-def latest_model_metadata(lake_dir: Path) -> dict[str, dict[str, Any]]:
-    """Per ticker, the metadata.json of its newest model version."""
-    registry = Registry(lake_dir)
-    return {t: meta for t in registry.tickers() if (meta := registry.latest(t)) is not None}
