@@ -22,6 +22,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -264,7 +265,7 @@ def train_all(
         if settings.train_workers > 1 and len(jobs) > 1:
             trained = _run_parallel(jobs, settings, bars)
         else:
-            if jobs:
+            if jobs and "tensorflow" not in sys.modules:  # else its threads are fixed already
                 _init_worker(settings.train_threads)
             trained = [train_ticker(*job, progress=bars.update) for job in jobs]
     finally:
