@@ -99,6 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
         # (a 500 instead of the 422): non-finite numbers are echoed as strings.
         return JSONResponse(status_code=422,
                             content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
+
     registry = Registry(settings.lake_dir)
     cache: dict[tuple[str, str], LoadedModel] = {}
     lock = threading.Lock()
