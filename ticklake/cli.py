@@ -23,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-broker_app = typer.Typer(help="The embedded tansu broker on 127.0.0.1 (in-memory storage).",
+broker_app = typer.Typer(help="The embedded tansu broker on 127.0.0.1 (memory or s3 storage).",
                          no_args_is_help=True)
 app.add_typer(broker_app, name="broker")
 
