@@ -87,8 +87,7 @@ def up(
     dashboard: Annotated[bool, typer.Option(help="Serve the Streamlit dashboard.")] = True,
     api: Annotated[bool, typer.Option(help="Serve the prediction API (FastAPI).")] = True,
 ) -> None:
-    """Run the whole lakehouse: broker, topic, Spark jobs, producer, training, dashboard and
-    prediction API.
+    """Run the whole lakehouse: broker, Spark jobs, producer, training, dashboard, API.
 
     Ctrl-C stops everything it started. With --until-caught-up it stops by itself.
     """
