@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analytics.backtest import FittedLSTM
 from analytics.features import Scaler, make_windows
 from config.tables import MODELS_DIR
 
@@ -123,15 +124,15 @@ class LoadedModel:
         if len(price) < self.window_days:
             raise ValueError(f"{self.ticker}: need {self.window_days} days, got {len(price)}")
         w = make_windows(price, volume, self.window_days, include_last=True)
-        scaled = self.scaler.transform(w.X[-1:])
-        rel = float(np.asarray(self.model(scaled, training=False))[0, 0]) * \
-            self.scaler.target_std
         q_lo, q_hi = self.metadata["interval"]["residual_quantiles"]
+        fitted = FittedLSTM(self.model, self.scaler, (float(q_lo), float(q_hi)), 0)
+        rel = fitted.predict(w.X[-1:])
+        lower, upper = fitted.interval(rel)
         last = float(price[-1])
         return {
-            "predicted_avg_price": last * (1 + rel),
-            "lower_80": last * (1 + rel + q_lo),
-            "upper_80": last * (1 + rel + q_hi),
+            "predicted_avg_price": last * (1 + float(rel[0])),
+            "lower_80": last * (1 + float(lower[0])),
+            "upper_80": last * (1 + float(upper[0])),
             "naive_avg_price": last,
         }
 
