@@ -22,7 +22,6 @@ import threading
 from datetime import date
 from typing import Annotated, Any
 
-import pandas as pd
 import pyarrow.compute as pc
 from fastapi import FastAPI, HTTPException, Path, Request
 from fastapi.encoders import jsonable_encoder
@@ -30,7 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from analytics.registry import LoadedModel, Registry
+from analytics.registry import LoadedModel, Registry, next_business_day
 from config.settings import TICKER_PATTERN, Settings
 from config.tables import GOLD_DAILY_METRICS
 from ticklake.status import open_table, read_table
@@ -160,8 +159,7 @@ def create_app(settings: Settings) -> FastAPI:
                                      f"{model.window_days}")
         as_of = series["trading_date"].iloc[-1]
         out = forecast(model, series["avg_price"].to_numpy(), series["total_volume"].to_numpy())
-        return Forecast(**out, as_of=as_of,
-                        target_date=(pd.Timestamp(as_of) + pd.offsets.BDay(1)).date())
+        return Forecast(**out, as_of=as_of, target_date=next_business_day(as_of))
 
     @app.post("/predict", response_model=Forecast, summary="Champion forecast on a given window",
               responses={404: {"description": "No champion for the ticker"},

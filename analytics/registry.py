@@ -26,7 +26,7 @@ import math
 import os
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,12 @@ def data_fingerprint(series: pd.DataFrame) -> str:
     for column in ("trading_date", "avg_price", "total_volume"):
         digest.update(ordered[column].astype(str).str.cat(sep=",").encode())
     return digest.hexdigest()
+
+
+def next_business_day(day: date) -> date:
+    """The Monday-to-Friday day after ``day``: the ``target_date`` of a forecast made on
+    ``day`` (exchange holidays are not known here)."""
+    return (pd.Timestamp(day) + pd.offsets.BDay(1)).date()
 
 
 def promotion_decision(skill: float | None, champion: dict[str, Any] | None) -> tuple[bool, str]:
@@ -182,6 +188,11 @@ class Registry:
         path.mkdir(parents=True, exist_ok=False)
         return version, path
 
+    def write_metadata(self, ticker: str, version: str, metadata: dict[str, Any]) -> None:
+        """Write a version's metadata.json atomically (a version counts as complete, see
+        :meth:`versions`, only once this file exists)."""
+        _write_json(self.version_dir(ticker, version) / "metadata.json", metadata)
+
     def consider(self, ticker: str, version: str, now: datetime) -> tuple[bool, str]:
         """Apply :func:`promotion_decision` to ``version``; move the pointer if it wins.
 
@@ -191,7 +202,7 @@ class Registry:
         meta = self.metadata(ticker, version)
         promote, reason = promotion_decision(meta["validation_skill"], self.champion(ticker))
         meta["promotion"] = {"promoted": promote, "reason": reason, "decided_at": now.isoformat()}
-        _write_json(self.version_dir(ticker, version) / "metadata.json", meta)
+        self.write_metadata(ticker, version, meta)
         if promote:
             _write_json(self.root / ticker / CHAMPION_FILE, {
                 "version": version, "skill": meta["validation_skill"],

@@ -17,7 +17,6 @@ Afterwards each ticker's champion forecasts the next trading day from current Go
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
@@ -35,10 +34,18 @@ import pandas as pd
 import pyarrow as pa
 from tqdm import tqdm
 
-from analytics.backtest import INTERVAL, MODELS, final_fold, fit_lstm, walk_forward, walk_forward_folds
+from analytics.backtest import (
+    INTERVAL,
+    MODELS,
+    Fold,
+    final_fold,
+    fit_lstm,
+    walk_forward,
+    walk_forward_folds,
+)
 from analytics.features import FEATURES, make_windows
 from analytics.plot import backtest_plot
-from analytics.registry import Registry, code_version, data_fingerprint
+from analytics.registry import Registry, code_version, data_fingerprint, next_business_day
 from config.settings import Settings
 from config.tables import GOLD_DAILY_METRICS, GOLD_PREDICTIONS
 from pipeline.connectors.delta_sink import DeltaSink
@@ -69,6 +76,17 @@ class TrainResult:
     seconds: float = 0.0
 
 
+def training_plan(n_windows: int, settings: Settings) -> tuple[list[Fold], Fold]:
+    """The walk-forward folds and the final model's split for ``n_windows`` windows.
+
+    Raises:
+        ValueError: too few windows (the message gives the counts).
+    """
+    folds = walk_forward_folds(n_windows, settings.holdout_fraction, settings.backtest_folds,
+                               settings.validation_fraction)
+    return folds, final_fold(n_windows, settings.validation_fraction)
+
+
 def train_ticker(
     series: pd.DataFrame, ticker: str, settings: Settings, gold_version: int, now: datetime,
     progress: ProgressFn | None = None,
@@ -90,9 +108,7 @@ def train_ticker(
     w = make_windows(series["avg_price"].to_numpy(), series["total_volume"].to_numpy(),
                      settings.window_days)
     try:
-        folds = walk_forward_folds(len(w.y), settings.holdout_fraction, settings.backtest_folds,
-                                   settings.validation_fraction)
-        final = final_fold(len(w.y), settings.validation_fraction)
+        folds, final = training_plan(len(w.y), settings)
     except ValueError as err:
         return TrainResult(ticker, skipped=f"{len(series)} days: {err}")
     epochs, n_fits = settings.epochs, len(folds) + 1
@@ -143,7 +159,7 @@ def train_ticker(
         "backtest": {"models": list(MODELS), "overall": backtest.overall,
                      "folds": backtest.folds},
     }
-    (out / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
+    registry.write_metadata(ticker, version, metadata)
     return TrainResult(ticker, version, skill, backtest.overall,
                        seconds=time.monotonic() - started)
 
@@ -307,7 +323,7 @@ def write_predictions(
         rows.append({
             "ticker": ticker,
             "as_of": as_of,
-            "target_date": (pd.Timestamp(as_of) + pd.offsets.BDay(1)).date(),
+            "target_date": next_business_day(as_of),
             **loaded.forecast(series["avg_price"].to_numpy(), series["total_volume"].to_numpy()),
             "model_version": champion["version"],
             "created_at": created,

@@ -6,8 +6,8 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from analytics.backtest import walk_forward_folds
 from analytics.registry import Registry
+from analytics.train import training_plan
 from config.settings import Settings
 from config.tables import GOLD_DAILY_METRICS
 from producer.publisher import PublishReport
@@ -85,8 +85,8 @@ def build_summary(
 def too_short_to_train(
     days: dict[str, int], tickers: list[str], settings: Settings
 ) -> dict[str, str]:
-    """Of ``tickers``, those whose history in ``gold/daily_metrics`` is too short for the
-    walk-forward backtest, each with the reason.
+    """Of ``tickers``, those whose history in ``gold/daily_metrics`` is too short for
+    :func:`analytics.train.training_plan`, each with the reason.
 
     Args:
         days: trading days per ticker in ``gold/daily_metrics``.
@@ -97,8 +97,7 @@ def too_short_to_train(
     for ticker in tickers:
         n = days.get(ticker, 0)
         try:
-            walk_forward_folds(max(0, n - settings.window_days), settings.holdout_fraction,
-                               settings.backtest_folds, settings.validation_fraction)
+            training_plan(max(0, n - settings.window_days), settings)
         except ValueError as err:
             out[ticker] = f"{n} days: {err}"
     return out
