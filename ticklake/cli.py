@@ -251,8 +251,8 @@ def train(
     from analytics.train import train_all
 
     _setup_logging()
-    overrides = {"train_workers": workers, "epochs": epochs, "backtest_folds": folds}
-    settings = _settings(lake_dir=lake, **{k: v for k, v in overrides.items() if v is not None})
+    settings = _settings(lake_dir=lake, train_workers=workers, epochs=epochs,
+                         backtest_folds=folds)
     results = train_all(settings, _tickers(tickers), changed_only=changed_only)
     if as_json:
         print(json.dumps([r.__dict__ for r in results], indent=2, default=str))
@@ -286,8 +286,7 @@ def serve(
 
     from analytics.api import create_app
 
-    overrides = {"serve_host": host, "serve_port": port}
-    settings = _settings(lake_dir=lake, **{k: v for k, v in overrides.items() if v is not None})
+    settings = _settings(lake_dir=lake, serve_host=host, serve_port=port)
     print(f"ticklake prediction API on http://{settings.serve_host}:{settings.serve_port}/docs",
           flush=True)
     uvicorn.run(create_app(settings), host=settings.serve_host, port=settings.serve_port,
