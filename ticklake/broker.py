@@ -120,6 +120,15 @@ class _LocalServer:
             return None
         return pid if _alive(pid) else None
 
+    def stop(self, timeout_s: float = 10.0) -> bool:
+        """Stop the server by its PID (SIGTERM, then SIGKILL); returns whether one ran."""
+        pid = self.pid()
+        self.pid_file.unlink(missing_ok=True)
+        if pid is None:
+            return False
+        stop_pid(pid, timeout_s)
+        return True
+
 
 @dataclass(frozen=True)
 class EmbeddedBroker(_LocalServer):
@@ -197,13 +206,10 @@ class EmbeddedBroker(_LocalServer):
             with_storage: also stop the embedded S3 server of the ``s3`` storage (its data
                 is then gone).
         """
-        pid = self.pid()
-        self.pid_file.unlink(missing_ok=True)
-        if pid is not None:
-            stop_pid(pid, timeout_s)
+        stopped = super().stop(timeout_s)
         if with_storage:
             EmbeddedS3(self.settings).stop()
-        return pid is not None
+        return stopped
 
 
 EMBEDDED_S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "ticklake", "AWS_SECRET_ACCESS_KEY": "ticklake",
@@ -259,7 +265,8 @@ def ensure_bucket(endpoint: str, bucket: str, env: dict[str, str]) -> None:
 @dataclass(frozen=True)
 class EmbeddedS3(_LocalServer):
     """A moto S3 server on 127.0.0.1:``settings.s3_port`` for the broker's ``s3`` storage,
-    tracked by a PID file under ``settings.run_dir``. It keeps objects in memory."""
+    tracked by a PID file under ``settings.run_dir``. It keeps objects in memory: stopping it
+    loses them."""
 
     @property
     def name(self) -> str:
@@ -308,15 +315,6 @@ class EmbeddedS3(_LocalServer):
         self.stop()
         raise DependencyError(f"the moto S3 server did not answer on {self.url} within "
                               f"{timeout_s}s; see {self.log_file}")
-
-    def stop(self, timeout_s: float = 10.0) -> bool:
-        """Stop it by its PID; its objects are gone. Returns whether one ran."""
-        pid = self.pid()
-        self.pid_file.unlink(missing_ok=True)
-        if pid is None:
-            return False
-        stop_pid(pid, timeout_s)
-        return True
 
 
 def stop_pid(pid: int, timeout_s: float = 10.0) -> None:
