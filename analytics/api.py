@@ -30,9 +30,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from analytics.registry import LoadedModel, Registry, next_business_day
+from config.errors import ModelError
 from config.settings import TICKER_PATTERN, Settings
 from config.tables import GOLD_DAILY_METRICS
-from ticklake.status import open_table, read_table
+from storage.delta import open_table, read_table
 
 TickerPath = Annotated[str, Path(pattern=TICKER_PATTERN.pattern,
                                  description="Ticker symbol, e.g. AAPL.")]
@@ -116,7 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
             if key not in cache:
                 try:
                     cache[key] = registry.load(*key)
-                except (OSError, ValueError) as err:  # the registry, not the request, is bad
+                except ModelError as err:  # the registry, not the request, is bad
                     raise HTTPException(503, f"champion {key[0]}/{key[1]} cannot be loaded: "
                                              f"{err}") from None
             return cache[key]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from config.tables import GOLD_DAILY_METRICS, GOLD_PREDICTIONS
-from ticklake.status import read_table
+from storage.delta import read_table
 
 COLUMNS = ["ticker", "as_of", "model_version", "actual_date", "actual_avg_price",
            "predicted_avg_price", "lower_80", "upper_80", "naive_avg_price", "error",

@@ -35,6 +35,7 @@ import pandas as pd
 
 from analytics.backtest import FittedLSTM
 from analytics.features import Scaler, make_windows
+from config.errors import ModelError
 from config.tables import MODELS_DIR
 
 CHAMPION_FILE = "champion.json"
@@ -214,18 +215,21 @@ class Registry:
         """Load a version in Keras safe mode.
 
         Raises:
-            FileNotFoundError: the version does not exist.
-            ValueError: the model file would need unsafe deserialisation (e.g. a Lambda layer),
-                or the scaler holds non-finite values.
+            ModelError: the version does not exist, its files cannot be read, the model file
+                would need unsafe deserialisation (e.g. a Lambda layer), or the scaler holds
+                non-finite values.
         """
         import keras
 
         d = self.version_dir(ticker, version)
         if not (d / "metadata.json").exists():
-            raise FileNotFoundError(f"no model version {ticker}/{version} under {self.root}")
-        model = keras.saving.load_model(d / "model.keras", compile=False, safe_mode=True)
-        return LoadedModel(ticker, version, model, Scaler.load(d / "scaler.json"),
-                           self.metadata(ticker, version))
+            raise ModelError(f"no model version {ticker}/{version} under {self.root}")
+        try:
+            model = keras.saving.load_model(d / "model.keras", compile=False, safe_mode=True)
+            scaler = Scaler.load(d / "scaler.json")
+        except (OSError, ValueError) as err:
+            raise ModelError(f"model version {ticker}/{version} cannot be loaded: {err}") from err
+        return LoadedModel(ticker, version, model, scaler, self.metadata(ticker, version))
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

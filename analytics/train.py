@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import queue
 import sys
 import threading
@@ -46,10 +45,12 @@ from analytics.backtest import (
 from analytics.features import FEATURES, make_windows
 from analytics.plot import backtest_plot
 from analytics.registry import Registry, code_version, data_fingerprint, next_business_day
+from config.errors import TableMissing
+from config.runtime import pin_tensorflow_threads
 from config.settings import Settings
 from config.tables import GOLD_DAILY_METRICS, GOLD_PREDICTIONS
-from pipeline.connectors.delta_sink import DeltaSink
-from ticklake.status import open_table, read_table
+from storage.delta import open_table, read_table
+from storage.sink import DeltaSink
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +167,7 @@ def train_ticker(
 
 def _init_worker(threads: int) -> None:
     """Pin TensorFlow to ``threads`` threads in a worker, before it is imported."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-        os.environ[name] = str(threads)
+    pin_tensorflow_threads(threads)
     import tensorflow as tf
 
     try:
@@ -251,11 +250,11 @@ def train_all(
         One :class:`TrainResult` per ticker, in ticker order.
 
     Raises:
-        FileNotFoundError: ``gold/daily_metrics`` does not exist yet (run the pipeline first).
+        TableMissing: ``gold/daily_metrics`` does not exist yet (run the pipeline first).
     """
     delta = open_table(GOLD_DAILY_METRICS, settings.lake_dir)
     if delta is None:
-        raise FileNotFoundError(
+        raise TableMissing(
             f"{GOLD_DAILY_METRICS.path(settings.lake_dir)} does not exist: run the pipeline "
             "first (ticklake up, or ticklake job gold)"
         )

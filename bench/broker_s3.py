@@ -21,7 +21,8 @@ from confluent_kafka import Producer
 from config.settings import Settings
 from producer.publisher import producer_config, publish
 from producer.sources.synthetic import SyntheticSource
-from ticklake.broker import EmbeddedBroker, EmbeddedS3, ensure_topic
+from ticklake.broker import EmbeddedBroker, ensure_topic
+from ticklake.s3 import EmbeddedS3
 
 
 def free_port() -> int:

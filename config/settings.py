@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from config.errors import ConfigError
 
 TICKER_PATTERN = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
 """A ticker symbol: 1-10 characters, upper-case letters first, then letters, digits, '.' or '-'."""
@@ -57,6 +59,19 @@ class Settings(BaseSettings):
         description="Producer linger.ms; default 5, or 100 with the 's3' broker storage.",
     )
     s3_bucket: str = Field("tansu", pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="librdkafka security.protocol of every Kafka client.")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="librdkafka sasl.mechanism (with a SASL_* protocol).")
+    kafka_sasl_username: str | None = Field(None, description="librdkafka sasl.username.")
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="librdkafka sasl.password; a secret: never defaulted, never logged.")
+    kafka_ssl_ca_location: Path | None = Field(
+        None, description="librdkafka ssl.ca.location (CA bundle that signed the brokers).")
+    kafka_ssl_certificate_location: Path | None = Field(
+        None, description="librdkafka ssl.certificate.location (client certificate, mTLS).")
+    kafka_ssl_key_location: Path | None = Field(
+        None, description="librdkafka ssl.key.location (client key, mTLS).")
 
     # Lake
     lake_dir: Path = Field(Path("lake"), description="Root directory of the Delta tables.")
@@ -175,6 +190,20 @@ def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment, then apply non-None ``overrides`` (CLI flags).
 
     Raises:
-        pydantic.ValidationError: a value is out of its allowed range.
+        ConfigError: a value is out of its allowed range; the message names every bad field,
+            its value and what is allowed.
     """
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}={_shown(e)}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid setting: {problems}") from None
+
+
+def _shown(error: Any) -> str:
+    """The bad input of a validation error, masked for secret fields."""
+    if any("password" in str(part) for part in error["loc"]):
+        return "'**********'"
+    return repr(error.get("input"))

@@ -10,16 +10,18 @@ from collections.abc import Callable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from config.kafka import spark_options
 from config.settings import Settings
 from config.tables import BRONZE_TICKS
-from pipeline.connectors.delta_sink import DeltaSink
+from pipeline.runner import Job, main
+from storage.sink import DeltaSink
 
 
 def kafka_ticks(spark: SparkSession, settings: Settings) -> DataFrame:
     """The tick topic as a streaming DataFrame (Spark's Kafka source columns)."""
     reader = (
         spark.readStream.format(settings.kafka_format)
-        .option("kafka.bootstrap.servers", settings.bootstrap_servers)
+        .options(**spark_options(settings))
         .option("subscribe", settings.topic)
         .option("startingOffsets", "earliest")
         .option("failOnDataLoss", str(settings.fail_on_data_loss).lower())
@@ -57,7 +59,10 @@ def stream(spark: SparkSession, settings: Settings) -> DataFrame:
     return bronze_ticks(kafka_ticks(spark, settings))
 
 
-if __name__ == "__main__":
-    from pipeline.runner import main
+JOB = Job("bronze", stream, bronze_writer)
+"""The bronze job (registered in :mod:`pipeline.jobs`)."""
 
-    main(["bronze"])
+if __name__ == "__main__":  # spark-submit pipeline/bronze.py: import this file as its module
+    from pipeline import bronze as this_job
+
+    main([this_job.JOB])

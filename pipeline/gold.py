@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -37,7 +36,6 @@ from config.tables import (
     SILVER_TICKS,
     Table,
 )
-from pipeline.connectors.delta_sink import DeltaSink
 from pipeline.indicators import (
     ANOMALY_COLUMNS,
     INDICATOR_1D_COLUMNS,
@@ -46,8 +44,10 @@ from pipeline.indicators import (
     indicators_1d,
     indicators_1h,
 )
+from pipeline.runner import Job, main
 from pipeline.schemas import spark_schema, table_stream
-from ticklake.status import read_table
+from storage.delta import file_uris, read_table
+from storage.sink import DeltaSink
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def gold_daily_metrics(ticks: DataFrame) -> DataFrame:
 
 def silver_snapshot(spark: SparkSession, settings: Settings) -> DataFrame | None:
     """The current Silver table as a batch DataFrame (None while it has no files)."""
-    uris = DeltaTable(str(SILVER_TICKS.path(settings.lake_dir))).file_uris()
+    uris = file_uris(SILVER_TICKS, settings.lake_dir)
     if not uris:
         return None
     return spark.read.schema(spark_schema(SILVER_TICKS)).parquet(*uris)
@@ -184,7 +184,10 @@ def stream(spark: SparkSession, settings: Settings) -> DataFrame:
     return table_stream(spark, SILVER_TICKS, settings.lake_dir)
 
 
-if __name__ == "__main__":
-    from pipeline.runner import main
+JOB = Job("gold", stream, gold_writer)
+"""The gold job (registered in :mod:`pipeline.jobs`)."""
 
-    main(["gold"])
+if __name__ == "__main__":  # spark-submit pipeline/gold.py: import this file as its module
+    from pipeline import gold as this_job
+
+    main([this_job.JOB])

@@ -5,12 +5,13 @@ second run of the same job on the same checkpoint refuse. ``until_caught_up`` ru
 with ``Trigger.AvailableNow`` in pipeline order (bronze, silver, gold) and returns; otherwise
 all jobs run concurrently with a processing-time trigger until stopped (SIGTERM / Ctrl-C stop
 them gracefully).
+
+This module knows no job: each job module (:mod:`pipeline.bronze`, ...) defines its
+:class:`Job` and :mod:`pipeline.jobs` is the registry, so nothing here imports them.
 """
 
 from __future__ import annotations
 
-import argparse
-import fcntl
 import logging
 import os
 import signal
@@ -19,71 +20,64 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
+import typer
+from filelock import FileLock, Timeout
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
+from config.errors import AlreadyRunning
+from config.options import Bootstrap, Lake, UntilCaughtUp
+from config.runtime import exit_on_error, setup_logging
 from config.settings import Settings, load_settings
-from ticklake.errors import AlreadyRunning, ConfigError
 
 log = logging.getLogger(__name__)
+
+BatchWriter = Callable[[DataFrame, int], None]
+"""A foreachBatch function: ``write(micro_batch, batch_id)``."""
 
 
 @dataclass(frozen=True)
 class Job:
-    """A streaming job: its input stream and its micro-batch writer."""
+    """A streaming job: its name (also its checkpoint folder), input stream and writer.
+
+    Attributes:
+        name: ``bronze``, ``silver`` or ``gold``.
+        stream: builds the job's streaming DataFrame.
+        writer: ``writer(settings, app_id)`` returns the micro-batch function.
+    """
 
     name: str
     stream: Callable[[SparkSession, Settings], DataFrame]
-    writer: Callable[[Settings, str], Callable[[DataFrame, int], None]]
-
-
-def jobs() -> dict[str, Job]:
-    """The pipeline's jobs, in data-flow order."""
-    from pipeline import bronze, gold, silver
-
-    return {
-        "bronze": Job("bronze", bronze.stream, bronze.bronze_writer),
-        "silver": Job("silver", silver.stream, silver.silver_writer),
-        "gold": Job("gold", gold.stream, gold.gold_writer),
-    }
-
-
-JOB_NAMES = ("bronze", "silver", "gold")
+    writer: Callable[[Settings, str], BatchWriter]
 
 
 @contextmanager
 def job_lock(checkpoint: Path, job: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``checkpoint`` for the job's lifetime.
+    """Hold an exclusive lock on ``checkpoint`` for the job's lifetime (``filelock``).
 
-    The OS releases it when the process dies, also on ``kill -9``.
+    The OS releases it when the process dies, also on ``kill -9``. The holder's PID is kept
+    next to the lock so a refusal can name it.
 
     Raises:
         AlreadyRunning: another process holds it.
     """
     checkpoint.mkdir(parents=True, exist_ok=True)
-    lock_path = checkpoint / "LOCK"
-    handle: IO[str] = lock_path.open("a+")
+    lock = FileLock(checkpoint / "LOCK", blocking=False)
+    owner = checkpoint / "LOCK.pid"
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        owner = handle.read().strip() or "?"
-        handle.close()
+        lock.acquire()
+    except Timeout:
+        pid = owner.read_text().strip() if owner.exists() else "?"
         raise AlreadyRunning(
-            f"job {job} is already running on checkpoint {checkpoint} (pid {owner}); stop it "
+            f"job {job} is already running on checkpoint {checkpoint} (pid {pid}); stop it "
             "first, or use another --lake / checkpoint directory"
         ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
+    owner.write_text(str(os.getpid()))
     try:
         yield
     finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+        lock.release()
 
 
 def app_id_for(checkpoint: Path, job: str) -> str:
@@ -123,35 +117,29 @@ def start_query(
     return query
 
 
-def run_jobs(settings: Settings, names: Sequence[str], until_caught_up: bool = False) -> None:
-    """Run the named jobs in one Spark application until stopped or caught up.
+def run_jobs(settings: Settings, jobs: Sequence[Job], until_caught_up: bool = False) -> None:
+    """Run ``jobs`` (in data-flow order) in one Spark application until stopped or caught up.
 
     Raises:
-        ConfigError: an unknown job name.
         AlreadyRunning: a job's checkpoint is locked by another process.
         pyspark.errors.StreamingQueryException: a query failed.
     """
-    registry = jobs()
-    unknown = [n for n in names if n not in registry]
-    if unknown or not names:
-        raise ConfigError(f"unknown job(s) {unknown}; choose from {', '.join(JOB_NAMES)}")
-    ordered = [n for n in JOB_NAMES if n in names]
     from pipeline.spark import spark_session
 
     with ExitStack() as stack:
-        for name in ordered:
-            stack.enter_context(job_lock(settings.checkpoints / name, name))
-        spark = spark_session(settings, f"ticklake-{'-'.join(ordered)}")
+        for job in jobs:
+            stack.enter_context(job_lock(settings.checkpoints / job.name, job.name))
+        spark = spark_session(settings, f"ticklake-{'-'.join(j.name for j in jobs)}")
         if until_caught_up:
-            for name in ordered:
-                query = start_query(spark, settings, registry[name], available_now=True)
+            for job in jobs:
+                query = start_query(spark, settings, job, available_now=True)
                 query.awaitTermination()
-                log.info("%s caught up", name)
+                log.info("%s caught up", job.name)
             return
-        queries = [start_query(spark, settings, registry[n], False) for n in ordered]
+        queries = [start_query(spark, settings, job, False) for job in jobs]
 
         def stop(signum: int, _frame: object) -> None:
-            log.info("signal %d: stopping %s", signum, ", ".join(ordered))
+            log.info("signal %d: stopping %s", signum, ", ".join(j.name for j in jobs))
             for q in queries:
                 q.stop()
 
@@ -165,24 +153,21 @@ def run_jobs(settings: Settings, names: Sequence[str], until_caught_up: bool = F
                 if q.isActive:
                     q.stop()
         for q in queries:
-            if q.exception() is not None:
-                raise q.exception()  # type: ignore[misc]
+            error = q.exception()
+            if error is not None:
+                raise error
 
 
-def main(names: Sequence[str], argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``spark-submit pipeline/<job>.py``."""
-    parser = argparse.ArgumentParser(
-        prog=f"pipeline/{names[0]}.py",
-        description=f"ticklake streaming job: {', '.join(names)}. Settings come from "
-        "TICKLAKE_* environment variables; these flags override them.",
-    )
-    parser.add_argument("--lake", type=Path, help="lake directory (default ./lake)")
-    parser.add_argument("--bootstrap-servers", help="Kafka HOST:PORT (default 127.0.0.1:9092)")
-    parser.add_argument(
-        "--until-caught-up", action="store_true",
-        help="process what is available now (Trigger.AvailableNow), then exit",
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_settings(lake_dir=args.lake, bootstrap_servers=args.bootstrap_servers)
-    run_jobs(settings, names, args.until_caught_up)
+def main(jobs: Sequence[Job]) -> None:
+    """Entry point of ``spark-submit pipeline/<job>.py``: the same flags as ``ticklake job``."""
+    names = ", ".join(job.name for job in jobs)
+
+    def command(until_caught_up: UntilCaughtUp = False, lake: Lake = None,
+                bootstrap_servers: Bootstrap = None) -> None:
+        setup_logging()
+        settings = load_settings(lake_dir=lake, bootstrap_servers=bootstrap_servers)
+        run_jobs(settings, jobs, until_caught_up)
+
+    command.__doc__ = (f"ticklake streaming job: {names}. Settings come from TICKLAKE_* "
+                       "environment variables; these flags override them.")
+    exit_on_error(lambda: typer.run(command))

@@ -14,19 +14,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from config.settings import Settings
 from config.tables import BRONZE_TICKS, SILVER_QUARANTINE, SILVER_TICKS, UTC_TS
-from pipeline.connectors.delta_sink import DeltaSink
+from pipeline.runner import Job, main
 from pipeline.schemas import table_stream
 from pipeline.validation import validate_value
+from storage.delta import read_table
+from storage.sink import DeltaSink
 
 CLASSIFIED_SCHEMA = pa.schema(
     [
@@ -144,29 +146,25 @@ def split_batch(
     )
 
 
-def ticker_watermarks(silver_path: str, tickers: list[str]) -> dict[str, datetime]:
+def ticker_watermarks(lake_dir: Path, tickers: list[str]) -> dict[str, datetime]:
     """Latest event time (UTC) per ticker in Silver, for ``tickers`` that have any."""
     if not tickers:
         return {}
-    data = DeltaTable(silver_path).to_pyarrow_dataset().to_table(
-        columns=["ticker", "event_time"], filter=pc.field("ticker").isin(tickers)
-    )
+    data = read_table(SILVER_TICKS, lake_dir, ["ticker", "event_time"],
+                      where=pc.field("ticker").isin(tickers))
     if not len(data):
         return {}
-    latest = data.cast(pa.schema([("ticker", pa.string()), ("event_time", UTC_TS)])).group_by(
-        "ticker").aggregate([("event_time", "max")])
+    latest = data.group_by("ticker").aggregate([("event_time", "max")])
     return dict(zip(latest.column("ticker").to_pylist(),
                     latest.column("event_time_max").to_pylist(), strict=True))
 
 
-def existing_tick_ids(silver_path: str, candidate_ids: list[str]) -> set[str]:
+def existing_tick_ids(lake_dir: Path, candidate_ids: list[str]) -> set[str]:
     """The ``candidate_ids`` already in Silver (reads only the ``tick_id`` column)."""
     if not candidate_ids:
         return set()
-    dataset = DeltaTable(silver_path).to_pyarrow_dataset()
-    found = dataset.to_table(
-        columns=["tick_id"], filter=pc.field("tick_id").isin(candidate_ids)
-    )
+    found = read_table(SILVER_TICKS, lake_dir, ["tick_id"],
+                       where=pc.field("tick_id").isin(candidate_ids))
     return set(found.column("tick_id").to_pylist())
 
 
@@ -186,8 +184,8 @@ def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int],
         valid = classified.filter(pc.is_null(classified.column("reason")))
         accepted, rejected = split_batch(
             classified,
-            existing_tick_ids(silver.path, valid.column("tick_id").to_pylist()),
-            ticker_watermarks(silver.path, sorted(set(valid.column("ticker").to_pylist()))),
+            existing_tick_ids(settings.lake_dir, valid.column("tick_id").to_pylist()),
+            ticker_watermarks(settings.lake_dir, sorted(set(valid.column("ticker").to_pylist()))),
             settings.allowed_lateness_s,
         )
         quarantine.append(rejected, batch_id)
@@ -206,7 +204,10 @@ def stream(spark: SparkSession, settings: Settings) -> DataFrame:
     )
 
 
-if __name__ == "__main__":
-    from pipeline.runner import main
+JOB = Job("silver", stream, silver_writer)
+"""The silver job (registered in :mod:`pipeline.jobs`)."""
 
-    main(["silver"])
+if __name__ == "__main__":  # spark-submit pipeline/silver.py: import this file as its module
+    from pipeline import silver as this_job
+
+    main([this_job.JOB])

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import warnings
 
 from pyspark.sql import SparkSession
 
+from config.errors import DependencyError
+from config.runtime import prepare_spark_environment
 from config.settings import Settings
 from pipeline.connectors import DeltaDataSource, KafkaDataSource
-from ticklake.errors import DependencyError
 
 
 def require_java() -> None:
@@ -34,17 +34,14 @@ def require_java() -> None:
 def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSession:
     """Get or create the SparkSession and register the ticklake connectors.
 
-    Session time zone is UTC; Python workers run ``settings.pyspark_python`` (DESIGN.md: without
-    it workers start with the system Python and fail).
+    Session time zone is UTC; Python workers run ``settings.pyspark_python`` (without it they
+    start with the system Python and fail: docs/architecture.md, "Measured facts").
 
     Raises:
         DependencyError: Java is missing or too old.
     """
     require_java()
-    # Python workers (UDFs, data sources) are started by the JVM from this variable; the
-    # spark.pyspark.python conf alone does not reach the data source runners.
-    os.environ["PYSPARK_PYTHON"] = settings.pyspark_python
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    prepare_spark_environment(settings)
     # pyspark 4.3 warns on pandas 3; ticklake's Spark code paths use Arrow, not pandas.
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
     spark = (

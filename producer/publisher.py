@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaError, Message, Producer
 from tqdm import tqdm
 
+from config.errors import DeliveryError
+from config.kafka import client_config
 from config.settings import Settings
 from producer.messages import TickMessage
-from ticklake.errors import DeliveryError
 
 log = logging.getLogger(__name__)
 
@@ -46,30 +47,6 @@ class PublishReport:
             self.end_offsets[partition] = max(self.end_offsets.get(partition, 0), offset + 1)
 
 
-def producer_config(settings: Settings) -> dict[str, object]:
-    """librdkafka configuration: idempotent, acks=all, retries until delivery.timeout.ms.
-
-    ``linger.ms`` is ``settings.producer_linger_ms``, by default 5 ms, or 100 ms when the
-    embedded broker stores in S3: each produce request there is an S3 write, and measured on
-    this machine (``bench/broker_s3.py``: 4,000 ticks at 200/s) the embedded moto S3 spent
-    13.5 s of CPU with 5 ms and 2.5 s with 100 ms.
-    """
-    linger = settings.producer_linger_ms
-    if linger is None:
-        linger = 100 if settings.broker_storage == "s3" else 5
-    return {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": linger,
-        "compression.type": "none",
-        "message.max.bytes": max(settings.max_message_bytes * 2, 1_000_000),
-        "delivery.timeout.ms": 120_000,
-        "client.id": "ticklake-producer",
-        "logger": logging.getLogger("ticklake.librdkafka"),
-    }
-
-
 def publish(
     ticks: Iterable[TickMessage],
     settings: Settings,
@@ -96,7 +73,7 @@ def publish(
             ``.report``); nothing is silently dropped.
     """
     report = PublishReport()
-    kafka = producer or Producer(producer_config(settings))
+    kafka = producer or Producer(client_config(settings, "producer"))
     bar = tqdm(total=total, unit="tick", desc="produce", disable=not progress, mininterval=0.5)
     try:
         for i, tick in enumerate(ticks):

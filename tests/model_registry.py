@@ -12,7 +12,7 @@ import pyarrow as pa
 from analytics.backtest import build_model
 from analytics.features import Scaler
 from config.tables import GOLD_DAILY_METRICS, MODELS_DIR
-from pipeline.connectors.delta_sink import DeltaSink
+from storage.sink import DeltaSink
 
 TARGET_STD = 0.02
 BIAS = 0.5

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from config.tables import BRONZE_TICKS, GOLD_BARS_1D, GOLD_PREDICTIONS, SILVER_QUARANTINE, SILVER_TICKS
-from pipeline.connectors.delta_sink import DeltaSink
+from storage.sink import DeltaSink
 
 INGEST = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 

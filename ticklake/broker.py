@@ -16,29 +16,26 @@ Any Apache Kafka cluster can be used instead: set ``bootstrap_servers``.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import subprocess
-import sys
-import time
-import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from config.errors import BrokerUnavailable, DependencyError
+from config.kafka import client_config
+from config.runtime import child_environment
 from config.settings import Settings
-from ticklake.errors import BrokerUnavailable, DependencyError
+from ticklake.processes import LocalServer, wait_until
+from ticklake.s3 import s3_environment
 
 log = logging.getLogger(__name__)
-_quiet = logging.getLogger("ticklake.librdkafka")
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 
 def admin_client(settings: Settings) -> AdminClient:
     """An AdminClient whose librdkafka log lines go to Python logging (debug)."""
-    return AdminClient({"bootstrap.servers": settings.bootstrap_servers, "logger": _quiet})
+    return AdminClient(client_config(settings, "admin"))
 
 
 def broker_reachable(settings: Settings, timeout_s: float = 2.0) -> bool:
@@ -83,55 +80,20 @@ def ensure_topic(settings: Settings, timeout_s: float = 10.0) -> int:
         except KafkaException as exc:  # created concurrently by someone else: fine
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def partitions() -> int:
         meta = admin.list_topics(topic=settings.topic, timeout=timeout_s).topics.get(settings.topic)
-        if meta is not None and meta.error is None and meta.partitions:
-            log.info("created topic %s (%d partitions)", settings.topic, len(meta.partitions))
-            return len(meta.partitions)
-        time.sleep(0.2)
+        return len(meta.partitions) if meta is not None and meta.error is None else 0
+
+    if wait_until(lambda: partitions() > 0, timeout_s):
+        count = partitions()
+        log.info("created topic %s (%d partitions)", settings.topic, count)
+        return count
     raise BrokerUnavailable(f"topic {settings.topic} did not appear within {timeout_s}s")
 
 
 @dataclass(frozen=True)
-class _LocalServer:
-    """A background server on 127.0.0.1 tracked by ``<run_dir>/<name>.pid``, logging to
-    ``<run_dir>/logs/<name>.log``."""
-
-    settings: Settings
-
-    @property
-    def name(self) -> str:
-        raise NotImplementedError
-
-    @property
-    def pid_file(self) -> Path:
-        return self.settings.run_dir / f"{self.name}.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.settings.run_dir / "logs" / f"{self.name}.log"
-
-    def pid(self) -> int | None:
-        """PID of the running server this file points at, or None."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if _alive(pid) else None
-
-    def stop(self, timeout_s: float = 10.0) -> bool:
-        """Stop the server by its PID (SIGTERM, then SIGKILL); returns whether one ran."""
-        pid = self.pid()
-        self.pid_file.unlink(missing_ok=True)
-        if pid is None:
-            return False
-        stop_pid(pid, timeout_s)
-        return True
-
-
-@dataclass(frozen=True)
-class EmbeddedBroker(_LocalServer):
+class EmbeddedBroker(LocalServer):
     """The tansu broker on 127.0.0.1, tracked by a PID file under ``settings.run_dir``."""
 
     @property
@@ -170,10 +132,10 @@ class EmbeddedBroker(_LocalServer):
                 "port with --bootstrap-servers 127.0.0.1:PORT"
             )
         binary = tansu_binary()
-        engine, env = "memory://tansu/", dict(os.environ)
+        engine, env = "memory://tansu/", child_environment()
         if self.settings.broker_storage == "s3":
-            engine, env = f"s3://{self.settings.s3_bucket}/", {**env, **s3_environment(
-                self.settings)}
+            engine = f"s3://{self.settings.s3_bucket}/"
+            env = child_environment(s3_environment(self.settings))
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         url = f"tcp://127.0.0.1:{port}"
         with self.log_file.open("ab") as log_fh:
@@ -184,18 +146,18 @@ class EmbeddedBroker(_LocalServer):
                 start_new_session=True, env=env,
             )
         self.pid_file.write_text(str(proc.pid))
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def answering() -> bool:
             if proc.poll() is not None:
                 self.pid_file.unlink(missing_ok=True)
                 raise BrokerUnavailable(
                     f"tansu exited with code {proc.returncode}; see {self.log_file}"
                 )
-            if broker_reachable(self.settings, 0.5):
-                log.info("embedded tansu broker on %s (pid %d, storage %s)", url, proc.pid,
-                         engine)
-                return proc.pid
-            time.sleep(0.2)
+            return broker_reachable(self.settings, 0.5)
+
+        if wait_until(answering, timeout_s):
+            log.info("embedded tansu broker on %s (pid %d, storage %s)", url, proc.pid, engine)
+            return proc.pid
         self.stop()
         raise BrokerUnavailable(f"tansu did not answer on {url} within {timeout_s}s")
 
@@ -208,148 +170,10 @@ class EmbeddedBroker(_LocalServer):
         """
         stopped = super().stop(timeout_s)
         if with_storage:
+            from ticklake.s3 import EmbeddedS3
+
             EmbeddedS3(self.settings).stop()
         return stopped
-
-
-EMBEDDED_S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "ticklake", "AWS_SECRET_ACCESS_KEY": "ticklake",
-                           "AWS_DEFAULT_REGION": "us-east-1"}
-"""Credentials of the embedded moto S3 (moto accepts any)."""
-
-
-def s3_environment(settings: Settings) -> dict[str, str]:
-    """The environment tansu's ``s3://`` engine reads (object_store's AWS_* variables), after
-    making sure the endpoint answers and the bucket exists.
-
-    Raises:
-        DependencyError: moto is missing (embedded endpoint), or boto3 cannot reach the
-            endpoint or create the bucket (the message names the endpoint).
-    """
-    if settings.s3_endpoint:
-        endpoint, env = settings.s3_endpoint, {
-            k: v for k, v in os.environ.items() if k.startswith("AWS_")}
-    else:
-        endpoint, env = EmbeddedS3(settings).start(), dict(EMBEDDED_S3_CREDENTIALS)
-    env["AWS_ENDPOINT"] = endpoint
-    if endpoint.startswith("http://"):
-        env["AWS_ALLOW_HTTP"] = "true"
-    ensure_bucket(endpoint, settings.s3_bucket, env)
-    return env
-
-
-def ensure_bucket(endpoint: str, bucket: str, env: dict[str, str]) -> None:
-    """Create ``bucket`` at ``endpoint`` unless it exists (boto3, with ``env``'s credentials).
-
-    Raises:
-        DependencyError: the endpoint does not answer or refuses.
-    """
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    client = boto3.client(
-        "s3", endpoint_url=endpoint, region_name=env.get("AWS_DEFAULT_REGION", "us-east-1"),
-        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
-        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"))
-    try:
-        client.head_bucket(Bucket=bucket)
-    except ClientError:
-        try:
-            client.create_bucket(Bucket=bucket)
-        except (BotoCoreError, ClientError) as exc:
-            raise DependencyError(f"cannot create bucket {bucket!r} at {endpoint}: {exc}") \
-                from exc
-    except BotoCoreError as exc:
-        raise DependencyError(f"the S3 endpoint {endpoint} does not answer: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class EmbeddedS3(_LocalServer):
-    """A moto S3 server on 127.0.0.1:``settings.s3_port`` for the broker's ``s3`` storage,
-    tracked by a PID file under ``settings.run_dir``. It keeps objects in memory: stopping it
-    loses them."""
-
-    @property
-    def name(self) -> str:
-        return f"s3-{self.settings.s3_port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.s3_port}"
-
-    def start(self, timeout_s: float = 30.0) -> str:
-        """Start moto's S3 server unless it runs; return its URL.
-
-        Raises:
-            DependencyError: moto is not installed, or it did not answer within ``timeout_s``.
-        """
-        if self.pid():
-            return self.url
-        try:
-            import moto.server  # noqa: F401
-        except ImportError as exc:
-            raise DependencyError("the s3 broker storage needs moto[server]: run `make setup` "
-                                  "(or `pip install 'moto[server]==5.2.5'`), or set "
-                                  "TICKLAKE_S3_ENDPOINT to an S3 endpoint") from exc
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as log_fh:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                 str(self.settings.s3_port)],
-                stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
-        self.pid_file.write_text(str(proc.pid))
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                self.pid_file.unlink(missing_ok=True)
-                raise DependencyError(f"the moto S3 server exited with code {proc.returncode} "
-                                      f"(port {self.settings.s3_port} taken?); see "
-                                      f"{self.log_file}")
-            try:
-                with urllib.request.urlopen(self.url, timeout=1):  # noqa: S310 (loopback)
-                    pass
-                log.info("embedded S3 (moto) on %s (pid %d)", self.url, proc.pid)
-                return self.url
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise DependencyError(f"the moto S3 server did not answer on {self.url} within "
-                              f"{timeout_s}s; see {self.log_file}")
-
-
-def stop_pid(pid: int, timeout_s: float = 10.0) -> None:
-    """SIGTERM ``pid``'s process group (or the process), SIGKILL after ``timeout_s``."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                return
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                return
-            time.sleep(0.1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not alive
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def tansu_binary() -> str:

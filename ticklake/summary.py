@@ -12,7 +12,8 @@ from config.settings import Settings
 from config.tables import GOLD_DAILY_METRICS
 from producer.publisher import PublishReport
 from producer.sources import TickSource
-from ticklake.status import lake_status, read_table
+from storage.delta import read_table
+from storage.facts import lake_status
 from ticklake.verify import compare_with_lake
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from config.tables import GOLD_BARS_1D
-from ticklake.status import read_table
+from storage.delta import read_table
 
 OHLCV = ["open", "high", "low", "close", "volume"]
 

@@ -1,17 +1,18 @@
 """``ticklake watch``: tail the tick topic without joining a consumer group.
 
-Partitions are assigned directly (no group join, which takes seconds on tansu, DESIGN.md),
+Partitions are assigned directly (no group join, which takes seconds on tansu:
+docs/architecture.md),
 so nothing is committed and other consumers are not affected.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
+from config.kafka import client_config
 from config.settings import Settings
 
 
@@ -27,10 +28,7 @@ def watch_topic(
         count: stop after this many messages (None = never).
         idle_s: stop after this many seconds without a message (None = never).
     """
-    consumer = Consumer({
-        "bootstrap.servers": settings.bootstrap_servers, "group.id": "ticklake-watch",
-        "enable.auto.commit": False, "logger": logging.getLogger("ticklake.librdkafka"),
-    })
+    consumer = Consumer(client_config(settings, "consumer", **{"group.id": "ticklake-watch"}))
     try:
         meta = consumer.list_topics(settings.topic, timeout=10).topics[settings.topic]
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END

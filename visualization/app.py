@@ -18,7 +18,8 @@ from analytics.realised import realised_summary
 from analytics.registry import Registry
 from config.settings import load_settings
 from config.tables import BRONZE_TICKS
-from ticklake.status import lake_status, read_table
+from storage.delta import read_table
+from storage.facts import lake_status
 from visualization import data
 
 st.set_page_config(page_title="ticklake", layout="wide")

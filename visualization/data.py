@@ -14,7 +14,7 @@ from config.tables import (
     GOLD_PREDICTIONS,
     SILVER_QUARANTINE,
 )
-from ticklake.status import read_table
+from storage.delta import read_table
 
 HEALTH_STATES = ("healthy", "late", "stalled", "no data")
 

@@ -25,25 +25,12 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.streaming.datasource import ReadLimit, SupportsTriggerAvailableNow
 from pyspark.sql.types import StructType
 
+from config.errors import ConnectorError
+from storage.delta import conform, table_changes, table_version
 
-class DeltaSourceError(RuntimeError):
+
+class DeltaSourceError(ConnectorError):
     """The Delta source cannot go on (no schema, bad option)."""
-
-
-def table_version(path: str) -> int:
-    """Current version of the Delta table at ``path``, or -1 if there is no table yet."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    try:
-        return DeltaTable(path).version()
-    except TableNotFoundError:
-        return -1
-
-
-def arrow_for_spark(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Select ``schema``'s columns of ``table`` and cast them (e.g. Utf8View -> string)."""
-    return table.select(schema.names).cast(schema)
 
 
 @dataclass(frozen=True)
@@ -99,18 +86,13 @@ class DeltaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def read(self, partition: DeltaVersionRange) -> Iterator[pa.RecordBatch]:  # type: ignore[override]
         import pyarrow.compute as pc
-        from deltalake import DeltaTable
 
         target = to_arrow_schema(self.schema, timezone="UTC")
-        changes = pa.table(
-            DeltaTable(partition.path).load_cdf(
-                starting_version=partition.first_version, ending_version=partition.last_version
-            )
-        )
+        changes = table_changes(partition.path, partition.first_version, partition.last_version)
         kind = changes.column("_change_type").cast(pa.string())
         wanted = pc.is_in(kind, value_set=pa.array(list(partition.change_types)))
         # Cast first: Arrow has no filter kernel for the view types delta-rs may return.
-        yield from arrow_for_spark(changes, target).filter(wanted).to_batches()
+        yield from conform(changes, target).filter(wanted).to_batches()
 
     def commit(self, end: dict) -> None:
         """Nothing to do: the table keeps every version until it is vacuumed."""

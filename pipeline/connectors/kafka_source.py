@@ -49,6 +49,8 @@ from pyspark.sql.streaming.datasource import (
 )
 from pyspark.sql.types import StructType
 
+from config.errors import ConnectorError
+
 log = logging.getLogger(__name__)
 
 KAFKA_SCHEMA_DDL = (
@@ -59,7 +61,7 @@ Offsets = dict[str, dict[str, int]]
 """Spark Kafka offsets: topic -> partition (as a string) -> next offset to read."""
 
 
-class KafkaSourceError(RuntimeError):
+class KafkaSourceError(ConnectorError):
     """The Kafka source cannot go on (bad option, unreachable broker, offsets lost)."""
 
 

@@ -31,10 +31,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from config.errors import SourceError
 from config.settings import TICKER_PATTERN
 from producer.messages import SCHEMA_VERSION, TickMessage, make_tick_id
 from producer.sources import EXCHANGE_TZ
-from ticklake.errors import SourceError
 
 log = logging.getLogger(__name__)
 

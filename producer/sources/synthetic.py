@@ -16,6 +16,7 @@ from datetime import time as clock_time
 
 import numpy as np
 
+from config.errors import ConfigError
 from producer.messages import SCHEMA_VERSION, TickMessage, make_tick_id
 from producer.sources import EXCHANGE_TZ, Clock
 
@@ -44,14 +45,14 @@ class MarketClock:
         now: the wall clock (UTC).
 
     Raises:
-        ValueError: ``step_s <= 0`` or ``start`` is naive.
+        ConfigError: ``step_s <= 0`` or ``start`` is naive.
     """
 
     def __init__(self, start: datetime, step_s: float = 1.0, now: Clock = utc_now) -> None:
         if step_s <= 0:
-            raise ValueError(f"step_s={step_s} must be > 0")
+            raise ConfigError(f"step_s={step_s} must be > 0")
         if start.tzinfo is None:
-            raise ValueError("start must be timezone-aware")
+            raise ConfigError("start must be timezone-aware")
         self.step = timedelta(seconds=step_s)
         self.now = now
         self.current = _into_session(start.astimezone(EXCHANGE_TZ))
@@ -100,7 +101,7 @@ class SyntheticSource:
         sleep, monotonic: pacing functions, injectable so tests need no wall-clock time.
 
     Raises:
-        ValueError: a parameter is out of range (the message names it and the range).
+        ConfigError: a parameter is out of range (the message names it and the range).
     """
 
     name = "synthetic"
@@ -120,11 +121,11 @@ class SyntheticSource:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if rate_per_s is not None and not 0 < rate_per_s <= 1_000_000:
-            raise ValueError(f"rate_per_s={rate_per_s} is out of range (0, 1000000]")
+            raise ConfigError(f"rate_per_s={rate_per_s} is out of range (0, 1000000]")
         if count is not None and count < 0:
-            raise ValueError(f"count={count} must be >= 0")
+            raise ConfigError(f"count={count} must be >= 0")
         if not start_price > 0 or not sigma > 0:
-            raise ValueError(f"start_price={start_price} and sigma={sigma} must be > 0")
+            raise ConfigError(f"start_price={start_price} and sigma={sigma} must be > 0")
         self.tickers = list(tickers)
         self.seed = seed
         self.rate_per_s = rate_per_s

@@ -24,9 +24,9 @@ from config.settings import Settings
 from config.tables import BRONZE_TICKS
 from producer.publisher import publish
 from producer.sources.replay import ReplaySource
+from storage.delta import read_table
 from tests.conftest import free_port
 from ticklake.broker import EmbeddedBroker, ensure_topic
-from ticklake.status import read_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
@@ -36,7 +36,7 @@ def test_in_memory_broker_restart(spark, tmp_path: Path) -> None:
     delivered; the source refuses to go on silently; with failOnDataLoss=false it reads them."""
     from pyspark.errors import StreamingQueryException
 
-    from pipeline.runner import run_jobs
+    from pipeline.jobs import run_jobs
 
     settings = Settings(bootstrap_servers=f"127.0.0.1:{free_port()}", run_dir=tmp_path / "run",
                         lake_dir=tmp_path / "lake", topic="restart.ticks")
@@ -82,8 +82,8 @@ def test_s3_storage_broker_keeps_everything_across_a_kill_9(spark, tmp_path: Pat
     the broker is killed with SIGKILL while the producer sends 40 more and started again.
     The topic, the 200 old records and their offsets are still there, all 40 new ones are
     delivered after them, and Bronze reads exactly the 40 new ones with failOnDataLoss=true."""
-    from pipeline.runner import run_jobs
-    from ticklake.broker import EmbeddedS3
+    from pipeline.jobs import run_jobs
+    from ticklake.s3 import EmbeddedS3
 
     settings = Settings(bootstrap_servers=f"127.0.0.1:{free_port()}", run_dir=tmp_path / "run",
                         lake_dir=tmp_path / "lake", topic="durable.ticks",

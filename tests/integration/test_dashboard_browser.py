@@ -11,8 +11,9 @@ import pytest
 from config.settings import Settings
 from tests import small_lake
 from tests.conftest import free_port
-from ticklake.broker import stop_pid
-from ticklake.up import dashboard_command, wait_for_dashboard
+from ticklake.processes import stop_pid
+from ticklake.services import wait_for_dashboard
+from visualization.server import dashboard_command
 
 pytestmark = [pytest.mark.integration]
 CHROMIUM = "/usr/bin/chromium"

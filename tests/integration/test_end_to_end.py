@@ -9,8 +9,9 @@ from config.settings import Settings
 from config.tables import SILVER_QUARANTINE, SILVER_TICKS
 from producer.publisher import publish
 from producer.sources.replay import ReplaySource
+from storage.delta import read_table
+from storage.facts import lake_status
 from ticklake.broker import ensure_topic
-from ticklake.status import lake_status, read_table
 from ticklake.verify import compare_with_lake
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
@@ -54,7 +55,7 @@ def test_real_ticker_round_trip_then_bad_input_and_replay(spark, settings: Setti
     produced; then malformed messages (one per reason code), a tombstone, a late tick and a
     partial replay are quarantined with their reasons and raw bytes, bronze = silver +
     quarantine still holds and Gold is unchanged."""
-    from pipeline.runner import run_jobs
+    from pipeline.jobs import run_jobs
 
     assert ensure_topic(settings) == 4
     source = ReplaySource(["IBM"])

@@ -26,8 +26,9 @@ from config.tables import (
 )
 from producer.publisher import publish
 from producer.sources.replay import ReplaySource
-from ticklake.broker import ensure_topic, stop_pid
-from ticklake.status import read_table
+from storage.delta import read_table
+from ticklake.broker import ensure_topic
+from ticklake.processes import stop_pid
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 SILVER_VALUES = ["tick_id", "ticker", "event_time", "price", "volume", "source", "seq",
@@ -109,7 +110,7 @@ def test_kill_9_of_every_job_loses_and_duplicates_nothing(
     than a job left without data to be killed on.
     Afterwards Bronze holds every produced (partition, offset) exactly once, and Silver and
     Gold equal those of a run without kills over the same topic."""
-    from pipeline.runner import run_jobs
+    from pipeline.jobs import run_jobs
 
     settings = broker.with_overrides(lake_dir=tmp_path / "lake", topic="faults.ticks")
     ensure_topic(settings)
@@ -181,7 +182,7 @@ def test_replaying_the_same_input_into_an_empty_lake_gives_the_same_lake(
 ) -> None:
     """The same real input (GOOG, 300 days) produced twice to two topics and run into two
     empty lakes gives identical Silver (same tick ids and values) and identical Gold."""
-    from pipeline.runner import run_jobs
+    from pipeline.jobs import run_jobs
 
     lakes = []
     for n in (1, 2):

@@ -13,8 +13,8 @@ from config.tables import GOLD_ANOMALIES, GOLD_BARS_1H, GOLD_INDICATORS_1D, GOLD
 from pipeline.indicators import anomalies, indicators_1d, indicators_1h
 from producer.publisher import publish
 from producer.sources.replay import ReplaySource
+from storage.delta import read_table
 from ticklake.broker import ensure_topic
-from ticklake.status import read_table
 from ticklake.verify import compare_with_lake
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
@@ -30,7 +30,7 @@ def test_chunked_replay_with_restarts_equals_one_shot(spark, broker: Settings, t
     """AAPL 2000-2013 replayed in 3 chunks, the jobs restarted from their checkpoints after
     each: bars, daily and hourly indicators and anomalies equal one computation over the whole
     history (no window restarts at micro-batch boundaries)."""
-    from pipeline.runner import run_jobs
+    from pipeline.jobs import run_jobs
 
     settings = broker.with_overrides(lake_dir=tmp_path / "lake", topic="incremental.ticks")
     ensure_topic(settings)

@@ -14,9 +14,9 @@ from deltalake import DeltaTable
 
 from config.settings import Settings
 from config.tables import GOLD_DAILY_METRICS, GOLD_PREDICTIONS
-from pipeline.connectors.delta_sink import DeltaSink
 from producer.sources.replay import load_bokeh_bars
-from ticklake.status import read_table
+from storage.delta import read_table
+from storage.sink import DeltaSink
 
 pytestmark = [pytest.mark.integration]
 REPRODUCIBLE_RTOL = 1e-6

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from config.errors import AlreadyRunning
 from pipeline.runner import app_id_for, job_lock
 from ticklake.cli import app
-from ticklake.errors import AlreadyRunning
 
 runner = CliRunner()
 

@@ -6,7 +6,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from config.tables import GOLD_DAILY_METRICS, SILVER_QUARANTINE
-from pipeline.connectors.delta_sink import DeltaSink
+from storage.sink import DeltaSink
 
 
 def quarantine_rows(n: int, reason: str = "not_json") -> pa.Table:
@@ -68,7 +68,7 @@ def test_a_merged_table_can_be_read_with_a_ticker_filter(lake: Path) -> None:
 
     import pyarrow.compute as pc
 
-    from ticklake.status import read_table
+    from storage.delta import read_table
 
     sink = DeltaSink(GOLD_DAILY_METRICS, lake, "gold-y")
     rows = [{"trading_date": dt.date(2012, 1, d), "ticker": t, "avg_price": float(d),

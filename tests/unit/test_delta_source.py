@@ -8,8 +8,8 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from config.tables import SILVER_QUARANTINE
-from pipeline.connectors.delta_sink import ensure_table
 from pipeline.schemas import spark_schema
+from storage.delta import ensure_table
 
 pytestmark = pytest.mark.spark
 

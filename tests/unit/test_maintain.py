@@ -6,10 +6,12 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
+from config.errors import ConfigError
 from config.tables import SILVER_QUARANTINE
-from pipeline.connectors.delta_sink import DeltaSink
-from ticklake.maintain import maintain
-from ticklake.status import lake_status, read_table
+from storage.delta import read_table
+from storage.facts import lake_status
+from storage.maintenance import maintain
+from storage.sink import DeltaSink
 
 
 def batch(i: int) -> pa.Table:
@@ -49,5 +51,5 @@ def test_compaction_cuts_files_keeps_rows_and_batch_ids(lake: Path) -> None:
 
 def test_short_retention_is_refused(lake: Path) -> None:
     """Vacuuming below 168 h could delete files a lagging stream still needs."""
-    with pytest.raises(ValueError, match="below 168"):
+    with pytest.raises(ConfigError, match="below 168"):
         maintain(lake, retention_hours=24)

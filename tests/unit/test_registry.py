@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from analytics.registry import Registry, data_fingerprint, promotion_decision
+from config.errors import ModelError
 from tests.model_registry import FORECAST_REL, RESIDUAL_QUANTILES, register_constant_model
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
@@ -75,7 +76,7 @@ def test_a_model_needing_unsafe_deserialisation_is_refused(lake: Path) -> None:
     evil = keras.Sequential([keras.Input((7, 2)), keras.layers.Lambda(lambda x: x * 2),
                              keras.layers.LSTM(2), keras.layers.Dense(1)])
     evil.save(folder / "model.keras")
-    with pytest.raises(ValueError, match="Lambda"):
+    with pytest.raises(ModelError, match="Lambda"):
         Registry(lake).load("AAA", "v1")
 
 

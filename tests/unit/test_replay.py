@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from config.errors import SourceError
 from producer.sources.replay import (
     EXCHANGE_TZ,
     Bar,
@@ -14,7 +15,6 @@ from producer.sources.replay import (
     load_bokeh_bars,
     load_csv_bars,
 )
-from ticklake.errors import SourceError
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

@@ -46,7 +46,10 @@ def test_bad_values_name_the_value_and_the_allowed_range(field: str, value: obje
 def test_producer_linger_defaults_to_the_broker_storage() -> None:
     """5 ms on the in-memory broker, 100 ms when each produce request is an S3 write; an
     explicit setting wins."""
-    from producer.publisher import producer_config
+    from config.kafka import client_config
+
+    def producer_config(settings: Settings) -> dict[str, object]:
+        return client_config(settings, "producer")
 
     assert producer_config(Settings())["linger.ms"] == 5
     assert producer_config(Settings(broker_storage="s3"))["linger.ms"] == 100

@@ -5,6 +5,7 @@ from itertools import count
 
 import pytest
 
+from config.errors import ConfigError
 from producer.sources.synthetic import SyntheticSource
 
 
@@ -47,7 +48,7 @@ def test_rate_paces_with_the_injected_sleep() -> None:
 
 def test_bad_rate_names_the_allowed_range() -> None:
     """A negative rate is refused with the range it must lie in."""
-    with pytest.raises(ValueError, match=r"rate_per_s=-1 is out of range \(0, 1000000\]"):
+    with pytest.raises(ConfigError, match=r"rate_per_s=-1 is out of range \(0, 1000000\]"):
         SyntheticSource(["AAA"], rate_per_s=-1)
 
 

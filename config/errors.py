@@ -1,4 +1,8 @@
-"""ticklake's exceptions: one base class, small subclasses named for what went wrong."""
+"""ticklake's exceptions: one base class, small subclasses named for what went wrong.
+
+Every boundary (CLI arguments, settings, sources, connectors, storage, the model registry)
+raises one of these, so the CLI turns any of them into one clear line and exit code 2.
+"""
 
 
 class TicklakeError(Exception):
@@ -27,3 +31,19 @@ class SourceError(TicklakeError):
 
 class DeliveryError(TicklakeError):
     """The Kafka producer could not deliver some messages (the message says how many)."""
+
+
+class StorageError(TicklakeError):
+    """A Delta table cannot be read or written as asked (missing table, no merge keys)."""
+
+
+class TableMissing(StorageError):
+    """A table that the operation needs does not exist yet (the message says what makes it)."""
+
+
+class ConnectorError(TicklakeError):
+    """A Spark connector (``ticklake-kafka``, ``ticklake-delta``) cannot go on."""
+
+
+class ModelError(TicklakeError):
+    """A registered model version is missing or cannot be loaded safely."""

@@ -22,17 +22,11 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from config.errors import StorageError
 from config.tables import Table
+from storage.delta import conform, ensure_table
 
 log = logging.getLogger(__name__)
-
-
-def ensure_table(table: Table, lake_dir: Path) -> DeltaTable:
-    """Create ``table`` under ``lake_dir`` if it does not exist (no-op otherwise)."""
-    path = table.path(lake_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    config = {"delta.enableChangeDataFeed": "true"} if table.change_data_feed else None
-    return DeltaTable.create(str(path), table.schema, mode="ignore", configuration=config)
 
 
 class DeltaSink:
@@ -81,15 +75,12 @@ class DeltaSink:
                 commit()
         return True
 
-    def _conform(self, data: pa.Table) -> pa.Table:
-        return data.select(self.table.schema.names).cast(self.table.schema)
-
     def append(self, data: pa.Table, batch_id: int | None) -> bool:
         """Append ``data`` as batch ``batch_id``. Returns False if it was committed already.
 
         An empty batch is committed too (with no rows), so the batch id is recorded.
         """
-        rows = self._conform(data)
+        rows = conform(data, self.table.schema)
         return self._commit_once(batch_id, lambda: write_deltalake(
             self.path, rows, mode="append", commit_properties=self._props(batch_id)))
 
@@ -108,12 +99,12 @@ class DeltaSink:
         Returns False if the batch was committed already.
 
         Raises:
-            ValueError: the table has no keys.
+            StorageError: the table has no keys.
         """
         if not self.table.keys:
-            raise ValueError(f"{self.table.name} has no keys to merge on")
+            raise StorageError(f"{self.table.name} has no keys to merge on")
         predicate = " AND ".join(f"t.{k} = s.{k}" for k in self.table.keys)
-        rows = self._conform(data)
+        rows = conform(data, self.table.schema)
 
         def merge() -> None:
             merger = (

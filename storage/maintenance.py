@@ -15,8 +15,9 @@ from typing import Any
 
 from deltalake.exceptions import CommitFailedError, DeltaError
 
+from config.errors import ConfigError
 from config.tables import ALL_TABLES
-from ticklake.status import open_table
+from storage.delta import open_table
 
 log = logging.getLogger(__name__)
 DEFAULT_RETENTION_HOURS = 168
@@ -35,10 +36,10 @@ def maintain(lake_dir: Path, retention_hours: int = DEFAULT_RETENTION_HOURS) -> 
         deleted), ``skipped`` (why compaction was skipped, if it was).
 
     Raises:
-        ValueError: ``retention_hours`` < 168.
+        ConfigError: ``retention_hours`` < 168.
     """
     if retention_hours < DEFAULT_RETENTION_HOURS:
-        raise ValueError(
+        raise ConfigError(
             f"retention_hours={retention_hours} is below {DEFAULT_RETENTION_HOURS}: readers of "
             "older table versions (lagging streams, time travel) could lose files"
         )

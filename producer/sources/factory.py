@@ -1,0 +1,44 @@
+"""Build a tick source by name, as ``ticklake produce --source NAME`` and ``ticklake up`` do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from config.errors import ConfigError
+from config.settings import Settings
+from producer.sources import SOURCE_NAMES, TickSource
+
+SYNTHETIC_DAYS_BACK = 5
+"""Synthetic event times start at the session open this many trading days ago."""
+
+
+def build_source(
+    settings: Settings, source: str, csv: list[Path], tickers: list[str] | None,
+    rate: float | None, count: int | None,
+) -> TickSource:
+    """The tick source named ``source``.
+
+    Args:
+        settings: default tickers and the seed.
+        source: one of :data:`producer.sources.SOURCE_NAMES`.
+        csv: CSV files to replay (replay only); bokeh-sampledata when empty.
+        tickers: symbols (default ``settings.tickers``, or the CSVs' own for a CSV replay).
+        rate: synthetic ticks per second (None = as fast as possible).
+        count: synthetic: stop after this many ticks (None = unbounded).
+
+    Raises:
+        ConfigError: an unknown source name or a bad rate/count (the message names the value
+            and the allowed range).
+        SourceError: the replay input cannot be read.
+    """
+    if source == "replay":
+        from producer.sources.replay import ReplaySource
+
+        return ReplaySource(tickers or ([] if csv else list(settings.tickers)), csv)
+    if source == "synthetic":
+        from producer.sources.synthetic import MarketClock, SyntheticSource
+
+        return SyntheticSource(tickers or list(settings.tickers), seed=settings.seed,
+                               rate_per_s=rate, count=count,
+                               clock=MarketClock.days_back(SYNTHETIC_DAYS_BACK, step_s=1.0))
+    raise ConfigError(f"source {source!r} is not one of {', '.join(SOURCE_NAMES)}")

@@ -1,0 +1,121 @@
+"""Reading Delta tables with delta-rs: snapshots, versions, change data feeds.
+
+delta-rs facts this module relies on (docs/architecture.md, "Measured facts"):
+
+* Files written by MERGE can carry Arrow view types (``Utf8View``, ``BinaryView``), which Spark
+  and some Arrow kernels reject; :func:`conform` casts them back to the registered types. It
+  is the one place that works around this.
+* After a MERGE, file statistics of string columns are ``string_view`` and a filter pushed
+  into the scan that compares them with a ``string`` fails (``ArrowNotImplementedError``,
+  deltalake 1.6.6). :func:`read_table` pushes filters down and falls back to filtering after
+  the scan when that happens.
+* Spark must read a snapshot from the table's file list (:func:`file_uris`), never by globbing
+  the folder: MERGE leaves removed files on disk until vacuum.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from config.tables import Table
+
+
+def open_table(table: Table, lake_dir: Path) -> DeltaTable | None:
+    """The Delta table ``table`` under ``lake_dir``, or None if it does not exist yet."""
+    return open_path(str(table.path(lake_dir)))
+
+
+def open_path(path: str) -> DeltaTable | None:
+    """The Delta table at ``path`` (a directory or URI), or None if there is none."""
+    try:
+        return DeltaTable(path)
+    except TableNotFoundError:
+        return None
+
+
+def ensure_table(table: Table, lake_dir: Path) -> DeltaTable:
+    """Create ``table`` under ``lake_dir`` if it does not exist (no-op otherwise).
+
+    Tables registered with ``change_data_feed=True`` get ``delta.enableChangeDataFeed=true``.
+    """
+    path = table.path(lake_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    config = {"delta.enableChangeDataFeed": "true"} if table.change_data_feed else None
+    return DeltaTable.create(str(path), table.schema, mode="ignore", configuration=config)
+
+
+def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``data`` with exactly ``schema``'s columns, cast to its types (e.g. Utf8View -> string).
+
+    Raises:
+        KeyError: a column of ``schema`` is missing from ``data``.
+        pyarrow.ArrowInvalid: a value cannot be cast.
+    """
+    return data.select(schema.names).cast(schema)
+
+
+def read_table(
+    table: Table, lake_dir: Path, columns: list[str] | None = None,
+    where: pc.Expression | None = None,
+) -> pa.Table:
+    """The table's current snapshot as Arrow (empty with the registered schema if missing).
+
+    Args:
+        table: the registered table.
+        lake_dir: the lake.
+        columns: only these columns (default all).
+        where: a pyarrow filter expression over the table's columns; pushed into the scan
+            (file statistics prune files), or applied after it where delta-rs' statistics
+            cannot be compared (see the module docstring).
+
+    Returns:
+        Rows with ``columns`` (or every registered column) in the registered types.
+    """
+    delta = open_table(table, lake_dir)
+    schema = table.schema if columns is None else pa.schema([table.schema.field(c) for c in columns])
+    if delta is None:
+        return schema.empty_table()
+    dataset = delta.to_pyarrow_dataset()
+    if where is None:
+        return conform(dataset.to_table(columns=schema.names), schema)
+    try:
+        data = dataset.to_table(columns=schema.names, filter=where)
+    except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        data = dataset.to_table().filter(where)
+    return conform(data, schema)
+
+
+def file_uris(table: Table, lake_dir: Path) -> list[str]:
+    """URIs of the Parquet files of ``table``'s current snapshot (empty if it does not exist)."""
+    delta = open_table(table, lake_dir)
+    return delta.file_uris() if delta is not None else []
+
+
+def table_version(path: str) -> int:
+    """Current version of the Delta table at ``path``, or -1 if there is no table yet."""
+    delta = open_path(path)
+    return delta.version() if delta is not None else -1
+
+
+def table_changes(path: str, first_version: int, last_version: int) -> pa.Table:
+    """The change data feed of commits ``first_version..last_version`` (inclusive).
+
+    Returns:
+        The table's columns plus ``_change_type``, ``_commit_version``, ``_commit_timestamp``.
+
+    Raises:
+        deltalake.exceptions.DeltaError: the table has no change data feed for those versions.
+    """
+    delta = DeltaTable(path)
+    return pa.table(delta.load_cdf(starting_version=first_version, ending_version=last_version))
+
+
+def transaction_version(path: str, app_id: str) -> int | None:
+    """The last batch id ``app_id`` recorded in the table at ``path`` (None if none)."""
+    delta = open_path(path)
+    return delta.transaction_version(app_id) if delta is not None else None

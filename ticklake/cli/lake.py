@@ -1,0 +1,157 @@
+"""Verbs over the lake: ``train``, ``serve``, ``status``, ``maintain``, ``dashboard``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from config.options import Host, Lake, Tickers, split_tickers
+from config.runtime import quiet_tensorflow, setup_logging
+from config.settings import load_settings
+
+MODELS = ("lstm", "naive", "sma", "linear")
+
+
+def _console() -> Console:
+    """A console that does not wrap tables when the output is a file or a pipe."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
+def train(
+    tickers: Tickers = None,
+    lake: Lake = None,
+    changed_only: Annotated[bool, typer.Option(
+        "--changed-only", help="Skip tickers whose Gold rows are unchanged since their newest "
+        "model version.")] = False,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="Tickers trained in parallel processes \\[default: 2].")] = None,
+    epochs: Annotated[int | None, typer.Option(
+        "--epochs", help="Maximum epochs per LSTM fit \\[default: 20].")] = None,
+    folds: Annotated[int | None, typer.Option(
+        "--folds", help="Walk-forward test folds \\[default: 4].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Walk-forward backtest and train one LSTM per ticker on gold/daily_metrics, next to the
+    naive, SMA and linear baselines; register each version, promote it to champion only if its
+    skill vs naive is > 0 and beats the current champion; write champion forecasts to
+    gold/predictions."""
+    quiet_tensorflow()  # before TensorFlow is imported
+    from analytics.train import train_all
+
+    setup_logging()
+    settings = load_settings(lake_dir=lake, train_workers=workers, epochs=epochs,
+                             backtest_folds=folds)
+    results = train_all(settings, split_tickers(tickers), changed_only=changed_only)
+    if as_json:
+        print(json.dumps([r.__dict__ for r in results], indent=2, default=str))
+        return
+    table = Table("ticker", "version", *[f"RMSE {m}" for m in MODELS], "skill", "cover80",
+                  "champion", title="walk-forward backtest (pooled test folds)")
+    for r in results:
+        if r.skipped:
+            table.add_row(r.ticker, f"skipped: {r.skipped}")
+            continue
+        o: dict[str, Any] = r.overall or {}
+        skill = o["lstm"]["skill"]
+        table.add_row(
+            r.ticker, r.version, *[f"{o[m]['rmse']:.4f}" for m in MODELS],
+            f"{skill:+.4f}" if skill is not None else "n/a", f"{o['coverage_80']:.1%}",
+            ("promoted" if r.promoted else "kept, not promoted") + f": {r.reason}")
+    _console().print(table)
+
+
+def serve(
+    lake: Lake = None,
+    host: Host = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port \\[default: 8000].")] = None,
+) -> None:
+    """The prediction API (FastAPI): GET /health, GET /predict/{ticker}, POST /predict.
+    OpenAPI docs at /docs."""
+    quiet_tensorflow()
+    import uvicorn
+
+    from analytics.api import create_app
+
+    settings = load_settings(lake_dir=lake, serve_host=host, serve_port=port)
+    print(f"ticklake prediction API on http://{settings.serve_host}:{settings.serve_port}/docs",
+          flush=True)
+    uvicorn.run(create_app(settings), host=settings.serve_host, port=settings.serve_port,
+                log_level="info")
+
+
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    lake: Lake = None,
+) -> None:
+    """Row counts of every table, reconciliation (bronze = silver + quarantine), last ingest,
+    champions, and the realised error of forecasts whose actual has arrived in Gold."""
+    from analytics.realised import realised_summary
+    from analytics.registry import Registry
+    from storage.facts import lake_status
+
+    settings = load_settings(lake_dir=lake)
+    info = lake_status(settings.lake_dir)
+    info["champions"] = {t: c["version"] for t, c in Registry(settings.lake_dir).champions().items()}
+    info["realised_forecasts"] = realised_summary(settings.lake_dir)
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    console = _console()
+    tables = Table("table", "rows", "version", "files", title=f"lake: {info['lake']}")
+    for name, t in info["tables"].items():
+        tables.add_row(name, *([f"{t['rows']:,}", f"v{t['version']}", str(t["files"])] if t
+                               else ["(not created yet)", "", ""]))
+    console.print(tables)
+    r = info["reconciliation"]
+    console.print(f"reconciliation: bronze {r['bronze']:,} = silver {r['silver']:,} + rejected "
+                  f"{r['rejected']:,} + duplicates {r['duplicates']:,} -> "
+                  f"{'balanced' if r['balanced'] else 'NOT BALANCED'}", highlight=False)
+    if r["by_reason"]:
+        console.print("quarantine by reason: " + ", ".join(
+            f"{k} {v}" for k, v in r["by_reason"].items()), highlight=False)
+    console.print(f"last ingest: {info['last_ingest_time'] or 'never'}", highlight=False)
+    console.print("champions: " + (", ".join(f"{t} {v}" for t, v in info["champions"].items())
+                                   or "none (ticklake train promotes a version that beats naive)"),
+                  highlight=False)
+    for ticker, e in info["realised_forecasts"].items():
+        console.print(f"  realised {ticker}: {e['forecasts']} forecasts, MAE model "
+                      f"{e['mae_model']:.4f} vs naive {e['mae_naive']:.4f}, 80% interval "
+                      f"coverage {e['coverage_80']:.0%}", highlight=False)
+
+
+def maintain(
+    lake: Lake = None,
+    retention_hours: Annotated[int, typer.Option(
+        help="Vacuum files unreferenced for longer than this (>= 168).")] = 168,
+) -> None:
+    """Compact small files, write Delta log checkpoints and vacuum; safe while jobs run."""
+    from storage.maintenance import maintain as run_maintenance
+
+    setup_logging()
+    settings = load_settings(lake_dir=lake)
+    report = run_maintenance(settings.lake_dir, retention_hours)
+    table = Table("table", "files before", "files after", "vacuumed", "note")
+    for name, entry in report.items():
+        table.add_row(name, str(entry["files_before"]), str(entry["files_after"]),
+                      str(entry["vacuumed"]), entry["skipped"] or "")
+    _console().print(table)
+
+
+def dashboard(
+    lake: Lake = None,
+    host: Host = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port \\[default: 8501].")] = None,
+) -> None:
+    """Serve the Streamlit dashboard alone (reads the Delta tables; never starts Spark)."""
+    import subprocess
+
+    from visualization.server import dashboard_command
+
+    settings = load_settings(lake_dir=lake, dashboard_host=host, dashboard_port=port)
+    print(f"dashboard: http://{settings.dashboard_host}:{settings.dashboard_port}")
+    raise typer.Exit(subprocess.call(dashboard_command(settings)))

@@ -1,0 +1,177 @@
+"""Verbs that move ticks: ``up``, ``broker``, ``produce``, ``watch``, ``job``."""
+
+from __future__ import annotations
+
+import json
+from itertools import islice
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from config.errors import ConfigError
+from config.options import Bootstrap, Lake, Tickers, UntilCaughtUp, split_tickers
+from config.runtime import setup_logging
+from config.settings import load_settings
+from producer.sources import SOURCE_NAMES
+
+broker_app = typer.Typer(help="The embedded tansu broker on 127.0.0.1 (memory or s3 storage).",
+                         no_args_is_help=True)
+Source = Annotated[str, typer.Option(help=f"Tick source: {' | '.join(SOURCE_NAMES)}.")]
+Csv = Annotated[list[Path] | None, typer.Option(
+    "--csv", help="Replay these CSVs (yfinance layout, one ticker per file) instead of "
+    "bokeh-sampledata.")]
+Storage = Annotated[
+    str | None,
+    typer.Option("--storage", help="Broker storage: memory (lost on restart) or s3 (kept in an "
+                 "S3 bucket across broker restarts; an embedded moto S3 unless "
+                 "TICKLAKE_S3_ENDPOINT is set) \\[default: memory]."),
+]
+
+
+def _check_source(source: str) -> str:
+    if source not in SOURCE_NAMES:
+        raise ConfigError(f"--source {source!r} is not one of {', '.join(SOURCE_NAMES)}")
+    return source
+
+
+def up(
+    until_caught_up: Annotated[bool, typer.Option(
+        "--until-caught-up",
+        help="Stop once every produced tick is in Gold and every ticker has a model; print a "
+        "JSON summary as the last line.")] = False,
+    lake: Lake = None,
+    source: Source = "replay",
+    csv: Csv = None,
+    tickers: Tickers = None,
+    rate: Annotated[float | None, typer.Option(help="Ticks per second (default: as fast as "
+                                               "possible for replay, 50 for synthetic).")] = None,
+    count: Annotated[int | None, typer.Option(help="Synthetic: stop after N ticks.")] = None,
+    bootstrap_servers: Bootstrap = None,
+    dashboard: Annotated[bool, typer.Option(help="Serve the Streamlit dashboard.")] = True,
+    api: Annotated[bool, typer.Option(help="Serve the prediction API (FastAPI).")] = True,
+) -> None:
+    """Run the whole lakehouse: broker, Spark jobs, producer, training, dashboard, API.
+
+    Ctrl-C stops everything it started. With --until-caught-up it stops by itself.
+    """
+    from ticklake.up import UpOptions, run_up
+
+    setup_logging()
+    settings = load_settings(lake_dir=lake, bootstrap_servers=bootstrap_servers,
+                             tickers=split_tickers(tickers))
+    options = UpOptions(
+        source=_check_source(source), csv=list(csv or []),
+        tickers=split_tickers(tickers), rate=rate, count=count,
+        until_caught_up=until_caught_up, dashboard=dashboard, api=api,
+    )
+    summary = run_up(settings, options)
+    if summary is not None:
+        print(json.dumps(summary, default=str))
+        if not summary.get("ok"):
+            raise typer.Exit(1)
+
+
+@broker_app.command("start")
+def broker_start(bootstrap_servers: Bootstrap = None, storage: Storage = None) -> None:
+    """Start the embedded broker in the background and create the topic."""
+    from ticklake.broker import EmbeddedBroker, ensure_topic
+
+    setup_logging()
+    settings = load_settings(bootstrap_servers=bootstrap_servers, broker_storage=storage)
+    pid = EmbeddedBroker(settings).start()
+    partitions = ensure_topic(settings)
+    print(f"broker running on {settings.bootstrap_servers} (pid {pid}, storage "
+          f"{settings.broker_storage}); topic {settings.topic} has {partitions} partitions")
+
+
+@broker_app.command("stop")
+def broker_stop(
+    bootstrap_servers: Bootstrap = None,
+    with_storage: Annotated[bool, typer.Option(
+        "--with-storage", help="Also stop the embedded S3 server of the s3 storage (its "
+        "topics and messages are then gone).")] = False,
+) -> None:
+    """Stop the embedded broker started by `ticklake broker start` (by its PID file)."""
+    from ticklake.broker import EmbeddedBroker
+
+    settings = load_settings(bootstrap_servers=bootstrap_servers)
+    stopped = EmbeddedBroker(settings).stop(with_storage=with_storage)
+    print("broker stopped" if stopped else "no embedded broker was running")
+
+
+@broker_app.command("status")
+def broker_status(bootstrap_servers: Bootstrap = None) -> None:
+    """Say whether a broker answers, and the embedded broker's (and S3 server's) PID."""
+    from ticklake.broker import EmbeddedBroker, broker_reachable
+    from ticklake.s3 import EmbeddedS3
+
+    settings = load_settings(bootstrap_servers=bootstrap_servers)
+    pid = EmbeddedBroker(settings).pid()
+    s3 = EmbeddedS3(settings)
+    reachable = broker_reachable(settings)
+    print(f"{settings.bootstrap_servers}: {'reachable' if reachable else 'not reachable'}"
+          + (f" (embedded tansu, pid {pid})" if pid else ""))
+    if s3.pid():
+        print(f"embedded S3 storage: {s3.url} (pid {s3.pid()})")
+    if not reachable:
+        raise typer.Exit(1)
+
+
+def produce(
+    source: Source = "replay",
+    csv: Csv = None,
+    tickers: Tickers = None,
+    rate: Annotated[float | None, typer.Option(help="Ticks per second (synthetic).")] = None,
+    count: Annotated[int | None, typer.Option(help="Stop after N ticks.")] = None,
+    bootstrap_servers: Bootstrap = None,
+) -> None:
+    """Publish ticks to the topic (key = ticker, idempotent producer, acks=all)."""
+    from producer.publisher import publish
+    from producer.sources.factory import build_source
+    from ticklake.broker import ensure_topic
+
+    setup_logging()
+    settings = load_settings(bootstrap_servers=bootstrap_servers, tickers=split_tickers(tickers))
+    tick_source = build_source(settings, _check_source(source), list(csv or []),
+                               split_tickers(tickers), rate, count)
+    ensure_topic(settings)
+    ticks = tick_source.ticks()
+    if count is not None:
+        ticks = islice(ticks, count)
+    total = tick_source.expected_count()
+    report = publish(ticks, settings, total=min(total, count) if total and count else total or count)
+    print(json.dumps({"produced": report.produced, "failed": report.failed,
+                      "end_offsets": report.end_offsets}))
+
+
+def watch(
+    from_beginning: Annotated[bool, typer.Option(
+        "--from-beginning", help="Start at the earliest offset instead of the end.")] = False,
+    count: Annotated[int | None, typer.Option(help="Exit after N messages.")] = None,
+    idle_s: Annotated[float | None, typer.Option(
+        "--idle-s", help="Exit after this many seconds without a message.")] = None,
+    bootstrap_servers: Bootstrap = None,
+) -> None:
+    """Print the topic's messages as they arrive: partition, offset, key, value."""
+    from ticklake.broker import require_broker
+    from ticklake.watch import watch_topic
+
+    settings = load_settings(bootstrap_servers=bootstrap_servers)
+    require_broker(settings)
+    for line in watch_topic(settings, from_beginning, count, idle_s):
+        print(line, flush=True)
+
+
+def job(
+    names: Annotated[list[str], typer.Argument(help="bronze, silver and/or gold.")],
+    until_caught_up: UntilCaughtUp = False,
+    lake: Lake = None,
+    bootstrap_servers: Bootstrap = None,
+) -> None:
+    """Run streaming jobs (one Spark application). Same as `spark-submit pipeline/<job>.py`."""
+    from pipeline.jobs import run_jobs
+
+    setup_logging()
+    settings = load_settings(lake_dir=lake, bootstrap_servers=bootstrap_servers)
+    run_jobs(settings, names, until_caught_up)

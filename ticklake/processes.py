@@ -1,0 +1,99 @@
+"""Background servers on 127.0.0.1 tracked by PID files, stopped by PID (psutil)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from config.settings import Settings
+
+
+def alive(pid: int) -> bool:
+    """True if process ``pid`` exists and is not a zombie (psutil)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def stop_pid(pid: int, timeout_s: float = 10.0) -> None:
+    """Stop ``pid`` and its children: SIGTERM, then SIGKILL after ``timeout_s``.
+
+    The process's whole tree is signalled (a Spark driver's JVM, Streamlit's workers), so
+    nothing it started outlives it. A zombie child is reaped by psutil's ``wait_procs``.
+    """
+    try:
+        parent = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    try:
+        family = [parent, *parent.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        family = [parent]
+    for proc in family:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, left = psutil.wait_procs(family, timeout=timeout_s)
+    for proc in left:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(left, timeout=timeout_s)
+
+
+def wait_until(ready: Callable[[], bool], timeout_s: float, interval_s: float = 0.2) -> bool:
+    """Poll ``ready()`` every ``interval_s`` until it is true or ``timeout_s`` passed (tenacity).
+
+    Returns:
+        Whether ``ready()`` became true in time.
+    """
+    retrying = Retrying(retry=retry_if_result(lambda ok: not ok),
+                        stop=stop_after_delay(timeout_s), wait=wait_fixed(interval_s))
+    try:
+        return bool(retrying(ready))
+    except RetryError:
+        return False
+
+
+@dataclass(frozen=True)
+class LocalServer:
+    """A background server on 127.0.0.1 tracked by ``<run_dir>/<name>.pid``, logging to
+    ``<run_dir>/logs/<name>.log``. Subclasses give the ``name`` and a ``start``."""
+
+    settings: Settings
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def pid_file(self) -> Path:
+        return self.settings.run_dir / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.settings.run_dir / "logs" / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        """PID of the running server this file points at, or None."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if alive(pid) else None
+
+    def stop(self, timeout_s: float = 10.0) -> bool:
+        """Stop the server by its PID (SIGTERM, then SIGKILL); returns whether one ran."""
+        pid = self.pid()
+        self.pid_file.unlink(missing_ok=True)
+        if pid is None:
+            return False
+        stop_pid(pid, timeout_s)
+        return True

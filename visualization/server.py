@@ -1,0 +1,24 @@
+"""How the dashboard is served: the ``streamlit run`` command line for a lake."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from config.settings import Settings
+
+APP = Path(__file__).resolve().parent / "app.py"
+"""The Streamlit script of the dashboard."""
+
+
+def dashboard_command(settings: Settings) -> list[str]:
+    """The ``streamlit run`` command line of the dashboard over ``settings.lake_dir``, bound to
+    ``settings.dashboard_host:dashboard_port``, headless, without usage statistics."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(APP),
+        "--server.address", settings.dashboard_host,
+        "--server.port", str(settings.dashboard_port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+        "--", "--lake", str(Path(settings.lake_dir).resolve()),
+    ]
