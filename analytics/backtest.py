@@ -28,93 +28,29 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import (
+    mean_absolute_error,
+    mean_absolute_percentage_error,
+    root_mean_squared_error,
+)
 
 from analytics.baselines import LinearBaseline, naive_forecast, sma_forecast
-from analytics.features import FEATURES, Scaler, Windows
+from analytics.features import Scaler, Windows
+from analytics.folds import Fold
+from analytics.lstm import LSTM_SPEC, FittedLSTM, ModelSpec, fit_lstm
 
 log = logging.getLogger(__name__)
 
 MODELS = ("lstm", "naive", "sma", "linear")
 """Model names in every metrics table: the LSTM and the baselines of :mod:`analytics.baselines`."""
-INTERVAL = (0.10, 0.90)
-"""Residual quantiles of the 80% prediction interval."""
-MIN_FIT_WINDOWS = 30
-"""Fewest windows a fold may fit on (below this the backtest raises)."""
 
-ProgressFn = Callable[[int, int], None]
-"""Called as ``progress(epoch_done, epochs)`` after each training epoch."""
-
-
-@dataclass(frozen=True)
-class Fold:
-    """Window index ranges of one fold (indices into :class:`~analytics.features.Windows`).
-
-    ``fit`` + ``validation`` is the training part, all before ``test``. ``number`` 0 is the
-    first backtest fold; the final model (no test block) uses ``number`` -1.
-    """
-
-    number: int
-    fit: range
-    validation: range
-    test: range
-
-
-def walk_forward_folds(
-    n_windows: int, holdout_fraction: float, folds: int, validation_fraction: float
-) -> list[Fold]:
-    """Expanding-window folds over ``n_windows`` chronologically ordered windows.
-
-    Args:
-        n_windows: windows with a known target.
-        holdout_fraction: share of windows in the test blocks, in (0, 1).
-        folds: number of consecutive test blocks (>= 1).
-        validation_fraction: share of each training part kept for validation, in (0, 1).
-
-    Returns:
-        ``folds`` folds; test blocks are contiguous, cover the last
-        ``max(folds, round(n_windows * holdout_fraction))`` windows and differ in size by at
-        most one.
-
-    Raises:
-        ValueError: a fold would fit on fewer than :data:`MIN_FIT_WINDOWS` windows; the
-            message gives the counts.
-    """
-    n_test = max(folds, int(round(n_windows * holdout_fraction)))
-    blocks = np.array_split(np.arange(n_windows - n_test, n_windows), folds)
-    out = []
-    for number, block in enumerate(blocks):
-        start = int(block[0])
-        fit, validation = _split_training(start, validation_fraction)
-        if len(fit) < MIN_FIT_WINDOWS:
-            raise ValueError(
-                f"{n_windows} windows are too few for {folds} folds holding out "
-                f"{holdout_fraction:.0%}: fold {number} would fit on {len(fit)} windows "
-                f"(at least {MIN_FIT_WINDOWS})"
-            )
-        out.append(Fold(number, fit, validation, range(start, int(block[-1]) + 1)))
-    return out
-
-
-def final_fold(n_windows: int, validation_fraction: float) -> Fold:
-    """The final model's split: every window, the last ``validation_fraction`` for validation.
-
-    Raises:
-        ValueError: fewer than :data:`MIN_FIT_WINDOWS` windows would remain to fit on.
-    """
-    fit, validation = _split_training(n_windows, validation_fraction)
-    if len(fit) < MIN_FIT_WINDOWS:
-        raise ValueError(f"{n_windows} windows are too few to fit on (at least "
-                         f"{MIN_FIT_WINDOWS} after validation)")
-    return Fold(-1, fit, validation, range(n_windows, n_windows))
-
-
-def _split_training(n_train: int, validation_fraction: float) -> tuple[range, range]:
-    n_val = max(1, int(round(n_train * validation_fraction)))
-    return range(0, n_train - n_val), range(n_train - n_val, n_train)
 
 
 def forecast_metrics(actual: np.ndarray, predicted: np.ndarray, last: np.ndarray) -> dict:
     """RMSE, MAE (price units), MAPE (%), directional accuracy of price forecasts.
+
+    RMSE, MAE and MAPE are scikit-learn's (``root_mean_squared_error``,
+    ``mean_absolute_error``, ``mean_absolute_percentage_error`` x 100).
 
     Args:
         actual, predicted, last: shape (n,), the next day's actual avg_price, its forecast and
@@ -125,16 +61,15 @@ def forecast_metrics(actual: np.ndarray, predicted: np.ndarray, last: np.ndarray
         when the forecast never moves from ``last`` (the naive forecast) or no day moved.
     """
     actual, predicted, last = (np.asarray(a, dtype=np.float64) for a in (actual, predicted, last))
-    err = predicted - actual
     moved = actual != last
     pred_move = np.sign(predicted - last)
     direction = None
     if moved.any() and (pred_move != 0).any():
         direction = float((pred_move[moved] == np.sign(actual - last)[moved]).mean())
     return {
-        "rmse": float(np.sqrt(np.mean(err**2))),
-        "mae": float(np.mean(np.abs(err))),
-        "mape": float(np.mean(np.abs(err) / np.abs(actual)) * 100.0),
+        "rmse": float(root_mean_squared_error(actual, predicted)),
+        "mae": float(mean_absolute_error(actual, predicted)),
+        "mape": float(mean_absolute_percentage_error(actual, predicted)) * 100.0,
         "directional_accuracy": direction,
         "n": int(len(actual)),
     }
@@ -152,84 +87,6 @@ def score(frame: pd.DataFrame) -> dict[str, Any]:
     inside = (frame["lower"] <= frame["actual"]) & (frame["actual"] <= frame["upper"])
     out["coverage_80"] = float(inside.mean()) if len(frame) else None
     return out
-
-
-@dataclass
-class FittedLSTM:
-    """An LSTM trained on one fold, with its scaler and interval quantiles.
-
-    Attributes:
-        model: the Keras model (input (window_days, 2) scaled, output scaled relative change).
-        scaler: fitted on the fold's ``fit`` windows only.
-        residual_quantiles: (q10, q90) of relative validation residuals.
-        epochs_run: epochs actually trained (early stopping may end sooner).
-    """
-
-    model: Any
-    scaler: Scaler
-    residual_quantiles: tuple[float, float]
-    epochs_run: int
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Relative forecasts ``next / last - 1``, shape (n,), float64."""
-        if not len(X):
-            return np.zeros(0)
-        scaled = self.scaler.transform(X)
-        return np.asarray(self.model(scaled, training=False), dtype=np.float64)[:, 0] * \
-            self.scaler.target_std
-
-    def interval(self, forecast_rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Relative (lower, upper) bounds of the 80% interval around ``forecast_rel``."""
-        return forecast_rel + self.residual_quantiles[0], forecast_rel + self.residual_quantiles[1]
-
-
-def build_model(window_days: int, seed: int) -> Any:
-    """LSTM(32) -> Dense(1) on inputs of shape (window_days, 2); Adam(1e-3), MSE loss."""
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input((window_days, len(FEATURES))),
-        keras.layers.LSTM(32),
-        keras.layers.Dense(1),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-    return model
-
-
-def fit_lstm(
-    w: Windows, fold: Fold, epochs: int, seed: int, progress: ProgressFn | None = None
-) -> FittedLSTM:
-    """Train the LSTM on ``fold.fit``, early-stopping and calibrating on ``fold.validation``.
-
-    Early stopping: patience 5 on validation loss, best weights restored. Seeded with
-    ``keras.utils.set_random_seed(seed)``: on the same data, one thread, the same metrics.
-    """
-    import keras
-
-    fit, val = list(fold.fit), list(fold.validation)
-    scaler = Scaler.fit(w.X[fit], w.y[fit])
-    model = build_model(w.X.shape[1], seed)
-
-    class Progress(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            self.epochs_run = epoch + 1
-            if progress:
-                progress(epoch + 1, epochs)
-
-    counter = Progress()
-    model.fit(
-        scaler.transform(w.X[fit]), w.y[fit] / scaler.target_std,
-        validation_data=(scaler.transform(w.X[val]), w.y[val] / scaler.target_std),
-        epochs=epochs, batch_size=64, shuffle=True, verbose=0,
-        callbacks=[keras.callbacks.EarlyStopping(patience=5, restore_best_weights=True),
-                   counter],
-    )
-    fitted = FittedLSTM(model, scaler, (0.0, 0.0), getattr(counter, "epochs_run", 0))
-    residuals = w.y[val].astype(np.float64) - fitted.predict(w.X[val])
-    q_lo, q_hi = np.quantile(residuals, INTERVAL)
-    fitted.residual_quantiles = (float(q_lo), float(q_hi))
-    return fitted
 
 
 @dataclass
@@ -274,7 +131,7 @@ def fold_frame(w: Windows, fold: Fold, fitted: FittedLSTM, linear: LinearBaselin
 
 def walk_forward(
     w: Windows, dates: pd.Series, folds: list[Fold], epochs: int, seed: int,
-    progress: Callable[[int, int, int], None] | None = None,
+    progress: Callable[[int, int, int], None] | None = None, spec: ModelSpec = LSTM_SPEC,
 ) -> BacktestResult:
     """Run the backtest over ``folds`` of windows ``w``.
 
@@ -285,6 +142,7 @@ def walk_forward(
         epochs: maximum epochs per LSTM fit.
         seed: Keras seed, the same for every fold.
         progress: ``progress(fold_number, epoch_done, epochs)`` after each epoch.
+        spec: the LSTM's architecture and training hyper-parameters.
     """
     frames, per_fold, scalers = [], [], []
     for fold in folds:
@@ -292,7 +150,7 @@ def walk_forward(
             if progress:
                 progress(number, done, total)
 
-        fitted = fit_lstm(w, fold, epochs, seed, on_epoch)
+        fitted = fit_lstm(w, fold, epochs, seed, on_epoch, spec)
         train = list(fold.fit) + list(fold.validation)
         linear = LinearBaseline(fitted.scaler).fit(w.X[train], w.y[train])
         frame = fold_frame(w, fold, fitted, linear, dates)

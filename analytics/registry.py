@@ -33,8 +33,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analytics.backtest import FittedLSTM
 from analytics.features import Scaler, make_windows
+from analytics.lstm import FittedLSTM
+from config.calendar import next_trading_day
 from config.errors import ModelError
 from config.tables import MODELS_DIR
 
@@ -69,9 +70,9 @@ def data_fingerprint(series: pd.DataFrame) -> str:
 
 
 def next_business_day(day: date) -> date:
-    """The Monday-to-Friday day after ``day``: the ``target_date`` of a forecast made on
-    ``day`` (exchange holidays are not known here)."""
-    return (pd.Timestamp(day) + pd.offsets.BDay(1)).date()
+    """The ``target_date`` of a forecast made on ``day``: the next New York Stock Exchange
+    session (``config.calendar``: weekends and exchange holidays skipped)."""
+    return next_trading_day(day)
 
 
 def promotion_decision(skill: float | None, champion: dict[str, Any] | None) -> tuple[bool, str]:

@@ -18,39 +18,27 @@ Afterwards each ticker's champion forecasts the next trading day from current Go
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import queue
 import sys
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-from tqdm import tqdm
 
-from analytics.backtest import (
-    INTERVAL,
-    MODELS,
-    Fold,
-    final_fold,
-    fit_lstm,
-    walk_forward,
-    walk_forward_folds,
-)
+from analytics.backtest import MODELS, walk_forward
 from analytics.features import FEATURES, make_windows
+from analytics.folds import Fold, final_fold, walk_forward_folds
+from analytics.lstm import INTERVAL, LSTM_SPEC, fit_lstm
+from analytics.parallel import ProgressBars, init_tensorflow, run_in_processes
 from analytics.plot import backtest_plot
-from analytics.registry import Registry, code_version, data_fingerprint, next_business_day
+from analytics.predictions import write_predictions
+from analytics.registry import Registry, code_version, data_fingerprint
 from config.errors import TableMissing
-from config.runtime import pin_tensorflow_threads
 from config.settings import Settings
-from config.tables import GOLD_DAILY_METRICS, GOLD_PREDICTIONS
+from config.tables import GOLD_DAILY_METRICS
 from storage.delta import open_table, read_table
-from storage.sink import DeltaSink
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +127,7 @@ def train_ticker(
         "features": list(FEATURES),
         "window_days": settings.window_days,
         "target": "next trading day's avg_price, as avg_price / last avg_price - 1",
-        "hyper_parameters": {"layers": "LSTM(32) -> Dense(1)", "optimizer": "Adam(1e-3)",
-                             "loss": "mse", "batch_size": 64, "max_epochs": epochs,
-                             "early_stopping_patience": 5},
+        "hyper_parameters": LSTM_SPEC.metadata(epochs),
         "seed": settings.seed,
         "backtest_folds": len(folds),
         "holdout_fraction": settings.holdout_fraction,
@@ -165,70 +151,13 @@ def train_ticker(
                        seconds=time.monotonic() - started)
 
 
-def _init_worker(threads: int) -> None:
-    """Pin TensorFlow to ``threads`` threads in a worker, before it is imported."""
-    pin_tensorflow_threads(threads)
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:  # TensorFlow already initialised in this process: keep its threads
-        log.debug("TensorFlow already initialised; train_threads=%d not applied", threads)
-
-
-def _train_in_worker(args: tuple, events: Any) -> TrainResult:
+def _train_in_worker(args: tuple[Any, ...], events: Any) -> TrainResult:
     series, ticker, settings, gold_version, now = args
 
     def progress(t: str, done: int, total: int, stage: str) -> None:
         events.put((t, done, total, stage))
 
     return train_ticker(series, ticker, settings, gold_version, now, progress)
-
-
-class _Bars:
-    """One tqdm bar per ticker, fed by progress events."""
-
-    def __init__(self, tickers: list[str], enabled: bool) -> None:
-        self.bars = {t: tqdm(total=1, desc=f"train {t:<6}", unit="epoch", position=i,
-                             leave=True, disable=not enabled) for i, t in enumerate(tickers)}
-
-    def update(self, ticker: str, done: int, total: int, stage: str) -> None:
-        bar = self.bars[ticker]
-        bar.total = total
-        bar.n = done
-        bar.set_postfix_str(stage, refresh=False)
-        bar.refresh()
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
-
-
-def _run_parallel(jobs: list[tuple], settings: Settings, bars: _Bars) -> list[TrainResult]:
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Manager() as manager:
-        events = manager.Queue()
-        stop = threading.Event()
-
-        def pump() -> None:
-            while not stop.is_set():
-                try:
-                    bars.update(*events.get(timeout=0.2))
-                except queue.Empty:
-                    continue
-
-        pumper = threading.Thread(target=pump, daemon=True)
-        pumper.start()
-        try:
-            with ProcessPoolExecutor(max_workers=min(settings.train_workers, len(jobs)),
-                                     mp_context=ctx, initializer=_init_worker,
-                                     initargs=(settings.train_threads,)) as pool:
-                futures = [pool.submit(_train_in_worker, job, events) for job in jobs]
-                return [f.result() for f in futures]
-        finally:
-            stop.set()
-            pumper.join()
 
 
 def train_all(
@@ -275,13 +204,14 @@ def train_all(
                 ticker, skipped=f"unchanged since version {latest['version']}")
         else:
             jobs.append((series, ticker, settings, gold_version, now))
-    bars = _Bars([job[1] for job in jobs], show_progress)
+    bars = ProgressBars([job[1] for job in jobs], show_progress)
     try:
         if settings.train_workers > 1 and len(jobs) > 1:
-            trained = _run_parallel(jobs, settings, bars)
+            trained = run_in_processes(_train_in_worker, jobs, settings.train_workers,
+                                       settings.train_threads, bars)
         else:
             if jobs and "tensorflow" not in sys.modules:  # else its threads are fixed already
-                _init_worker(settings.train_threads)
+                init_tensorflow(settings.train_threads)
             trained = [train_ticker(*job, progress=bars.update) for job in jobs]
     finally:
         bars.close()
@@ -295,40 +225,4 @@ def train_all(
     write_predictions(settings, frame, names, registry)
     return [results[t] for t in names]
 
-
-def write_predictions(
-    settings: Settings, frame: pd.DataFrame, tickers: list[str], registry: Registry
-) -> list[dict[str, Any]]:
-    """Forecast the next trading day for each ticker's champion into ``gold/predictions``.
-
-    Tickers without a champion get no row (no version beat the naive forecast). ``as_of`` is
-    the last trading date in Gold; ``target_date`` the next business day (Mon-Fri; exchange
-    holidays are not known here). Rows are upserted on (ticker, target_date, model_version).
-
-    Returns:
-        The rows written.
-    """
-    rows = []
-    created = datetime.now(UTC)
-    for ticker in tickers:
-        champion = registry.champion(ticker)
-        series = frame[frame["ticker"] == ticker].sort_values("trading_date")
-        if champion is None or series.empty:
-            continue
-        loaded = registry.load(ticker, champion["version"])
-        if len(series) < loaded.window_days:
-            continue
-        as_of = series["trading_date"].iloc[-1]
-        rows.append({
-            "ticker": ticker,
-            "as_of": as_of,
-            "target_date": next_business_day(as_of),
-            **loaded.forecast(series["avg_price"].to_numpy(), series["total_volume"].to_numpy()),
-            "model_version": champion["version"],
-            "created_at": created,
-        })
-    if rows:
-        DeltaSink(GOLD_PREDICTIONS, settings.lake_dir, "train").upsert(
-            pa.Table.from_pylist(rows, schema=GOLD_PREDICTIONS.schema), None)
-    return rows
 

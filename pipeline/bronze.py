@@ -16,6 +16,9 @@ from config.tables import BRONZE_TICKS
 from pipeline.runner import Job, main
 from storage.sink import DeltaSink
 
+KAFKA_COLUMNS = [c for c in BRONZE_TICKS.schema.names if c != "ingest_time"]
+"""Bronze keeps every column of Spark's Kafka source: Bronze's columns but ``ingest_time``."""
+
 
 def kafka_ticks(spark: SparkSession, settings: Settings) -> DataFrame:
     """The tick topic as a streaming DataFrame (Spark's Kafka source columns)."""
@@ -36,10 +39,7 @@ def bronze_ticks(kafka: DataFrame) -> DataFrame:
 
     ``ingest_time`` is the micro-batch's timestamp, so a replayed batch gets the same value.
     """
-    return kafka.select(
-        "key", "value", "topic", "partition", "offset", "timestamp", "timestampType",
-        F.current_timestamp().alias("ingest_time"),
-    )
+    return kafka.select(*KAFKA_COLUMNS, F.current_timestamp().alias("ingest_time"))
 
 
 def bronze_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], None]:

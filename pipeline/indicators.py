@@ -25,20 +25,18 @@ import math
 import numpy as np
 import pandas as pd
 
+from config.tables import GOLD_ANOMALIES, GOLD_INDICATORS_1D, GOLD_INDICATORS_1H
+
 TRADING_DAYS_PER_YEAR = 252
 ANOMALY_WINDOW = 30
 ANOMALY_Z = 3.0
 
-INDICATOR_1D_COLUMNS = [
-    "ticker", "window_start", "close", "volume", "simple_return", "log_return",
-    "sma_7", "sma_14", "sma_30", "ema_12", "ema_26", "macd", "macd_signal", "macd_hist",
-    "bb_middle", "bb_upper", "bb_lower", "rsi_14", "volatility_14", "volatility_30",
-    "vol_moving_avg", "adj_close_rolling_med",
-]
-INDICATOR_1H_COLUMNS = [
-    "ticker", "window_start", "avg_price", "total_volume", "trades", "return_1h", "ma_3", "vol_3",
-]
-ANOMALY_COLUMNS = ["ticker", "window_start", "metric", "value", "window_mean", "window_std", "z_score"]
+INDICATOR_1D_COLUMNS: list[str] = GOLD_INDICATORS_1D.schema.names
+"""Columns of :func:`indicators_1d`: those of ``gold/indicators_1d`` (config/tables.py)."""
+INDICATOR_1H_COLUMNS: list[str] = GOLD_INDICATORS_1H.schema.names
+"""Columns of :func:`indicators_1h`: those of ``gold/indicators_1h``."""
+ANOMALY_COLUMNS: list[str] = GOLD_ANOMALIES.schema.names
+"""Columns of :func:`anomalies`: those of ``gold/anomalies``."""
 
 
 def ema(values: pd.Series, n: int, start: int = 0) -> pd.Series:

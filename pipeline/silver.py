@@ -22,11 +22,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
+from config.reasons import Reason
 from config.settings import Settings
 from config.tables import BRONZE_TICKS, SILVER_QUARANTINE, SILVER_TICKS, UTC_TS
 from pipeline.runner import Job, main
 from pipeline.schemas import table_stream
 from pipeline.validation import validate_value
+from producer.messages import MESSAGE_FIELDS
 from storage.delta import read_table
 from storage.sink import DeltaSink
 
@@ -55,8 +57,7 @@ def _classify_batches(
                 allowed_tickers,
             )
             fields = tick.model_dump() if tick else {}
-            for name in ("tick_id", "ticker", "event_time", "price", "volume", "source", "seq",
-                         "schema_version"):
+            for name in MESSAGE_FIELDS:
                 out[name].append(fields.get(name))
             out["kafka_timestamp"].append(row["timestamp"])
             for name in ("topic", "partition", "offset", "ingest_time", "checked_at"):
@@ -117,7 +118,7 @@ def split_batch(
         if reason is not None:
             continue
         if tick_id in seen:
-            reasons[i] = "duplicate_tick_id"
+            reasons[i] = Reason.DUPLICATE_TICK_ID
             details[i] = (
                 "already in silver.ticks" if tick_id in existing_ids
                 else "earlier in the same micro-batch"
@@ -125,7 +126,7 @@ def split_batch(
         elif tickers[i] in marks:
             behind_s = (marks[tickers[i]] - times[i]).total_seconds()
             if behind_s > allowed_lateness_s:
-                reasons[i] = "late"
+                reasons[i] = Reason.LATE
                 details[i] = (
                     f"{behind_s:.0f} s behind the {tickers[i]} watermark "
                     f"{marks[tickers[i]].isoformat()} (allowed lateness {allowed_lateness_s:.0f} s)"

@@ -70,6 +70,10 @@ class TickMessage(BaseModel):
         return _dumps(data)
 
 
+MESSAGE_FIELDS: tuple[str, ...] = tuple(TickMessage.model_fields)
+"""The message's fields, in order; Silver stores each as a column of the same name."""
+
+
 def format_event_time(ts: datetime) -> str:
     """ISO-8601 UTC with microseconds only when non-zero, e.g. ``2013-03-01T14:30:00Z``.
 

@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from config.reasons import Reason
 from config.tables import ALL_TABLES, BRONZE_TICKS, SILVER_QUARANTINE, SILVER_TICKS, Table
 from storage.delta import open_table, read_table
 
@@ -57,7 +58,7 @@ def lake_status(lake_dir: Path) -> dict[str, Any]:
     rows = {t.name: (tables[t.name] or {}).get("rows", 0) for t in ALL_TABLES}
     bronze, silver = rows[BRONZE_TICKS.name], rows[SILVER_TICKS.name]
     quarantine = rows[SILVER_QUARANTINE.name]
-    duplicates = by_reason.get("duplicate_tick_id", 0)
+    duplicates = by_reason.get(Reason.DUPLICATE_TICK_ID, 0)
     ingest = read_table(BRONZE_TICKS, lake_dir, ["ingest_time"]).column("ingest_time")
     last: datetime | None = pc.max(ingest).as_py() if len(ingest) else None
     return {

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from analytics.backtest import build_model
 from analytics.features import Scaler
+from analytics.lstm import build_model
 from config.tables import GOLD_DAILY_METRICS, MODELS_DIR
 from storage.sink import DeltaSink
 

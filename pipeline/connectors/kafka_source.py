@@ -32,7 +32,6 @@ maximum of ListOffsets and a fetch-based high watermark, which is correct on Apa
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator, Mapping
@@ -49,7 +48,18 @@ from pyspark.sql.streaming.datasource import (
 )
 from pyspark.sql.types import StructType
 
-from config.errors import ConnectorError
+from pipeline.connectors.kafka_offsets import (
+    KafkaSourceError,
+    OffsetProbe,
+    Offsets,
+    librdkafka_config,
+    parse_starting_offsets,
+    split_by_max_rows,
+)
+
+__all__ = ["KAFKA_SCHEMA_DDL", "KafkaDataSource", "KafkaSourceError", "KafkaStreamReader",
+           "OffsetProbe", "Offsets", "librdkafka_config", "parse_starting_offsets",
+           "read_partition", "split_by_max_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -57,172 +67,6 @@ KAFKA_SCHEMA_DDL = (
     "key binary, value binary, topic string, partition int, offset long, "
     "timestamp timestamp, timestampType int"
 )
-Offsets = dict[str, dict[str, int]]
-"""Spark Kafka offsets: topic -> partition (as a string) -> next offset to read."""
-
-
-class KafkaSourceError(ConnectorError):
-    """The Kafka source cannot go on (bad option, unreachable broker, offsets lost)."""
-
-
-def librdkafka_config(options: Mapping[str, str]) -> dict[str, Any]:
-    """The ``kafka.*`` options without their prefix, as librdkafka configuration.
-
-    Raises:
-        KafkaSourceError: ``kafka.bootstrap.servers`` is missing.
-    """
-    conf = {k[len("kafka."):]: v for k, v in options.items() if k.lower().startswith("kafka.")}
-    if "bootstrap.servers" not in conf:
-        raise KafkaSourceError("option 'kafka.bootstrap.servers' is required (HOST:PORT[,...])")
-    conf.setdefault("group.id", "ticklake-spark-source")
-    conf["enable.auto.commit"] = False
-    conf["enable.auto.offset.store"] = False
-    return conf
-
-
-def split_by_max_rows(start: Offsets, end: Offsets, max_rows: int) -> Offsets:
-    """Cap the range ``start -> end`` at ``max_rows`` messages, split in proportion to lag.
-
-    Like Spark's Kafka source ``maxOffsetsPerTrigger``: each partition gets
-    ``floor(max_rows * lag_p / total_lag)``, the remainder goes to the partitions with the
-    largest lag, and every partition with lag moves by at least one message while the budget
-    lasts, so a query always makes progress.
-
-    Returns:
-        New end offsets with ``sum(end - start) <= max_rows``.
-    """
-    lags = {
-        (t, p): max(0, off - start.get(t, {}).get(p, 0))
-        for t, parts in end.items() for p, off in parts.items()
-    }
-    total = sum(lags.values())
-    if total <= max_rows:
-        return end
-    share = {tp: (max_rows * lag) // total for tp, lag in lags.items()}
-    left = max_rows - sum(share.values())
-    for tp in sorted(lags, key=lambda k: (-lags[k], k)):
-        if left <= 0:
-            break
-        if lags[tp] > share[tp]:
-            share[tp] += 1
-            left -= 1
-    capped: Offsets = {}
-    for (t, p), n in share.items():
-        capped.setdefault(t, {})[p] = start.get(t, {}).get(p, 0) + n
-    return capped
-
-
-def parse_starting_offsets(value: str, topics: list[str]) -> str | Offsets:
-    """``"earliest"``, ``"latest"`` or Spark's per-partition JSON (-2 = earliest, -1 = latest).
-
-    Raises:
-        KafkaSourceError: anything else, or JSON naming a topic that is not subscribed.
-    """
-    text = value.strip()
-    if text.lower() in ("earliest", "latest"):
-        return text.lower()
-    try:
-        parsed = json.loads(text)
-        offsets = {t: {str(p): int(o) for p, o in parts.items()} for t, parts in parsed.items()}
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise KafkaSourceError(
-            f"startingOffsets={value!r}: use 'earliest', 'latest' or JSON like "
-            '{"topic": {"0": 23, "1": -2}} (-2 = earliest, -1 = latest)'
-        ) from exc
-    unknown = sorted(set(offsets) - set(topics))
-    if unknown:
-        raise KafkaSourceError(f"startingOffsets names topics {unknown} not in subscribe={topics}")
-    return offsets
-
-
-class OffsetProbe:
-    """Driver-side helper that finds true partition ranges (see the module docstring)."""
-
-    def __init__(self, conf: dict[str, Any], timeout_s: float = 10.0) -> None:
-        from confluent_kafka import Consumer
-
-        self.timeout_s = timeout_s
-        self.consumer = Consumer(
-            {
-                **conf,
-                "enable.partition.eof": True,
-                "fetch.wait.max.ms": 10,
-                "queued.min.messages": 1,
-                "max.partition.fetch.bytes": 65_536,
-                "logger": logging.getLogger("ticklake.librdkafka"),
-            }
-        )
-        self.known_end: dict[tuple[str, int], int] = {}
-
-    def partitions(self, topics: list[str]) -> list[tuple[str, int]]:
-        """All (topic, partition) of ``topics``; topics that do not exist yet have none."""
-        from confluent_kafka import KafkaException
-
-        try:
-            meta = self.consumer.list_topics(timeout=self.timeout_s)
-        except KafkaException as exc:
-            raise KafkaSourceError(f"cannot reach the Kafka broker: {exc}") from exc
-        found = []
-        for topic in topics:
-            tmeta = meta.topics.get(topic)
-            if tmeta is not None and tmeta.error is None:
-                found.extend((topic, p) for p in sorted(tmeta.partitions))
-        return found
-
-    def earliest(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """Log-start offset of each partition (ListOffsets EARLIEST)."""
-        from confluent_kafka import TopicPartition
-
-        return {
-            tp: self.consumer.get_watermark_offsets(
-                TopicPartition(*tp), timeout=self.timeout_s, cached=False
-            )[0]
-            for tp in tps
-        }
-
-    def latest(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """End offset (high watermark) of each partition, right on tansu and Apache Kafka.
-
-        ListOffsets(LATEST) gives a lower bound; the consumer is then assigned there and the
-        fetch responses' high watermark (librdkafka's cached value) gives the true end. The
-        probe reads at most one fetch (64 KiB) per partition.
-        """
-        from confluent_kafka import KafkaError, TopicPartition
-
-        if not tps:
-            return {}
-        listed = {
-            tp: self.consumer.get_watermark_offsets(
-                TopicPartition(*tp), timeout=self.timeout_s, cached=False
-            )[1]
-            for tp in tps
-        }
-        start = {tp: max(listed[tp], self.known_end.get(tp, 0)) for tp in tps}
-        self.consumer.assign([TopicPartition(t, p, start[(t, p)]) for t, p in tps])
-        pending = set(tps)
-        deadline = time.monotonic() + self.timeout_s
-        try:
-            while pending and time.monotonic() < deadline:
-                for msg in self.consumer.consume(500, timeout=0.05):
-                    err = msg.error()
-                    if err is None or err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard((msg.topic(), msg.partition()))
-            ends = {}
-            for tp in tps:
-                high = self.consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)[1]
-                ends[tp] = max(start[tp], high if high is not None else -1)
-        finally:
-            self.consumer.unassign()
-        if pending:
-            log.warning("no fetch response within %ss for %s; using ListOffsets",
-                        self.timeout_s, sorted(pending))
-        self.known_end.update(ends)
-        return ends
-
-    def close(self) -> None:
-        self.consumer.close()
-
-
 @dataclass(frozen=True)
 class KafkaInputPartition(InputPartition):
     """One Spark task: messages ``[from_offset, until_offset)`` of one Kafka partition."""
@@ -294,7 +138,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def latestOffset(self, start: dict, limit: ReadLimit) -> dict:
         # A copy: Spark's dict is not ours to change. Spark may call this before
-        # initialOffset() on a fresh query (DESIGN.md), so start can be empty.
+        # initialOffset() on a fresh query (docs/architecture.md), so start can be empty.
         start = {t: dict(parts) for t, parts in (start or {}).items()}
         end = self._current_end()
         # Partitions that appeared after start are read from their beginning (offset 0 is

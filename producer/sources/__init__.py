@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
+from config.calendar import EXCHANGE_TZ
 from producer.messages import TickMessage
 
-EXCHANGE_TZ = ZoneInfo("America/New_York")
-"""Time zone of the regular US equity session (09:30-16:00)."""
+__all__ = ["EXCHANGE_TZ", "SOURCE_NAMES", "Clock", "TickSource"]
 
 Clock = Callable[[], datetime]
 """An injectable clock returning a timezone-aware UTC ``datetime``."""

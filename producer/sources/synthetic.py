@@ -16,9 +16,10 @@ from datetime import time as clock_time
 
 import numpy as np
 
+from config.calendar import EXCHANGE_TZ, in_session, session_bounds
 from config.errors import ConfigError
 from producer.messages import SCHEMA_VERSION, TickMessage, make_tick_id
-from producer.sources import EXCHANGE_TZ, Clock
+from producer.sources import Clock
 
 SECONDS_PER_TRADING_YEAR = 252 * 6.5 * 3600
 
@@ -28,24 +29,21 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-SESSION_OPEN = clock_time(9, 30)
-SESSION_CLOSE = clock_time(16, 0)
-
-
 class MarketClock:
-    """Simulated event time inside the regular New York session (09:30-16:00, Mon-Fri).
+    """Simulated event time inside New York Stock Exchange sessions (``config.calendar``:
+    09:30-16:00 America/New_York, weekends, exchange holidays and 13:00 early closes skipped).
 
-    Each call advances ``step_s`` seconds of session time; after the close it jumps to the next
-    weekday's open (exchange holidays are not modelled). Returned times are UTC and never later
-    than ``now()``, so they are not rejected as future ticks.
+    Each call advances ``step_s`` seconds of session time; at a session's close it jumps to the
+    next session's open. Returned times are UTC and never later than ``now()``, so they are not
+    rejected as future ticks.
 
     Args:
-        start: first event time; moved to the next session if outside one.
+        start: first event time; moved to the next session's open if outside one.
         step_s: session seconds between two calls (> 0).
         now: the wall clock (UTC).
 
     Raises:
-        ConfigError: ``step_s <= 0`` or ``start`` is naive.
+        ConfigError: ``step_s <= 0``, ``start`` is naive, or outside the trading calendar.
     """
 
     def __init__(self, start: datetime, step_s: float = 1.0, now: Clock = utc_now) -> None:
@@ -55,34 +53,24 @@ class MarketClock:
             raise ConfigError("start must be timezone-aware")
         self.step = timedelta(seconds=step_s)
         self.now = now
-        self.current = _into_session(start.astimezone(EXCHANGE_TZ))
+        self.current = in_session(start)
 
     @classmethod
     def days_back(cls, trading_days: int, step_s: float = 1.0, now: Clock = utc_now) -> MarketClock:
-        """A clock starting at the open ``trading_days`` weekdays before today."""
+        """A clock starting at the open of the session ``trading_days`` sessions before today."""
         day = now().astimezone(EXCHANGE_TZ).date()
         while trading_days > 0:
             day -= timedelta(days=1)
-            if day.weekday() < 5:
+            if session_bounds(day) is not None:
                 trading_days -= 1
-        return cls(datetime.combine(day, SESSION_OPEN, EXCHANGE_TZ), step_s, now)
+        bounds = session_bounds(day)
+        start = bounds[0] if bounds else datetime.combine(day, clock_time(9, 30), EXCHANGE_TZ)
+        return cls(start, step_s, now)
 
     def __call__(self) -> datetime:
         stamp = self.current
-        self.current = _into_session(self.current + self.step)
-        return min(stamp.astimezone(UTC), self.now())
-
-
-def _into_session(local: datetime) -> datetime:
-    """``local`` if inside a session, else the next session's open (New York time)."""
-    day = local.date()
-    if local.time() >= SESSION_CLOSE:
-        day += timedelta(days=1)
-    elif local.time() >= SESSION_OPEN and day.weekday() < 5:
-        return local
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return datetime.combine(day, SESSION_OPEN, EXCHANGE_TZ)
+        self.current = in_session(self.current + self.step)
+        return min(stamp, self.now())
 
 
 class SyntheticSource:

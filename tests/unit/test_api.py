@@ -56,7 +56,9 @@ def test_predict_from_gold_uses_the_last_seven_days(client) -> None:
     response = client.get("/predict/AAA")
     assert response.status_code == 200
     body = response.json()
-    assert body["as_of"] == "2012-01-13" and body["target_date"] == "2012-01-16"  # Fri -> Mon
+    # Fri 2012-01-13 -> Tue 2012-01-17: Mon 2012-01-16 was Martin Luther King Jr. Day, an NYSE
+    # holiday (the exchange's published 2012 calendar)
+    assert body["as_of"] == "2012-01-13" and body["target_date"] == "2012-01-17"
     assert body["naive_avg_price"] == PRICES[-1] and body["model_version"] == "v1"
     assert body["predicted_avg_price"] == pytest.approx(PRICES[-1] * (1 + FORECAST_REL))
     assert body["lower_80"] < body["predicted_avg_price"] < body["upper_80"]

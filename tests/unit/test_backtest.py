@@ -8,16 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics.backtest import (
-    MIN_FIT_WINDOWS,
-    final_fold,
-    forecast_metrics,
-    score,
-    walk_forward,
-    walk_forward_folds,
-)
+from analytics.backtest import forecast_metrics, score, walk_forward
 from analytics.baselines import LinearBaseline, naive_forecast, sma_forecast
 from analytics.features import Scaler, make_windows
+from analytics.folds import MIN_FIT_WINDOWS, final_fold, walk_forward_folds
 
 
 def test_folds_are_chronological_expanding_and_cover_the_holdout_once() -> None:

@@ -5,7 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.validation import REASONS, validate_value
+from config.reasons import REASON_MEANINGS as REASONS
+from pipeline.validation import validate_value
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 GOOD = {"schema_version": 1, "tick_id": "a" * 32, "ticker": "AAPL",

@@ -1,0 +1,134 @@
+"""The per-ticker LSTM: its specification, training on one fold, and its forecasts.
+
+Architecture and hyper-parameters live in one :class:`ModelSpec`, which builds the Keras model
+and is written to each registry version's metadata, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from analytics.features import FEATURES, Scaler, Windows
+from analytics.folds import Fold
+
+INTERVAL = (0.10, 0.90)
+"""Residual quantiles of the 80% prediction interval."""
+
+ProgressFn = Callable[[int, int], None]
+"""Called as ``progress(epoch_done, epochs)`` after each training epoch."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The LSTM's architecture and training hyper-parameters.
+
+    Attributes:
+        units: LSTM units (one layer), followed by Dense(1).
+        learning_rate: Adam's learning rate.
+        loss: Keras loss name.
+        batch_size: windows per gradient step.
+        early_stopping_patience: epochs without a better validation loss before stopping
+            (best weights restored).
+    """
+
+    units: int = 32
+    learning_rate: float = 1e-3
+    loss: str = "mse"
+    batch_size: int = 64
+    early_stopping_patience: int = 5
+
+    def metadata(self, max_epochs: int) -> dict[str, Any]:
+        """The registry's ``hyper_parameters``: this spec plus a readable architecture."""
+        return {"layers": f"LSTM({self.units}) -> Dense(1)",
+                "optimizer": f"Adam({self.learning_rate:g})", **asdict(self),
+                "max_epochs": max_epochs}
+
+
+LSTM_SPEC = ModelSpec()
+"""The specification every ticker's LSTM is trained with."""
+
+
+@dataclass
+class FittedLSTM:
+    """An LSTM trained on one fold, with its scaler and interval quantiles.
+
+    Attributes:
+        model: the Keras model (input (window_days, 2) scaled, output scaled relative change).
+        scaler: fitted on the fold's ``fit`` windows only.
+        residual_quantiles: (q10, q90) of relative validation residuals.
+        epochs_run: epochs actually trained (early stopping may end sooner).
+    """
+
+    model: Any
+    scaler: Scaler
+    residual_quantiles: tuple[float, float]
+    epochs_run: int
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Relative forecasts ``next / last - 1``, shape (n,), float64."""
+        if not len(X):
+            return np.zeros(0)
+        scaled = self.scaler.transform(X)
+        return np.asarray(self.model(scaled, training=False), dtype=np.float64)[:, 0] * \
+            self.scaler.target_std
+
+    def interval(self, forecast_rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Relative (lower, upper) bounds of the 80% interval around ``forecast_rel``."""
+        return forecast_rel + self.residual_quantiles[0], forecast_rel + self.residual_quantiles[1]
+
+
+def build_model(window_days: int, seed: int, spec: ModelSpec = LSTM_SPEC) -> Any:
+    """LSTM(``spec.units``) -> Dense(1) on inputs of shape (window_days, 2); Adam, ``spec.loss``.
+    Seeded with ``keras.utils.set_random_seed(seed)``."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input((window_days, len(FEATURES))),
+        keras.layers.LSTM(spec.units),
+        keras.layers.Dense(1),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(spec.learning_rate), loss=spec.loss)
+    return model
+
+
+def fit_lstm(
+    w: Windows, fold: Fold, epochs: int, seed: int, progress: ProgressFn | None = None,
+    spec: ModelSpec = LSTM_SPEC,
+) -> FittedLSTM:
+    """Train the LSTM on ``fold.fit``, early-stopping and calibrating on ``fold.validation``.
+
+    Early stopping: patience ``spec.early_stopping_patience`` on validation loss, best weights
+    restored. Seeded with ``keras.utils.set_random_seed(seed)``: on the same data, one thread,
+    the same metrics.
+    """
+    import keras
+
+    fit, val = list(fold.fit), list(fold.validation)
+    scaler = Scaler.fit(w.X[fit], w.y[fit])
+    model = build_model(w.X.shape[1], seed, spec)
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.epochs_run = epoch + 1
+            if progress:
+                progress(epoch + 1, epochs)
+
+    counter = Progress()
+    model.fit(
+        scaler.transform(w.X[fit]), w.y[fit] / scaler.target_std,
+        validation_data=(scaler.transform(w.X[val]), w.y[val] / scaler.target_std),
+        epochs=epochs, batch_size=spec.batch_size, shuffle=True, verbose=0,
+        callbacks=[keras.callbacks.EarlyStopping(patience=spec.early_stopping_patience,
+                                                 restore_best_weights=True),
+                   counter],
+    )
+    fitted = FittedLSTM(model, scaler, (0.0, 0.0), getattr(counter, "epochs_run", 0))
+    residuals = w.y[val].astype(np.float64) - fitted.predict(w.X[val])
+    q_lo, q_hi = np.quantile(residuals, INTERVAL)
+    fitted.residual_quantiles = (float(q_lo), float(q_hi))
+    return fitted
