@@ -13,6 +13,7 @@ run: setup
 test:
 	@WITH_BROWSER=1 bash scripts/setup.sh
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest $(ARGS)
 
 test-unit: setup

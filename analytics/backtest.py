@@ -46,7 +46,9 @@ MODELS = ("lstm", "naive", "sma", "linear")
 
 
 
-def forecast_metrics(actual: np.ndarray, predicted: np.ndarray, last: np.ndarray) -> dict:
+def forecast_metrics(
+    actual: np.ndarray, predicted: np.ndarray, last: np.ndarray
+) -> dict[str, Any]:
     """RMSE, MAE (price units), MAPE (%), directional accuracy of price forecasts.
 
     RMSE, MAE and MAPE are scikit-learn's (``root_mean_squared_error``,
@@ -144,7 +146,9 @@ def walk_forward(
         progress: ``progress(fold_number, epoch_done, epochs)`` after each epoch.
         spec: the LSTM's architecture and training hyper-parameters.
     """
-    frames, per_fold, scalers = [], [], []
+    frames: list[pd.DataFrame] = []
+    per_fold: list[dict[str, Any]] = []
+    scalers: list[Scaler] = []
     for fold in folds:
         def on_epoch(done: int, total: int, number: int = fold.number) -> None:
             if progress:

@@ -34,7 +34,8 @@ def sma_forecast(X: np.ndarray) -> np.ndarray:
     Feature 0 of ``X`` is ``avg_price / last - 1``, so the SMA relative to the last price is
     the mean of feature 0 over the window. Shape (n,).
     """
-    return X[:, :, 0].astype(np.float64).mean(axis=1)
+    relative: np.ndarray = np.asarray(X[:, :, 0], dtype=np.float64).mean(axis=1)
+    return relative
 
 
 class LinearBaseline:
@@ -55,7 +56,9 @@ class LinearBaseline:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Relative forecasts, shape (n,)."""
-        return self.model.predict(self._design(X)) if len(X) else np.zeros(0)
+        if not len(X):
+            return np.zeros(0)
+        return np.asarray(self.model.predict(self._design(X)), dtype=np.float64)
 
     def _design(self, X: np.ndarray) -> np.ndarray:
         return self.scaler.transform(X).reshape(len(X), -1).astype(np.float64)

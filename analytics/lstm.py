@@ -112,7 +112,7 @@ def fit_lstm(
     scaler = Scaler.fit(w.X[fit], w.y[fit])
     model = build_model(w.X.shape[1], seed, spec)
 
-    class Progress(keras.callbacks.Callback):
+    class Progress(keras.callbacks.Callback):  # type: ignore[misc]  # Keras ships no types
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             self.epochs_run = epoch + 1
             if progress:

@@ -168,7 +168,9 @@ class Registry:
         return self.root / ticker / version
 
     def metadata(self, ticker: str, version: str) -> dict[str, Any]:
-        return json.loads((self.version_dir(ticker, version) / "metadata.json").read_text())
+        data: dict[str, Any] = json.loads(
+            (self.version_dir(ticker, version) / "metadata.json").read_text())
+        return data
 
     def latest(self, ticker: str) -> dict[str, Any] | None:
         """Metadata of the newest version, or None."""

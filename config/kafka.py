@@ -24,7 +24,7 @@ def security_config(settings: Settings) -> dict[str, str]:
 
     The returned dict holds the SASL password in clear text: hand it to librdkafka, never log it.
     """
-    conf = {"security.protocol": settings.kafka_security_protocol}
+    conf: dict[str, str] = {"security.protocol": settings.kafka_security_protocol}
     optional = {
         "sasl.mechanism": settings.kafka_sasl_mechanism,
         "sasl.username": settings.kafka_sasl_username,

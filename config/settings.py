@@ -181,7 +181,7 @@ class Settings(BaseSettings):
 
     def with_overrides(self, **overrides: object) -> Settings:
         """Return a copy with the given non-None fields replaced (validated again)."""
-        data = self.model_dump()
+        data: dict[str, Any] = self.model_dump()
         data.update({k: v for k, v in overrides.items() if v is not None})
         return Settings(**data)
 
@@ -194,7 +194,8 @@ def load_settings(**overrides: object) -> Settings:
             its value and what is allowed.
     """
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+        return Settings(**values)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc']))}={_shown(e)}: {e['msg']}" for e in exc.errors()

@@ -14,6 +14,11 @@ from pathlib import Path
 import pyarrow as pa
 
 UTC_TS = pa.timestamp("us", tz="UTC")
+Fields = list[tuple[str, pa.DataType]]
+
+
+def _schema(fields: Fields) -> pa.Schema:
+    return pa.schema(fields)
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ class Table:
 BRONZE_TICKS = Table(
     "bronze.ticks",
     "bronze/ticks",
-    pa.schema(
+    _schema(
         [
             ("key", pa.binary()),
             ("value", pa.binary()),
@@ -58,7 +63,7 @@ BRONZE_TICKS = Table(
     change_data_feed=True,
 )
 
-_KAFKA_POSITION = [
+_KAFKA_POSITION: Fields = [
     ("topic", pa.string()),
     ("partition", pa.int32()),
     ("offset", pa.int64()),
@@ -69,7 +74,7 @@ _KAFKA_POSITION = [
 SILVER_TICKS = Table(
     "silver.ticks",
     "silver/ticks",
-    pa.schema(
+    _schema(
         [
             ("tick_id", pa.string()),
             ("ticker", pa.string()),
@@ -89,7 +94,7 @@ SILVER_TICKS = Table(
 SILVER_QUARANTINE = Table(
     "silver.quarantine",
     "silver/quarantine",
-    pa.schema(
+    _schema(
         [
             ("reason", pa.string()),
             ("detail", pa.string()),
@@ -110,7 +115,7 @@ def _bars(interval: str) -> Table:
     return Table(
         f"gold.bars_{interval}",
         f"gold/bars_{interval}",
-        pa.schema(
+        _schema(
             [
                 ("ticker", pa.string()),
                 ("window_start", UTC_TS),
@@ -136,12 +141,13 @@ GOLD_BARS_1D = _bars("1d")
 GOLD_BARS = {"1m": GOLD_BARS_1M, "1h": GOLD_BARS_1H, "1d": GOLD_BARS_1D}
 
 _F64 = pa.float64()
+_INDICATOR_KEYS: Fields = [("ticker", pa.string()), ("window_start", UTC_TS), ("close", _F64),
+                           ("volume", pa.int64())]
 GOLD_INDICATORS_1D = Table(
     "gold.indicators_1d",
     "gold/indicators_1d",
-    pa.schema(
-        [("ticker", pa.string()), ("window_start", UTC_TS), ("close", _F64),
-         ("volume", pa.int64())]
+    _schema(
+        _INDICATOR_KEYS
         + [(name, _F64) for name in (
             "simple_return", "log_return", "sma_7", "sma_14", "sma_30", "ema_12", "ema_26",
             "macd", "macd_signal", "macd_hist", "bb_middle", "bb_upper", "bb_lower", "rsi_14",
@@ -153,7 +159,7 @@ GOLD_INDICATORS_1D = Table(
 GOLD_INDICATORS_1H = Table(
     "gold.indicators_1h",
     "gold/indicators_1h",
-    pa.schema(
+    _schema(
         [("ticker", pa.string()), ("window_start", UTC_TS), ("avg_price", _F64),
          ("total_volume", pa.int64()), ("trades", pa.int64()), ("return_1h", _F64),
          ("ma_3", _F64), ("vol_3", _F64)]
@@ -164,7 +170,7 @@ GOLD_INDICATORS_1H = Table(
 GOLD_ANOMALIES = Table(
     "gold.anomalies",
     "gold/anomalies",
-    pa.schema(
+    _schema(
         [("ticker", pa.string()), ("window_start", UTC_TS), ("metric", pa.string()),
          ("value", _F64), ("window_mean", _F64), ("window_std", _F64), ("z_score", _F64)]
     ),
@@ -174,7 +180,7 @@ GOLD_ANOMALIES = Table(
 GOLD_DAILY_METRICS = Table(
     "gold.daily_metrics",
     "gold/daily_metrics",
-    pa.schema(
+    _schema(
         [
             ("trading_date", pa.date32()),
             ("ticker", pa.string()),
@@ -190,7 +196,7 @@ GOLD_DAILY_METRICS = Table(
 GOLD_PREDICTIONS = Table(
     "gold.predictions",
     "gold/predictions",
-    pa.schema(
+    _schema(
         [
             ("ticker", pa.string()),
             ("as_of", pa.date32()),
@@ -223,14 +229,3 @@ ALL_TABLES: tuple[Table, ...] = (
 MODELS_DIR = "models"
 """Model registry directory under the lake: ``models/<ticker>/<version>/``."""
 
-
-def by_name(name: str) -> Table:
-    """Look a table up by its registry name.
-
-    Raises:
-        KeyError: the name is not registered; the message lists the registered names.
-    """
-    for table in ALL_TABLES:
-        if table.name == name:
-            return table
-    raise KeyError(f"unknown table {name!r}; known: {', '.join(t.name for t in ALL_TABLES)}")

@@ -24,7 +24,7 @@ from pathlib import Path
 import typer
 from filelock import FileLock, Timeout
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.streaming.query import StreamingQuery
 
 from config.errors import AlreadyRunning
 from config.options import Bootstrap, Lake, UntilCaughtUp

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,7 +35,7 @@ from storage.sink import DeltaSink
 
 CLASSIFIED_SCHEMA = pa.schema(
     [
-        *[f for f in SILVER_TICKS.schema],
+        *[(f.name, f.type) for f in SILVER_TICKS.schema],
         ("reason", pa.string()),
         ("detail", pa.string()),
         ("raw_value", pa.binary()),
@@ -107,11 +108,11 @@ def split_batch(
     between micro-batches, as Spark's do.
     """
     classified = classified.sort_by([("partition", "ascending"), ("offset", "ascending")])
-    reasons = classified.column("reason").to_pylist()
-    details = classified.column("detail").to_pylist()
-    ids = classified.column("tick_id").to_pylist()
-    tickers = classified.column("ticker").to_pylist()
-    times = classified.column("event_time").to_pylist()
+    reasons: list[Any] = classified.column("reason").to_pylist()
+    details: list[Any] = classified.column("detail").to_pylist()
+    ids: list[Any] = classified.column("tick_id").to_pylist()
+    tickers: list[Any] = classified.column("ticker").to_pylist()
+    times: list[Any] = classified.column("event_time").to_pylist()
     marks = watermarks or {}
     seen = set(existing_ids)
     for i, (reason, tick_id) in enumerate(zip(reasons, ids, strict=True)):
@@ -156,8 +157,9 @@ def ticker_watermarks(lake_dir: Path, tickers: list[str]) -> dict[str, datetime]
     if not len(data):
         return {}
     latest = data.group_by("ticker").aggregate([("event_time", "max")])
-    return dict(zip(latest.column("ticker").to_pylist(),
-                    latest.column("event_time_max").to_pylist(), strict=True))
+    tickers_found: list[Any] = latest.column("ticker").to_pylist()
+    marks: list[Any] = latest.column("event_time_max").to_pylist()
+    return dict(zip(tickers_found, marks, strict=True))
 
 
 def existing_tick_ids(lake_dir: Path, candidate_ids: list[str]) -> set[str]:
@@ -166,7 +168,8 @@ def existing_tick_ids(lake_dir: Path, candidate_ids: list[str]) -> set[str]:
         return set()
     found = read_table(SILVER_TICKS, lake_dir, ["tick_id"],
                        where=pc.field("tick_id").isin(candidate_ids))
-    return set(found.column("tick_id").to_pylist())
+    ids: list[Any] = found.column("tick_id").to_pylist()
+    return set(ids)
 
 
 def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], None]:
@@ -183,10 +186,12 @@ def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int],
             return
         classified = batch.toArrow()
         valid = classified.filter(pc.is_null(classified.column("reason")))
+        ids: list[Any] = valid.column("tick_id").to_pylist()
+        tickers: list[Any] = valid.column("ticker").to_pylist()
         accepted, rejected = split_batch(
             classified,
-            existing_tick_ids(settings.lake_dir, valid.column("tick_id").to_pylist()),
-            ticker_watermarks(settings.lake_dir, sorted(set(valid.column("ticker").to_pylist()))),
+            existing_tick_ids(settings.lake_dir, ids),
+            ticker_watermarks(settings.lake_dir, sorted(set(tickers))),
             settings.allowed_lateness_s,
         )
         quarantine.append(rejected, batch_id)

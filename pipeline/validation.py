@@ -7,10 +7,11 @@ in ``silver/quarantine`` with one of them, a human-readable detail and its raw b
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from config.reasons import Reason
 from producer.messages import TickMessage
@@ -27,7 +28,7 @@ _BY_ERROR = {
 _PRIORITY = [Reason.UNKNOWN_SCHEMA_VERSION, Reason.MISSING_FIELD, Reason.WRONG_TYPE]
 
 
-def _reason_of(errors: list[dict[str, Any]]) -> Reason:
+def _reason_of(errors: Sequence[ErrorDetails]) -> Reason:
     reasons = []
     for err in errors:
         field = str(err["loc"][0]) if err["loc"] else ""

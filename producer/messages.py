@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from config.settings import TICKER_PATTERN
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 SUPPORTED_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
 
 

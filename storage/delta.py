@@ -16,6 +16,7 @@ delta-rs facts this module relies on (docs/architecture.md, "Measured facts"):
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -88,6 +89,17 @@ def read_table(
     except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
         data = dataset.to_table().filter(where)
     return conform(data, schema)
+
+
+def count_by(table: Table, lake_dir: Path, column: str) -> dict[str, int]:
+    """Rows per distinct value of ``column`` in ``table`` (empty if the table is missing)."""
+    values = read_table(table, lake_dir, [column]).column(column)
+    if not len(values):
+        return {}
+    counts = pc.value_counts(values)
+    keys: list[Any] = counts.field("values").to_pylist()
+    numbers: list[Any] = counts.field("counts").to_pylist()
+    return {str(k): int(n) for k, n in zip(keys, numbers, strict=True)}
 
 
 def file_uris(table: Table, lake_dir: Path) -> list[str]:

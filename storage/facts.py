@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from config.reasons import Reason
 from config.tables import ALL_TABLES, BRONZE_TICKS, SILVER_QUARANTINE, SILVER_TICKS, Table
-from storage.delta import open_table, read_table
+from storage.delta import count_by, open_table, read_table
 
 
 def table_facts(table: Table, lake_dir: Path) -> dict[str, int] | None:
@@ -51,10 +51,7 @@ def lake_status(lake_dir: Path) -> dict[str, Any]:
         duplicates.
     """
     tables: dict[str, Any] = {table.name: table_facts(table, lake_dir) for table in ALL_TABLES}
-    reasons = read_table(SILVER_QUARANTINE, lake_dir, ["reason"]).column("reason")
-    by_reason = {
-        str(r["values"]): int(r["counts"]) for r in pc.value_counts(reasons).to_pylist()
-    } if len(reasons) else {}
+    by_reason = count_by(SILVER_QUARANTINE, lake_dir, "reason")
     rows = {t.name: (tables[t.name] or {}).get("rows", 0) for t in ALL_TABLES}
     bronze, silver = rows[BRONZE_TICKS.name], rows[SILVER_TICKS.name]
     quarantine = rows[SILVER_QUARANTINE.name]

@@ -54,7 +54,7 @@ def maintain(lake_dir: Path, retention_hours: int = DEFAULT_RETENTION_HOURS) -> 
         except (CommitFailedError, DeltaError) as exc:  # a concurrent MERGE won: next round
             entry["skipped"] = f"compaction conflicted with a concurrent write: {exc}"[:300]
             log.warning("%s: %s", table.name, entry["skipped"])
-        delta = open_table(table, lake_dir)
+        delta = open_table(table, lake_dir) or delta
         delta.create_checkpoint()
         entry["vacuumed"] = len(delta.vacuum(retention_hours=retention_hours, dry_run=False))
         delta.cleanup_metadata()

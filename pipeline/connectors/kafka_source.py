@@ -63,6 +63,8 @@ __all__ = ["KAFKA_SCHEMA_DDL", "KafkaDataSource", "KafkaSourceError", "KafkaStre
 
 log = logging.getLogger(__name__)
 
+KafkaRow = tuple[bytes | None, bytes | None, str | None, int | None, int, datetime | None, int]
+"""One row of the source: key, value, topic, partition, offset, timestamp, timestampType."""
 KAFKA_SCHEMA_DDL = (
     "key binary, value binary, topic string, partition int, offset long, "
     "timestamp timestamp, timestampType int"
@@ -118,7 +120,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self._latest = ends
         return ends
 
-    def initialOffset(self) -> dict:
+    def initialOffset(self) -> Offsets:
         tps = self.probe.partitions(self.topics)
         if self.starting == "latest":
             return self._current_end()
@@ -129,14 +131,14 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         if isinstance(self.starting, dict):
             latest = self._current_end()
             for t, parts in self.starting.items():
-                for p, off in parts.items():
-                    offsets.setdefault(t, {})[p] = (
-                        offsets[t].get(p, 0) if off == -2
-                        else latest.get(t, {}).get(p, 0) if off == -1 else off
+                for part, off in parts.items():
+                    offsets.setdefault(t, {})[part] = (
+                        offsets[t].get(part, 0) if off == -2
+                        else latest.get(t, {}).get(part, 0) if off == -1 else off
                     )
         return offsets
 
-    def latestOffset(self, start: dict, limit: ReadLimit) -> dict:
+    def latestOffset(self, start: Offsets, limit: ReadLimit) -> Offsets:
         # A copy: Spark's dict is not ours to change. Spark may call this before
         # initialOffset() on a fresh query (docs/architecture.md), so start can be empty.
         start = {t: dict(parts) for t, parts in (start or {}).items()}
@@ -181,13 +183,13 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def getDefaultReadLimit(self) -> ReadLimit:
         return ReadMaxRows(self.max_rows) if self.max_rows else ReadAllAvailable()
 
-    def reportLatestOffset(self) -> dict | None:
+    def reportLatestOffset(self) -> Offsets | None:
         return self._latest
 
     def prepareForTriggerAvailableNow(self) -> None:
         self._target = self._current_end()
 
-    def partitions(self, start: dict, end: dict) -> list[KafkaInputPartition]:
+    def partitions(self, start: Offsets, end: Offsets) -> list[KafkaInputPartition]:
         conf = tuple(sorted((k, v) for k, v in self.conf.items() if k != "logger"))
         splits = []
         for t, parts in end.items():
@@ -202,10 +204,10 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                     )
         return splits
 
-    def read(self, partition: KafkaInputPartition) -> Iterator[tuple]:  # type: ignore[override]
+    def read(self, partition: KafkaInputPartition) -> Iterator[KafkaRow]:  # type: ignore[override]
         return read_partition(partition)
 
-    def commit(self, end: dict) -> None:
+    def commit(self, end: Offsets) -> None:
         """Nothing to do: offsets live in Spark's checkpoint, not in a consumer group."""
 
     def stop(self) -> None:
@@ -214,7 +216,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             self._probe = None
 
 
-def read_partition(split: KafkaInputPartition) -> Iterator[tuple]:
+def read_partition(split: KafkaInputPartition) -> Iterator[KafkaRow]:
     """Yield the rows of ``split`` (runs on an executor).
 
     Raises:
@@ -243,7 +245,7 @@ def read_partition(split: KafkaInputPartition) -> Iterator[tuple]:
                         continue
                     raise KafkaSourceError(f"{split.topic}[{split.partition}]: {err}")
                 offset = msg.offset()
-                if offset < position:
+                if offset is None or offset < position:
                     continue
                 if offset > position and split.fail_on_data_loss:
                     raise KafkaSourceError(

@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -219,7 +220,7 @@ class ReplaySource:
         if limit_days is not None:
             bars = bars.groupby("ticker", group_keys=False).tail(limit_days)
         self.bars = bars.sort_values(["day", "ticker"], kind="stable").reset_index(drop=True)
-        self.inconsistent_bars = check_bars(self.bars)
+        check_bars(self.bars)
 
     def expected_count(self) -> int:
         """Number of ticks the replay yields (four per bar)."""
@@ -227,6 +228,7 @@ class ReplaySource:
 
     def iter_bars(self) -> Iterator[Bar]:
         """The input bars, in replay order."""
+        row: Any
         for row in self.bars.itertuples(index=False):
             yield Bar(
                 row.ticker, row.day, float(row.open), float(row.high), float(row.low),

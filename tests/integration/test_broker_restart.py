@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -52,16 +52,14 @@ def test_in_memory_broker_restart(spark, tmp_path: Path) -> None:
         assert read_table(BRONZE_TICKS, settings.lake_dir).num_rows == 200
 
         broker.stop()
-        outcome: dict[str, object] = {}
-        sender = threading.Thread(
-            target=lambda: outcome.update(report=publish(second.ticks(), settings,
-                                                         progress=False)))
-        sender.start()  # the broker is down: librdkafka buffers and retries
-        time.sleep(3)
-        broker.start()
-        ensure_topic(settings)  # the memory engine lost the topic: create it again
-        sender.join(timeout=150)
-        assert outcome["report"].produced == 40 and outcome["report"].failed == 0
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # the broker is down: librdkafka buffers and retries
+            sender = pool.submit(publish, second.ticks(), settings, progress=False)
+            time.sleep(3)
+            broker.start()
+            ensure_topic(settings)  # the memory engine lost the topic: create it again
+            report = sender.result(timeout=150)  # re-raises the sender's exception, if any
+        assert report.produced == 40 and report.failed == 0
 
         with pytest.raises(StreamingQueryException, match="end offset .* is below the next"):
             run_jobs(settings, ["bronze"], until_caught_up=True)
@@ -102,16 +100,13 @@ def test_s3_storage_broker_keeps_everything_across_a_kill_9(spark, tmp_path: Pat
         assert len(before) == 200
 
         pid = broker.pid()
-        outcome: dict[str, object] = {}
-        sender = threading.Thread(
-            target=lambda: outcome.update(report=publish(second.ticks(), settings,
-                                                         progress=False)))
         os.killpg(pid, signal.SIGKILL)  # no chance to flush anything
-        sender.start()
-        time.sleep(3)
-        broker.start()  # no ensure_topic: the topic must still exist
-        sender.join(timeout=150)
-        assert outcome["report"].produced == 40 and outcome["report"].failed == 0
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            sender = pool.submit(publish, second.ticks(), settings, progress=False)
+            time.sleep(3)
+            broker.start()  # no ensure_topic: the topic must still exist
+            report = sender.result(timeout=150)  # re-raises the sender's exception, if any
+        assert report.produced == 40 and report.failed == 0
 
         run_jobs(settings, ["bronze"], until_caught_up=True)  # failOnDataLoss=true
         bronze = read_table(BRONZE_TICKS, settings.lake_dir).to_pylist()

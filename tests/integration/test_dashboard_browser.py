@@ -41,8 +41,12 @@ def test_dashboard_renders_metrics_and_charts(lake: Path, tmp_path: Path) -> Non
                 page = browser.new_page(viewport={"width": 1400, "height": 2600})
                 page.goto(f"http://127.0.0.1:{settings.dashboard_port}")
                 page.wait_for_selector('[data-testid="stMetric"]', timeout=60_000)
-                page.wait_for_selector('[data-testid="stVegaLiteChart"]', timeout=60_000)
-                page.wait_for_timeout(1500)
+                # the three charts (ingestion per day, quarantine reasons, price + forecast)
+                # and the quarantine log: wait for the elements, not for a fixed time
+                page.wait_for_function(
+                    "document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] canvas, "
+                    "[data-testid=\"stVegaLiteChart\"] svg').length >= 3", timeout=60_000)
+                page.get_by_text("Quarantine log").wait_for(timeout=60_000)
                 page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
                 text = page.inner_text("body")
                 charts = page.locator('[data-testid="stVegaLiteChart"]').count()

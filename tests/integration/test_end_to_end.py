@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import Producer
 
+from config.reasons import Reason
 from config.settings import Settings
 from config.tables import SILVER_QUARANTINE, SILVER_TICKS
 from producer.publisher import publish
@@ -35,6 +36,8 @@ BAD_MESSAGES = {
     tick_json("1", price='"3.5"'): "wrong_type",
     tick_json("2", price="NaN"): "price_not_finite",
     tick_json("3", ticker='"ibm!"'): "ticker_malformed",
+    tick_json("g"): "tick_id_malformed",  # 32 x 'g' is not hex
+    tick_json("7", seq="-1"): "invalid_field",
     tick_json("6", ticker='"MSFT"'): "ticker_unknown",  # well-formed, not in the allow-list
     tick_json("4", event_time='"03/01/2013"'): "event_time_invalid",
     tick_json("5", event_time='"2099-01-03T14:30:00Z"'): "event_time_future",
@@ -95,6 +98,30 @@ def test_real_ticker_round_trip_then_bad_input_and_replay(spark, settings: Setti
     for value, reason in BAD_MESSAGES.items():
         assert by_value[value]["reason"] == reason
         assert by_value[value]["topic"] == settings.topic and by_value[value]["offset"] >= 0
+    # every reason code of the closed set was produced by the real pipeline
+    assert {row["reason"] for row in quarantine} == {reason.value for reason in Reason}
     silver_ids = read_table(SILVER_TICKS, settings.lake_dir, ["tick_id"]).column("tick_id")
     assert len(set(silver_ids.to_pylist())) == len(silver_ids)
     assert compare_with_lake(source.bars, settings.lake_dir)["all_equal"]
+
+
+def test_the_watermark_is_per_ticker(spark, broker: Settings, tmp_path) -> None:
+    """MSFT replayed up to 2013-03-01 first, then FB from its first day (2012-05-18): FB's
+    ticks are up to ~10 months behind MSFT's watermark but none is quarantined as late,
+    because each ticker has its own watermark."""
+    from pipeline.jobs import run_jobs
+
+    settings = broker.with_overrides(lake_dir=tmp_path / "lake", topic="watermark.ticks")
+    ensure_topic(settings)
+    msft = ReplaySource(["MSFT"], limit_days=30)
+    publish(msft.ticks(), settings, progress=False)
+    run_jobs(settings, ["bronze", "silver", "gold"], until_caught_up=True)
+    fb = ReplaySource(["FB"])
+    assert fb.bars["day"].min() < msft.bars["day"].min()
+    publish(fb.ticks(), settings, progress=False)
+    run_jobs(settings, ["bronze", "silver", "gold"], until_caught_up=True)
+
+    recon = lake_status(settings.lake_dir)["reconciliation"]
+    assert recon["quarantine"] == 0 and recon["by_reason"] == {}
+    assert recon["silver"] == msft.expected_count() + fb.expected_count()
+    assert compare_with_lake(fb.bars, settings.lake_dir)["all_equal"]

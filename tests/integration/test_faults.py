@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -132,13 +133,15 @@ def test_kill_9_of_every_job_loses_and_duplicates_nothing(
             done.set()
 
     rng = random.Random(20261122)
-    producer = threading.Thread(target=produce, daemon=True)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="producer")
     deadline = time.monotonic() + 1200
     try:
         for job in jobs.values():
             job.start()
-        producer.start()
+        producer = pool.submit(produce)
         while min(j.kills for j in jobs.values()) < 2:
+            if done.is_set():
+                producer.result()  # re-raises an exception of the producer thread here
             assert not done.is_set(), f"the producer ran out of ticks; kills so far {jobs}"
             assert time.monotonic() < deadline, f"jobs were not killed often enough: {jobs}"
             running = [j for j in jobs.values() if j.kills < 2 and j.streaming()]
@@ -150,9 +153,10 @@ def test_kill_9_of_every_job_loses_and_duplicates_nothing(
             victim.kill9()
             victim.start()
         killed_enough.set()
-        producer.join()
+        producer.result(timeout=600)  # re-raises an exception of the producer thread
     finally:
         killed_enough.set()
+        pool.shutdown(wait=True)
         for job in jobs.values():
             job.stop()
     kills = {name: job.kills for name, job in jobs.items()}

@@ -1,5 +1,6 @@
 """The Streamlit dashboard, run headless with AppTest against a small lake."""
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,8 @@ from streamlit.testing.v1 import AppTest
 from tests import small_lake
 
 APP = Path(__file__).resolve().parents[2] / "visualization" / "app.py"
+LAST_INGEST = datetime(2026, 11, 21, 9, 11, tzinfo=UTC)
+"""The newest ingest_time of tests/small_lake.py."""
 
 
 def metrics(at: AppTest) -> dict[str, str]:
@@ -18,7 +21,9 @@ def test_dashboard_shows_the_lake_counts(lake: Path, monkeypatch: pytest.MonkeyP
     """Health metrics, reconciliation and the quarantine log show what the lake holds."""
     counts = small_lake.build(lake)
     monkeypatch.setenv("TICKLAKE_LAKE_DIR", str(lake))
-    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.session_state["now"] = LAST_INGEST + timedelta(days=3)  # the injected clock
+    at.run()
     assert not at.exception
     shown = metrics(at)
     assert shown["Total ingested records"] == "12" and shown["Bronze"] == "12"
@@ -26,10 +31,23 @@ def test_dashboard_shows_the_lake_counts(lake: Path, monkeypatch: pytest.MonkeyP
     assert shown["Rejected"] == "1" and shown["Duplicates"] == "1" and shown["Reconciled"] == "yes"
     assert shown["Late"] == "0"
     assert shown["Last ingestion (UTC)"] == "2026-11-21 09:11:00"
-    assert shown["Ingestion health"] == "stalled"  # the fixture was ingested days ago
+    assert shown["Ingestion health"] == "stalled"  # ingested 3 days before "now"
     quarantine = at.dataframe[0].value
     assert sorted(quarantine["reason"]) == ["duplicate_tick_id", "not_json"]
     assert at.selectbox[0].value == "AAA"
+
+
+@pytest.mark.parametrize(("age_s", "health"), [(30, "healthy"), (120, "late"), (601, "stalled")])
+def test_ingestion_health_follows_the_clock(lake: Path, monkeypatch: pytest.MonkeyPatch,
+                                            age_s: int, health: str) -> None:
+    """With the clock injected 30 s / 2 min / 601 s after the last ingestion, health is
+    healthy / late / stalled (thresholds 60 s and 600 s)."""
+    small_lake.build(lake)
+    monkeypatch.setenv("TICKLAKE_LAKE_DIR", str(lake))
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.session_state["now"] = LAST_INGEST + timedelta(seconds=age_s)
+    at.run()
+    assert not at.exception and metrics(at)["Ingestion health"] == health
 
 
 def test_dashboard_on_an_empty_lake_says_so(lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:

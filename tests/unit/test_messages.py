@@ -58,3 +58,15 @@ def test_tick_id_is_stable_and_content_sensitive() -> None:
         make_tick_id("synthetic", "AAPL", T0, 430.47, 100, "2013-03-01#0"),
     }
     assert base not in variants and len(variants) == 6
+
+
+def test_tick_id_is_the_documented_sha256_pinned_by_hand() -> None:
+    """tick_id = first 32 hex digits of SHA-256 over 'source|ticker|event_time|price|volume|
+    position' (README). Pinned: the digest below was computed outside Python with
+    `printf '%s' 'replay|IBM|2013-03-01T14:30:00Z|201.5|1200|2013-03-01#0' | sha256sum`."""
+    import hashlib
+
+    text = "replay|IBM|2013-03-01T14:30:00Z|201.5|1200|2013-03-01#0"
+    assert hashlib.sha256(text.encode()).hexdigest()[:32] == "6bb2f55433487bafd0a6dccdcfe279bf"
+    assert make_tick_id("replay", "IBM", T0, 201.5, 1200, "2013-03-01#0") == \
+        "6bb2f55433487bafd0a6dccdcfe279bf"

@@ -74,3 +74,14 @@ def test_market_clock_never_runs_past_now() -> None:
     now = datetime(2026, 1, 5, 14, 30, 5, tzinfo=UTC)
     clock = MarketClock(datetime(2026, 1, 5, 14, 30, tzinfo=UTC), step_s=2, now=lambda: now)
     assert [clock().second for _ in range(5)] == [0, 2, 4, 5, 5]
+
+
+def test_market_clock_skips_exchange_holidays_and_early_closes() -> None:
+    """Wed 2025-12-24 closes early at 13:00 New York time and Thu 2025-12-25 is a holiday (NYSE
+    2025 calendar): after 12:59:59 the clock jumps to Fri 2025-12-26 09:30 (14:30 UTC)."""
+    from producer.sources.synthetic import MarketClock
+
+    never = lambda: datetime(2030, 1, 1, tzinfo=UTC)  # noqa: E731
+    clock = MarketClock(datetime(2025, 12, 24, 17, 59, 59, tzinfo=UTC), step_s=1, now=never)
+    assert [clock().isoformat() for _ in range(2)] == [
+        "2025-12-24T17:59:59+00:00", "2025-12-26T14:30:00+00:00"]
