@@ -29,7 +29,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from analytics.registry import LoadedModel, Registry, next_business_day
+from analytics.registry import LoadedModel, Registry
+from config.calendar import next_trading_day
 from config.errors import ModelError
 from config.settings import TICKER_PATTERN, Settings
 from config.tables import GOLD_DAILY_METRICS
@@ -63,7 +64,7 @@ class Forecast(BaseModel):
     ticker: str
     model_version: str
     as_of: date | None = Field(None, description="Last trading date of the window (Gold).")
-    target_date: date | None = Field(None, description="Next business day after as_of.")
+    target_date: date | None = Field(None, description="Next NYSE session after as_of.")
     predicted_avg_price: float
     lower_80: float = Field(description="Lower bound of the 80% prediction interval.")
     upper_80: float = Field(description="Upper bound of the 80% prediction interval.")
@@ -160,7 +161,7 @@ def create_app(settings: Settings) -> FastAPI:
                                      f"{model.window_days}")
         as_of = series["trading_date"].iloc[-1]
         out = forecast(model, series["avg_price"].to_numpy(), series["total_volume"].to_numpy())
-        return Forecast(**out, as_of=as_of, target_date=next_business_day(as_of))
+        return Forecast(**out, as_of=as_of, target_date=next_trading_day(as_of))
 
     @app.post("/predict", response_model=Forecast, summary="Champion forecast on a given window",
               responses={404: {"description": "No champion for the ticker"},

@@ -8,7 +8,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from analytics.registry import Registry, next_business_day
+from analytics.registry import Registry
+from config.calendar import next_trading_day
 from config.settings import Settings
 from config.tables import GOLD_PREDICTIONS
 from storage.sink import DeltaSink
@@ -20,8 +21,8 @@ def write_predictions(
     """Forecast the next trading day for each ticker's champion into ``gold/predictions``.
 
     Tickers without a champion get no row (no version beat the naive forecast). ``as_of`` is
-    the last trading date in Gold; ``target_date`` the next business day (Mon-Fri; exchange
-    holidays are not known here). Rows are upserted on (ticker, target_date, model_version).
+    the last trading date in Gold; ``target_date`` the next NYSE session (``config.calendar``).
+    Rows are upserted on (ticker, target_date, model_version).
 
     Returns:
         The rows written.
@@ -40,7 +41,7 @@ def write_predictions(
         rows.append({
             "ticker": ticker,
             "as_of": as_of,
-            "target_date": next_business_day(as_of),
+            "target_date": next_trading_day(as_of),
             **loaded.forecast(series["avg_price"].to_numpy(), series["total_volume"].to_numpy()),
             "model_version": champion["version"],
             "created_at": created,

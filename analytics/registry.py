@@ -26,7 +26,7 @@ import math
 import os
 import subprocess
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,6 @@ import pandas as pd
 
 from analytics.features import Scaler, make_windows
 from analytics.lstm import FittedLSTM
-from config.calendar import next_trading_day
 from config.errors import ModelError
 from config.tables import MODELS_DIR
 
@@ -67,12 +66,6 @@ def data_fingerprint(series: pd.DataFrame) -> str:
     for column in ("trading_date", "avg_price", "total_volume"):
         digest.update(ordered[column].astype(str).str.cat(sep=",").encode())
     return digest.hexdigest()
-
-
-def next_business_day(day: date) -> date:
-    """The ``target_date`` of a forecast made on ``day``: the next New York Stock Exchange
-    session (``config.calendar``: weekends and exchange holidays skipped)."""
-    return next_trading_day(day)
 
 
 def promotion_decision(skill: float | None, champion: dict[str, Any] | None) -> tuple[bool, str]:
