@@ -103,7 +103,17 @@ class Settings(BaseSettings):
     )
 
     # Spark
-    spark_master: str = Field("local[2]")
+    spark_master: str = Field(
+        "local[2]", description="Spark master when spark-submit --master gave none (spark-submit "
+        "wins), e.g. local[2] or spark://HOST:7077.")
+    spark_driver_host: str = Field(
+        "127.0.0.1", description="Address executors use to reach the driver (spark.driver.host).")
+    spark_driver_bind_address: str = Field(
+        "127.0.0.1", description="Address the driver and its UI listen on.")
+    spark_ui_enabled: bool = Field(True, description="Serve the Spark UI (spark.ui.enabled).")
+    spark_ui_port: int = Field(4040, ge=1, le=65535, description="First port the Spark UI tries.")
+    spark_shuffle_partitions: int = Field(
+        4, ge=1, le=100_000, description="spark.sql.shuffle.partitions of the jobs.")
     pyspark_python: str = Field(sys.executable, description="Python of the Spark workers.")
     trigger_interval_s: float = Field(2.0, gt=0, le=3600)
     max_offsets_per_trigger: int | None = Field(None, ge=1)

@@ -15,11 +15,14 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import typer
 from filelock import FileLock, Timeout
@@ -120,42 +123,86 @@ def start_query(
 def run_jobs(settings: Settings, jobs: Sequence[Job], until_caught_up: bool = False) -> None:
     """Run ``jobs`` (in data-flow order) in one Spark application until stopped or caught up.
 
+    SIGTERM and SIGINT (Ctrl-C) stop the queries between micro-batches and return normally:
+    the signal handler only sets a flag, and the queries are stopped from this thread, so no
+    Spark call is made from inside a signal handler. Each micro-batch's progress is logged and
+    kept under the lake (:mod:`pipeline.progress`).
+
     Raises:
         AlreadyRunning: a job's checkpoint is locked by another process.
         pyspark.errors.StreamingQueryException: a query failed.
     """
+    from pipeline.progress import ProgressRecorder
     from pipeline.spark import spark_session
 
+    stop = threading.Event()
     with ExitStack() as stack:
+        stack.enter_context(_stop_on_signals(stop, [j.name for j in jobs]))
         for job in jobs:
             stack.enter_context(job_lock(settings.checkpoints / job.name, job.name))
         spark = spark_session(settings, f"ticklake-{'-'.join(j.name for j in jobs)}")
-        if until_caught_up:
-            for job in jobs:
-                query = start_query(spark, settings, job, available_now=True)
-                query.awaitTermination()
-                log.info("%s caught up", job.name)
-            return
-        queries = [start_query(spark, settings, job, False) for job in jobs]
-
-        def stop(signum: int, _frame: object) -> None:
-            log.info("signal %d: stopping %s", signum, ", ".join(j.name for j in jobs))
-            for q in queries:
-                q.stop()
-
-        signal.signal(signal.SIGTERM, stop)
+        listener = ProgressRecorder(settings.lake_dir)
+        spark.streams.addListener(listener)
+        stack.callback(spark.streams.removeListener, listener)
+        queries: list[StreamingQuery] = []
         try:
-            spark.streams.awaitAnyTermination()
-        except KeyboardInterrupt:
-            stop(signal.SIGINT, None)
+            if until_caught_up:
+                for job in jobs:
+                    if stop.is_set():
+                        break
+                    query = start_query(spark, settings, job, available_now=True)
+                    queries.append(query)
+                    _await(partial(_terminated, query), stop)
+                    if not query.isActive:
+                        log.info("%s caught up", job.name)
+                    _raise_failure(queries)
+            else:
+                queries = [start_query(spark, settings, job, False) for job in jobs]
+                _await(lambda: bool(spark.streams.awaitAnyTermination(1)), stop)
         finally:
-            for q in queries:
-                if q.isActive:
-                    q.stop()
-        for q in queries:
-            error = q.exception()
-            if error is not None:
-                raise error
+            for query in queries:
+                if query.isActive:
+                    log.info("stopping %s", query.name)
+                    query.stop()
+        _raise_failure(queries)
+        if stop.is_set():
+            log.info("stopped %s cleanly", ", ".join(j.name for j in jobs))
+
+
+def _await(terminated: Callable[[], bool], stop: threading.Event) -> None:
+    """Wait until ``terminated()`` (polled every second) is true or ``stop`` is set."""
+    while not stop.is_set() and not terminated():
+        pass
+
+
+def _terminated(query: StreamingQuery) -> bool:
+    return bool(query.awaitTermination(1))
+
+
+def _raise_failure(queries: Sequence[StreamingQuery]) -> None:
+    for query in queries:
+        error = query.exception()
+        if error is not None:
+            raise error
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event, names: list[str]) -> Iterator[None]:
+    """Set ``stop`` on SIGTERM/SIGINT while inside; restore the previous handlers after."""
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping %s after the current micro-batch", signum, ", ".join(names))
+        stop.set()
+
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def main(jobs: Sequence[Job]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import warnings
@@ -12,6 +13,8 @@ from config.errors import DependencyError
 from config.runtime import prepare_spark_environment
 from config.settings import Settings
 from pipeline.connectors import DeltaDataSource, KafkaDataSource
+
+log = logging.getLogger(__name__)
 
 
 def require_java() -> None:
@@ -31,6 +34,18 @@ def require_java() -> None:
         raise DependencyError(f"Spark 4 needs Java 17+, found: {out.splitlines()[0]}")
 
 
+def submitted_master() -> str | None:
+    """The master ``spark-submit --master`` (or ``spark-defaults.conf``) gave, or None.
+
+    Under spark-submit the Python driver starts after the JVM, whose system properties hold
+    ``spark.master``; a plain ``python`` process has none.
+    """
+    from pyspark import SparkConf
+
+    conf = SparkConf()
+    return conf.get("spark.master") if conf.contains("spark.master") else None
+
+
 def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSession:
     """Get or create the SparkSession and register the ticklake connectors.
 
@@ -44,20 +59,26 @@ def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSessio
     prepare_spark_environment(settings)
     # pyspark 4.3 warns on pandas 3; ticklake's Spark code paths use Arrow, not pandas.
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+    builder = SparkSession.builder.appName(app_name)
+    given = submitted_master()
+    if given is None:  # builder.master() would override spark-submit --master
+        builder = builder.master(settings.spark_master)
     spark = (
-        SparkSession.builder.appName(app_name)
-        .master(settings.spark_master)
-        .config("spark.sql.session.timeZone", "UTC")
+        builder.config("spark.sql.session.timeZone", "UTC")
         .config("spark.pyspark.python", settings.pyspark_python)
         .config("spark.pyspark.driver.python", settings.pyspark_python)
-        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.ui.enabled", "false")
+        .config("spark.driver.bindAddress", settings.spark_driver_bind_address)
+        .config("spark.driver.host", settings.spark_driver_host)
+        .config("spark.ui.enabled", str(settings.spark_ui_enabled).lower())
+        .config("spark.ui.port", str(settings.spark_ui_port))
         .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
         .getOrCreate()
     )
+    log.info("Spark %s on master %s (%s), UI %s", spark.version, spark.sparkContext.master,
+             "from spark-submit" if given else "from the settings",
+             spark.sparkContext.uiWebUrl or "off")
     spark.sparkContext.setLogLevel("WARN")
     spark.dataSource.register(KafkaDataSource)
     spark.dataSource.register(DeltaDataSource)

@@ -37,7 +37,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """The one SparkSession of the test session (local[2], UTC, connectors registered)."""
     from pipeline.spark import spark_session
 
-    settings = Settings(lake_dir=tmp_path_factory.mktemp("spark-lake"))
+    settings = Settings(lake_dir=tmp_path_factory.mktemp("spark-lake"), spark_ui_enabled=False)
     session = spark_session(settings, "ticklake-tests")
     yield session
     session.stop()

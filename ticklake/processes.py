@@ -21,25 +21,30 @@ def alive(pid: int) -> bool:
 
 
 def stop_pid(pid: int, timeout_s: float = 10.0) -> None:
-    """Stop ``pid`` and its children: SIGTERM, then SIGKILL after ``timeout_s``.
+    """Stop ``pid`` and what it started: SIGTERM, then SIGKILL after ``timeout_s``.
 
-    The process's whole tree is signalled (a Spark driver's JVM, Streamlit's workers), so
-    nothing it started outlives it. A zombie child is reaped by psutil's ``wait_procs``.
+    The process is signalled first and given ``timeout_s`` to stop its own children (a Spark
+    driver stops its queries and its JVM; signalling the JVM at the same time would pull Spark
+    away under the driver). Children still alive afterwards get SIGTERM, then SIGKILL.
     """
     try:
         parent = psutil.Process(pid)
+        children = parent.children(recursive=True)
     except psutil.NoSuchProcess:
         return
-    try:
-        family = [parent, *parent.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        family = [parent]
-    for proc in family:
+    _terminate([parent], timeout_s)
+    alive_children = [c for c in children if c.is_running()]
+    if alive_children:
+        _terminate(alive_children, timeout_s)
+
+
+def _terminate(procs: list[psutil.Process], timeout_s: float) -> None:
+    for proc in procs:
         try:
             proc.terminate()
         except psutil.NoSuchProcess:
             pass
-    _, left = psutil.wait_procs(family, timeout=timeout_s)
+    _, left = psutil.wait_procs(procs, timeout=timeout_s)
     for proc in left:
         try:
             proc.kill()
