@@ -116,7 +116,12 @@ class Settings(BaseSettings):
         4, ge=1, le=100_000, description="spark.sql.shuffle.partitions of the jobs.")
     pyspark_python: str = Field(sys.executable, description="Python of the Spark workers.")
     trigger_interval_s: float = Field(2.0, gt=0, le=3600)
-    max_offsets_per_trigger: int | None = Field(None, ge=1)
+    max_offsets_per_trigger: int | None = Field(
+        250_000, ge=1, description="Kafka source admission control: records per micro-batch "
+        "(maxOffsetsPerTrigger); unset = everything available.")
+    max_files_per_trigger: int | None = Field(
+        16, ge=1, description="Delta source admission control: data files per micro-batch of "
+        "Silver and Gold (maxFilesPerTrigger); unset = every new commit.")
     fail_on_data_loss: bool = Field(
         True, description="Kafka source failOnDataLoss: fail when offsets it needs are gone."
     )

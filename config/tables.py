@@ -107,6 +107,20 @@ SILVER_QUARANTINE = Table(
     ),
 )
 
+SILVER_WATERMARKS = Table(
+    "silver.watermarks",
+    "silver/watermarks",
+    _schema(
+        [
+            ("ticker", pa.string()),
+            ("watermark", UTC_TS),
+            ("updated_at", UTC_TS),
+        ]
+    ),
+    keys=("ticker",),
+)
+"""Silver's state: the latest event time it accepted per ticker (one row per ticker)."""
+
 BAR_INTERVALS = {"1m": "1 minute", "1h": "1 hour", "1d": "1 day"}
 """Bar interval name -> Spark window duration."""
 
@@ -216,6 +230,7 @@ ALL_TABLES: tuple[Table, ...] = (
     BRONZE_TICKS,
     SILVER_TICKS,
     SILVER_QUARANTINE,
+    SILVER_WATERMARKS,
     GOLD_BARS_1M,
     GOLD_BARS_1H,
     GOLD_BARS_1D,

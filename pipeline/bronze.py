@@ -14,6 +14,7 @@ from config.kafka import spark_options
 from config.settings import Settings
 from config.tables import BRONZE_TICKS
 from pipeline.runner import Job, main
+from pipeline.writes import append_on_executors
 from storage.sink import DeltaSink
 
 KAFKA_COLUMNS = [c for c in BRONZE_TICKS.schema.names if c != "ingest_time"]
@@ -43,13 +44,12 @@ def bronze_ticks(kafka: DataFrame) -> DataFrame:
 
 
 def bronze_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], None]:
-    """foreachBatch function: append each micro-batch to ``bronze/ticks`` exactly once."""
+    """foreachBatch function: append each micro-batch to ``bronze/ticks`` exactly once; the
+    executors write the files, the driver commits them (:mod:`pipeline.writes`)."""
     sink = DeltaSink(BRONZE_TICKS, settings.lake_dir, app_id)
 
     def write(batch: DataFrame, batch_id: int) -> None:
-        if sink.committed(batch_id):
-            return
-        sink.append(batch.toArrow(), batch_id)
+        append_on_executors(batch, sink, batch_id)
 
     return write
 

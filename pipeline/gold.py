@@ -181,7 +181,7 @@ def read_bars(lake_dir: Path, table: Table, tickers: list[str]) -> pd.DataFrame:
 
 def stream(spark: SparkSession, settings: Settings) -> DataFrame:
     """This job's streaming DataFrame: the ticks each Silver commit added."""
-    return table_stream(spark, SILVER_TICKS, settings.lake_dir)
+    return table_stream(spark, SILVER_TICKS, settings.lake_dir, settings.max_files_per_trigger)
 
 
 JOB = Job("gold", stream, gold_writer)

@@ -16,10 +16,12 @@ def spark_schema(table: Table) -> StructType:
     return from_arrow_schema(table.schema)
 
 
-def table_stream(spark: SparkSession, table: Table, lake_dir: Path) -> DataFrame:
-    """``table`` as a stream of the rows each commit adds (the ``ticklake-delta`` source)."""
-    return (
-        spark.readStream.format("ticklake-delta")
-        .schema(spark_schema(table))
-        .load(str(table.path(lake_dir)))
-    )
+def table_stream(
+    spark: SparkSession, table: Table, lake_dir: Path, max_files_per_trigger: int | None = None
+) -> DataFrame:
+    """``table`` as a stream of the rows each commit adds (the ``ticklake-delta`` source),
+    with admission control when ``max_files_per_trigger`` is set."""
+    reader = spark.readStream.format("ticklake-delta").schema(spark_schema(table))
+    if max_files_per_trigger:
+        reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
+    return reader.load(str(table.path(lake_dir)))

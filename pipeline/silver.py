@@ -13,24 +13,29 @@ quarantined as ``late``, so a Gold bar whose window ends before the watermark is
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
-from pathlib import Path
-from typing import Any
+from datetime import UTC, datetime
 
 import pyarrow as pa
-import pyarrow.compute as pc
-from pyspark.sql import DataFrame, SparkSession
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from config.reasons import Reason
 from config.settings import Settings
-from config.tables import BRONZE_TICKS, SILVER_QUARANTINE, SILVER_TICKS, UTC_TS
+from config.tables import (
+    BRONZE_TICKS,
+    SILVER_QUARANTINE,
+    SILVER_TICKS,
+    SILVER_WATERMARKS,
+    UTC_TS,
+)
+from pipeline import silver_state
 from pipeline.runner import Job, main
 from pipeline.schemas import table_stream
 from pipeline.validation import validate_value
+from pipeline.writes import append_on_executors
 from producer.messages import MESSAGE_FIELDS
-from storage.delta import read_table
 from storage.sink import DeltaSink
 
 CLASSIFIED_SCHEMA = pa.schema(
@@ -93,109 +98,98 @@ def classify_ticks(
 
 
 def split_batch(
-    classified: pa.Table,
-    existing_ids: set[str],
-    watermarks: dict[str, datetime] | None = None,
+    classified: DataFrame,
+    existing_ids: DataFrame | None = None,
+    watermarks: DataFrame | None = None,
     allowed_lateness_s: float = 0.0,
-) -> tuple[pa.Table, pa.Table]:
-    """Split a classified micro-batch into (silver rows, quarantine rows).
+) -> tuple[DataFrame, DataFrame]:
+    """Split a classified micro-batch into (silver rows, quarantine rows), in Spark.
 
-    A valid tick is a duplicate if its ``tick_id`` is in ``existing_ids`` or appeared earlier in
-    the batch (order: Kafka partition, offset); duplicates are quarantined as
-    ``duplicate_tick_id``. A valid, new tick whose event time is more than
-    ``allowed_lateness_s`` behind its ticker's watermark (the latest event time Silver held
-    before this batch) is quarantined as ``late``, with how late it is. Watermarks advance
-    between micro-batches, as Spark's do.
+    A valid tick is a duplicate if its ``tick_id`` is in ``existing_ids`` (``already in
+    silver.ticks``) or appeared earlier in the batch (order: Kafka partition, offset; ``earlier
+    in the same micro-batch``); duplicates are quarantined as ``duplicate_tick_id``. A valid,
+    new tick whose event time is more than ``allowed_lateness_s`` behind its ticker's
+    watermark (the latest event time Silver held before this batch) is quarantined as
+    ``late``, with how late it is. Watermarks advance between micro-batches, as Spark's do.
+
+    Args:
+        classified: rows of :data:`CLASSIFIED_SCHEMA` (from :func:`classify_ticks`).
+        existing_ids: a ``tick_id`` column of Silver rows that may repeat ticks of this batch
+            (None: Silver holds none).
+        watermarks: ``(ticker, watermark)`` rows (None: no ticker has one).
+        allowed_lateness_s: watermark delay, seconds.
+
+    Returns:
+        ``(accepted, rejected)``: accepted with Silver's columns, rejected with quarantine's.
     """
-    classified = classified.sort_by([("partition", "ascending"), ("offset", "ascending")])
-    reasons: list[Any] = classified.column("reason").to_pylist()
-    details: list[Any] = classified.column("detail").to_pylist()
-    ids: list[Any] = classified.column("tick_id").to_pylist()
-    tickers: list[Any] = classified.column("ticker").to_pylist()
-    times: list[Any] = classified.column("event_time").to_pylist()
-    marks = watermarks or {}
-    seen = set(existing_ids)
-    for i, (reason, tick_id) in enumerate(zip(reasons, ids, strict=True)):
-        if reason is not None:
-            continue
-        if tick_id in seen:
-            reasons[i] = Reason.DUPLICATE_TICK_ID
-            details[i] = (
-                "already in silver.ticks" if tick_id in existing_ids
-                else "earlier in the same micro-batch"
-            )
-        elif tickers[i] in marks:
-            behind_s = (marks[tickers[i]] - times[i]).total_seconds()
-            if behind_s > allowed_lateness_s:
-                reasons[i] = Reason.LATE
-                details[i] = (
-                    f"{behind_s:.0f} s behind the {tickers[i]} watermark "
-                    f"{marks[tickers[i]].isoformat()} (allowed lateness {allowed_lateness_s:.0f} s)"
-                )
-        seen.add(tick_id)
-    verdict = pa.array(reasons, pa.string())
-    classified = classified.set_column(
-        classified.schema.get_field_index("reason"), "reason", verdict
-    ).set_column(classified.schema.get_field_index("detail"), "detail",
-                 pa.array(details, pa.string()))
-    accepted = classified.filter(pc.is_null(verdict))
-    rejected = classified.filter(pc.is_valid(verdict))
-    quarantine = rejected.append_column(
-        "quarantined_at", rejected.column("checked_at")
+    valid = F.col("reason").isNull()
+    first_seen = Window.partitionBy("tick_id").orderBy("partition", "offset")
+    frame = classified.withColumn("_copy", F.when(valid, F.row_number().over(first_seen)))
+    if existing_ids is not None:
+        known = existing_ids.select("tick_id").distinct().withColumn("_in_silver", F.lit(True))
+        frame = frame.join(known, "tick_id", "left")
+    else:
+        frame = frame.withColumn("_in_silver", F.lit(None).cast("boolean"))
+    if watermarks is not None:
+        frame = frame.join(F.broadcast(watermarks.withColumnRenamed("watermark", "_mark")),
+                           "ticker", "left")
+    else:
+        frame = frame.withColumn("_mark", F.lit(None).cast("timestamp"))
+    behind_s = F.col("_mark").cast("double") - F.col("event_time").cast("double")
+    duplicate = valid & (F.col("_in_silver").isNotNull() | (F.col("_copy") > 1))
+    late = valid & ~duplicate & F.col("_mark").isNotNull() & (behind_s > allowed_lateness_s)
+    frame = frame.select(
+        *[c for c in CLASSIFIED_SCHEMA.names if c not in ("reason", "detail")],
+        F.when(duplicate, F.lit(Reason.DUPLICATE_TICK_ID.value))
+         .when(late, F.lit(Reason.LATE.value)).otherwise(F.col("reason")).alias("reason"),
+        F.when(duplicate & F.col("_in_silver").isNotNull(), F.lit("already in silver.ticks"))
+         .when(duplicate, F.lit("earlier in the same micro-batch"))
+         .when(late, F.format_string(
+             "%.0f s behind the %s watermark %s (allowed lateness %.0f s)", behind_s,
+             F.col("ticker"), F.date_format("_mark", "yyyy-MM-dd'T'HH:mm:ss'+00:00'"),
+             F.lit(float(allowed_lateness_s))))
+         .otherwise(F.col("detail")).alias("detail"),
     )
-    return accepted.select(SILVER_TICKS.schema.names), quarantine.select(
-        SILVER_QUARANTINE.schema.names
-    )
-
-
-def ticker_watermarks(lake_dir: Path, tickers: list[str]) -> dict[str, datetime]:
-    """Latest event time (UTC) per ticker in Silver, for ``tickers`` that have any."""
-    if not tickers:
-        return {}
-    data = read_table(SILVER_TICKS, lake_dir, ["ticker", "event_time"],
-                      where=pc.field("ticker").isin(tickers))
-    if not len(data):
-        return {}
-    latest = data.group_by("ticker").aggregate([("event_time", "max")])
-    tickers_found: list[Any] = latest.column("ticker").to_pylist()
-    marks: list[Any] = latest.column("event_time_max").to_pylist()
-    return dict(zip(tickers_found, marks, strict=True))
-
-
-def existing_tick_ids(lake_dir: Path, candidate_ids: list[str]) -> set[str]:
-    """The ``candidate_ids`` already in Silver (reads only the ``tick_id`` column)."""
-    if not candidate_ids:
-        return set()
-    found = read_table(SILVER_TICKS, lake_dir, ["tick_id"],
-                       where=pc.field("tick_id").isin(candidate_ids))
-    ids: list[Any] = found.column("tick_id").to_pylist()
-    return set(ids)
+    accepted = frame.where(F.col("reason").isNull()).select(*SILVER_TICKS.schema.names)
+    rejected = (frame.where(F.col("reason").isNotNull())
+                .withColumn("quarantined_at", F.col("checked_at"))
+                .select(*SILVER_QUARANTINE.schema.names))
+    return accepted, rejected
 
 
 def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], None]:
-    """foreachBatch function: quarantine first, then Silver, each exactly once.
+    """foreachBatch function: quarantine first, then Silver, then the watermarks, each exactly
+    once; executors write the files, the driver commits them (:mod:`pipeline.writes`).
 
-    Quarantine is committed before Silver, so after a crash between the two the replayed batch
-    classifies duplicates and late ticks against the same Silver state and gives the same split.
+    The work of a micro-batch depends on the batch and on bounded state
+    (:mod:`pipeline.silver_state`), not on the history Silver holds. Quarantine is committed
+    before Silver and both before the watermarks, so after a crash between two commits the
+    replayed batch classifies against the same state and gives the same split.
     """
     silver = DeltaSink(SILVER_TICKS, settings.lake_dir, app_id)
     quarantine = DeltaSink(SILVER_QUARANTINE, settings.lake_dir, app_id)
+    marks_sink = DeltaSink(SILVER_WATERMARKS, settings.lake_dir, app_id)
 
     def write(batch: DataFrame, batch_id: int) -> None:
-        if silver.committed(batch_id):
+        if marks_sink.committed(batch_id):
             return
-        classified = batch.toArrow()
-        valid = classified.filter(pc.is_null(classified.column("reason")))
-        ids: list[Any] = valid.column("tick_id").to_pylist()
-        tickers: list[Any] = valid.column("ticker").to_pylist()
-        accepted, rejected = split_batch(
-            classified,
-            existing_tick_ids(settings.lake_dir, ids),
-            ticker_watermarks(settings.lake_dir, sorted(set(tickers))),
-            settings.allowed_lateness_s,
-        )
-        quarantine.append(rejected, batch_id)
-        silver.append(accepted, batch_id)
+        classified = batch.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            valid = classified.where(F.col("reason").isNull())
+            before = silver_state.watermarks(settings.lake_dir)
+            if not silver.committed(batch_id):
+                spark = batch.sparkSession
+                existing = silver_state.duplicate_candidates(
+                    spark, settings.lake_dir, silver_state.batch_event_ranges(valid))
+                marks = silver_state.watermark_frame(spark, before) if before else None
+                accepted, rejected = split_batch(classified, existing, marks,
+                                                 settings.allowed_lateness_s)
+                append_on_executors(rejected, quarantine, batch_id)
+                append_on_executors(accepted, silver, batch_id)
+            silver_state.raise_watermarks(marks_sink, before, silver_state.batch_latest(valid),
+                                          batch_id, datetime.now(UTC))
+        finally:
+            classified.unpersist()
 
     return write
 
@@ -203,7 +197,7 @@ def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int],
 def stream(spark: SparkSession, settings: Settings) -> DataFrame:
     """This job's streaming DataFrame: Bronze through :func:`classify_ticks`."""
     return classify_ticks(
-        table_stream(spark, BRONZE_TICKS, settings.lake_dir),
+        table_stream(spark, BRONZE_TICKS, settings.lake_dir, settings.max_files_per_trigger),
         settings.max_message_bytes,
         settings.max_future_skew_s,
         frozenset(settings.ticker_allowlist) if settings.ticker_allowlist else None,

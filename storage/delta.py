@@ -15,8 +15,12 @@ delta-rs facts this module relies on (docs/architecture.md, "Measured facts"):
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -108,6 +112,33 @@ def file_uris(table: Table, lake_dir: Path) -> list[str]:
     return delta.file_uris() if delta is not None else []
 
 
+def files_overlapping(
+    table: Table, lake_dir: Path, column: str, ranges: Sequence[tuple[Any, Any]]
+) -> list[str]:
+    """URIs of ``table``'s current files whose ``column`` statistics (min, max, from the Delta
+    log) overlap any of ``ranges`` (inclusive); files without statistics are included.
+
+    The cost is that of reading the snapshot's add actions, not the data.
+    """
+    delta = open_table(table, lake_dir)
+    if delta is None or not ranges:
+        return []
+    actions = pa.table(delta.get_add_actions(flatten=True))
+    if not actions.num_rows:
+        return []
+    low_name, high_name = f"min.{column}", f"max.{column}"
+    if low_name not in actions.column_names:
+        return delta.file_uris()
+    lows, highs = actions.column(low_name), actions.column(high_name)
+    keep = pc.or_(pc.is_null(lows), pc.is_null(highs))
+    for start, end in ranges:
+        keep = pc.or_(keep, pc.and_(pc.less_equal(lows, pa.scalar(end, lows.type)),
+                                    pc.greater_equal(highs, pa.scalar(start, highs.type))))
+    root = str(table.path(lake_dir))
+    paths: list[Any] = actions.filter(keep).column("path").to_pylist()
+    return [f"{root}/{unquote(p)}" for p in paths]
+
+
 def table_version(path: str) -> int:
     """Current version of the Delta table at ``path``, or -1 if there is no table yet."""
     delta = open_path(path)
@@ -125,6 +156,73 @@ def table_changes(path: str, first_version: int, last_version: int) -> pa.Table:
     """
     delta = DeltaTable(path)
     return pa.table(delta.load_cdf(starting_version=first_version, ending_version=last_version))
+
+
+@dataclass(frozen=True)
+class CommitFiles:
+    """The data files one commit added, read from its log entry.
+
+    Attributes:
+        version: the commit's table version.
+        added: ``(path relative to the table root, size in bytes, partition values)`` of each
+            file added with ``dataChange=true``.
+        plain_append: True when the commit only added files (no removed data, no change-data
+            files), so its change data feed is exactly the rows of ``added``.
+    """
+
+    version: int
+    added: tuple[tuple[str, int, tuple[tuple[str, str | None], ...]], ...]
+    plain_append: bool
+
+    @property
+    def files(self) -> int:
+        return len(self.added)
+
+    @property
+    def bytes(self) -> int:
+        return sum(size for _, size, _ in self.added)
+
+
+def commit_files(path: str, version: int) -> CommitFiles:
+    """The files commit ``version`` of the table at ``path`` added (from ``_delta_log``).
+
+    A commit whose log entry is gone (log clean-up keeps it for 30 days by default) is
+    reported as not a plain append, so a reader falls back to the change data feed.
+    """
+    entry = Path(path.removeprefix("file://")) / "_delta_log" / f"{version:020d}.json"
+    try:
+        lines = entry.read_text().splitlines()
+    except FileNotFoundError:
+        return CommitFiles(version, (), False)
+    added: list[tuple[str, int, tuple[tuple[str, str | None], ...]]] = []
+    plain = True
+    for line in lines:
+        action = json.loads(line) if line.strip() else {}
+        if "add" in action and action["add"].get("dataChange", True):
+            add = action["add"]
+            parts = tuple(sorted((add.get("partitionValues") or {}).items()))
+            added.append((unquote(add["path"]), int(add["size"]), parts))
+        elif "cdc" in action or ("remove" in action and action["remove"].get("dataChange", True)):
+            plain = False
+    return CommitFiles(version, tuple(added), plain)
+
+
+def read_data_file(path: str, relative: str, partition_values: dict[str, str | None],
+                   schema: pa.Schema) -> pa.Table:
+    """One data file of the table at ``path`` with its partition columns, in ``schema``.
+
+    Raises:
+        FileNotFoundError: the file is gone (vacuumed).
+    """
+    import pyarrow.parquet as pq
+
+    data = pq.read_table(Path(path.removeprefix("file://")) / relative)
+    for name, text in partition_values.items():
+        field = schema.field(name)
+        value = pa.scalar(text, pa.string()).cast(field.type) if text is not None else None
+        data = data.append_column(name, pa.array([value.as_py() if value else None]
+                                                 * data.num_rows, field.type))
+    return conform(data, schema)
 
 
 def transaction_version(path: str, app_id: str) -> int | None:

@@ -13,13 +13,16 @@ rewriting the files a MERGE read) is retried up to 5 times with exponential back
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
+from deltalake.transaction import AddAction, RemoveAction
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from config.errors import StorageError
@@ -83,6 +86,33 @@ class DeltaSink:
         rows = conform(data, self.table.schema)
         return self._commit_once(batch_id, lambda: write_deltalake(
             self.path, rows, mode="append", commit_properties=self._props(batch_id)))
+
+    @property
+    def partition_columns(self) -> list[str]:
+        """The table's partition columns, as its metadata says (none for older tables)."""
+        return list(DeltaTable(self.path).metadata().partition_columns)
+
+    def commit_files(self, records: Sequence[Mapping[str, Any]], batch_id: int | None) -> bool:
+        """Commit data files that executors wrote (:func:`storage.files.write_data_files`) as
+        one append of batch ``batch_id``, with the (app, batch id) app transaction.
+
+        An empty ``records`` commits no file but records the batch id. Returns False if the
+        batch was committed already (the files of this attempt are then left unreferenced and
+        vacuum removes them).
+        """
+        actions: list[AddAction | RemoveAction] = [
+            AddAction(r["path"], int(r["size"]), json.loads(r["partition_values"]),
+                      int(r["modification_time"]), True, r["stats"])
+            for r in records
+        ]
+        partitions = self.partition_columns
+
+        def commit() -> None:
+            DeltaTable(self.path).create_write_transaction(
+                actions, mode="append", schema=self.table.schema,
+                partition_by=partitions or None, commit_properties=self._props(batch_id))
+
+        return self._commit_once(batch_id, commit)
 
     def upsert(
         self, data: pa.Table, batch_id: int | None, delete_unmatched_where: str | None = None

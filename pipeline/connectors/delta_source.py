@@ -6,12 +6,26 @@ must be created with ``delta.enableChangeDataFeed=true``. Compaction (OPTIMIZE) 
 rows, so maintenance never replays data::
 
     spark.dataSource.register(DeltaDataSource)
-    spark.readStream.format("ticklake-delta").schema(schema).load("/lake/silver/ticks")
+    (spark.readStream.format("ticklake-delta").schema(schema)
+        .option("maxFilesPerTrigger", 16)          # admission control, Spark's option names
+        .load("/lake/silver/ticks"))
 
 Offsets are ``{"version": v}``: every commit up to table version ``v`` has been read. A table
 that does not exist yet has version -1 and yields nothing until it is created.
-Options: ``startingVersion`` (default 0), ``changeTypes`` (default ``insert``),
-``versionsPerPartition`` (commits read by one Spark task, default 64).
+
+Each commit that only appended files (the usual streaming append) is read file by file, one
+Spark task per data file, straight from Parquet: its change feed is exactly those files' rows.
+Other commits (MERGE, deletes) are read through delta-rs' change data feed, one task per
+commit. So a backlog is read in parallel and no task holds more than one file or one commit.
+
+Options:
+
+* ``startingVersion`` (default 0);
+* ``changeTypes`` (default ``insert``; also ``update_postimage``, ``update_preimage``,
+  ``delete``);
+* ``maxFilesPerTrigger`` / ``maxBytesPerTrigger``: a micro-batch takes whole commits while
+  their added files (or bytes) stay within the limit, and at least one commit, as Spark's
+  Delta source does. Without either, a micro-batch takes every new commit.
 """
 
 from __future__ import annotations
@@ -22,14 +36,21 @@ from dataclasses import dataclass
 import pyarrow as pa
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
 from pyspark.sql.pandas.types import to_arrow_schema
-from pyspark.sql.streaming.datasource import ReadLimit, SupportsTriggerAvailableNow
+from pyspark.sql.streaming.datasource import (
+    ReadAllAvailable,
+    ReadLimit,
+    ReadMaxBytes,
+    ReadMaxFiles,
+    SupportsTriggerAvailableNow,
+)
 from pyspark.sql.types import StructType
 
 from config.errors import ConnectorError
-from storage.delta import conform, table_changes, table_version
+from storage.delta import commit_files, conform, read_data_file, table_changes, table_version
 
 VersionOffset = dict[str, int]
 """``{"version": v}``: every commit up to table version ``v`` has been read."""
+CHANGE_TYPES = ("insert", "update_postimage", "update_preimage", "delete")
 
 
 class DeltaSourceError(ConnectorError):
@@ -38,7 +59,7 @@ class DeltaSourceError(ConnectorError):
 
 @dataclass(frozen=True)
 class DeltaVersionRange(InputPartition):
-    """One Spark task: the changes of commits ``first_version..last_version`` (inclusive)."""
+    """One Spark task: the change feed of commits ``first_version..last_version``."""
 
     path: str
     first_version: int
@@ -46,8 +67,30 @@ class DeltaVersionRange(InputPartition):
     change_types: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class DeltaDataFile(InputPartition):
+    """One Spark task: the rows of one file a plain-append commit added (all ``insert``)."""
+
+    path: str
+    relative: str
+    partition_values: tuple[tuple[str, str | None], ...]
+
+
+def _positive(options: Mapping[str, str], name: str) -> int | None:
+    text = options.get(name)
+    if text is None:
+        return None
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise DeltaSourceError(f"{name}={text!r} must be an integer >= 1")
+    return value
+
+
 class DeltaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
-    """Plans version ranges on the driver; reads them with delta-rs on the executors."""
+    """Plans commits and files on the driver; reads them on the executors."""
 
     def __init__(self, path: str, schema: StructType, options: Mapping[str, str]) -> None:
         self.path = path
@@ -56,22 +99,49 @@ class DeltaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self.change_types = tuple(
             c.strip() for c in options.get("changeTypes", "insert").split(",") if c.strip()
         )
-        allowed = {"insert", "update_postimage", "update_preimage", "delete"}
-        if not self.change_types or set(self.change_types) - allowed:
+        if not self.change_types or set(self.change_types) - set(CHANGE_TYPES):
             raise DeltaSourceError(
-                f"changeTypes={options.get('changeTypes')!r}: choose from {sorted(allowed)}"
+                f"changeTypes={options.get('changeTypes')!r}: choose from {sorted(CHANGE_TYPES)}"
             )
-        self.versions_per_partition = int(options.get("versionsPerPartition", "64"))
+        self.max_files = _positive(options, "maxFilesPerTrigger")
+        self.max_bytes = _positive(options, "maxBytesPerTrigger")
         self._target: int | None = None
 
     def initialOffset(self) -> VersionOffset:
         return {"version": self.starting_version - 1}
 
+    def getDefaultReadLimit(self) -> ReadLimit:
+        if self.max_files:
+            return ReadMaxFiles(self.max_files)
+        if self.max_bytes:
+            return ReadMaxBytes(self.max_bytes)
+        return ReadAllAvailable()
+
     def latestOffset(self, start: VersionOffset, limit: ReadLimit) -> VersionOffset:
+        done = start["version"] if start else self.starting_version - 1
         latest = table_version(self.path)
         if self._target is not None:
             latest = min(latest, self._target)
-        return {"version": max(latest, start["version"] if start else -1)}
+        if latest <= done:
+            return {"version": done}
+        if isinstance(limit, ReadMaxFiles | ReadMaxBytes):
+            latest = self._admit(done, latest, limit)
+        return {"version": latest}
+
+    def _admit(self, done: int, latest: int, limit: ReadMaxFiles | ReadMaxBytes) -> int:
+        """The last version to read so that the added files (bytes) stay within ``limit``;
+        at least one commit, so the query always moves."""
+        budget = limit.max_files if isinstance(limit, ReadMaxFiles) else limit.max_bytes
+        used = 0
+        end = done
+        for version in range(max(done + 1, 0), latest + 1):
+            commit = commit_files(self.path, version)
+            cost = commit.files if isinstance(limit, ReadMaxFiles) else commit.bytes
+            if end > done and used + cost > budget:
+                break
+            used += cost
+            end = version
+        return end
 
     def reportLatestOffset(self) -> VersionOffset:
         return {"version": table_version(self.path)}
@@ -79,18 +149,32 @@ class DeltaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def prepareForTriggerAvailableNow(self) -> None:
         self._target = table_version(self.path)
 
-    def partitions(self, start: VersionOffset, end: VersionOffset) -> list[DeltaVersionRange]:
-        first, last = start["version"] + 1, end["version"]
-        step = self.versions_per_partition
-        return [
-            DeltaVersionRange(self.path, v, min(v + step - 1, last), self.change_types)
-            for v in range(max(first, 0), last + 1, step)
-        ]
+    def partitions(
+        self, start: VersionOffset, end: VersionOffset
+    ) -> list[DeltaVersionRange | DeltaDataFile]:
+        first, last = max(start["version"] + 1, 0), end["version"]
+        plans: list[DeltaVersionRange | DeltaDataFile] = []
+        for version in range(first, last + 1):
+            commit = commit_files(self.path, version)
+            if commit.plain_append:
+                if "insert" in self.change_types:
+                    plans.extend(DeltaDataFile(self.path, relative, parts)
+                                 for relative, _, parts in commit.added)
+            else:
+                plans.append(DeltaVersionRange(self.path, version, version, self.change_types))
+        return plans
 
-    def read(self, partition: DeltaVersionRange) -> Iterator[pa.RecordBatch]:  # type: ignore[override]
+    def read(  # type: ignore[override]
+        self, partition: DeltaVersionRange | DeltaDataFile
+    ) -> Iterator[pa.RecordBatch]:
         import pyarrow.compute as pc
 
         target = to_arrow_schema(self.schema, timezone="UTC")
+        if isinstance(partition, DeltaDataFile):
+            data = read_data_file(partition.path, partition.relative,
+                                  dict(partition.partition_values), target)
+            yield from data.to_batches()
+            return
         changes = table_changes(partition.path, partition.first_version, partition.last_version)
         kind = changes.column("_change_type").cast(pa.string())
         wanted = pc.is_in(kind, value_set=pa.array(list(partition.change_types)))

@@ -45,8 +45,10 @@ def test_classify_types_valid_ticks_and_gives_reasons(spark) -> None:
 def test_duplicates_in_batch_and_in_silver_go_to_quarantine(spark) -> None:
     """The second copy of a tick_id and one already in Silver are quarantined as duplicates."""
     values = [message("a" * 32), message("a" * 32), message("c" * 32), b"{"]
-    classified = classify_ticks(bronze_frame(spark, values), 65536, 300).toArrow()
-    accepted, rejected = split_batch(classified, existing_ids={"c" * 32})
+    classified = classify_ticks(bronze_frame(spark, values), 65536, 300)
+    existing = spark.createDataFrame([("c" * 32,)], "tick_id string")
+    accepted, rejected = (frame.toArrow().sort_by("offset")
+                          for frame in split_batch(classified, existing))
     assert accepted.column("tick_id").to_pylist() == ["a" * 32]
     reasons = sorted(zip(rejected.column("offset").to_pylist(),
                          rejected.column("reason").to_pylist(), strict=True))
@@ -134,8 +136,10 @@ def test_ticks_behind_their_ticker_watermark_are_quarantined_as_late(spark) -> N
         message("b" * 32, event_time="2012-01-03T14:00:00Z"),
         message("c" * 32, event_time="2000-01-03T14:00:00Z", ticker="BBB"),
     ]
-    classified = classify_ticks(bronze_frame(spark, values), 65536, 300).toArrow()
-    accepted, rejected = split_batch(classified, set(), {"AAA": T}, allowed_lateness_s=3600)
+    classified = classify_ticks(bronze_frame(spark, values), 65536, 300)
+    marks = spark.createDataFrame([("AAA", T)], "ticker string, watermark timestamp")
+    accepted, rejected = (frame.toArrow() for frame in split_batch(classified, None, marks,
+                                                                   allowed_lateness_s=3600))
     assert sorted(accepted.column("tick_id").to_pylist()) == ["b" * 32, "c" * 32]
     [late] = rejected.to_pylist()
     assert late["reason"] == "late" and late["tick_id"] == "a" * 32
