@@ -115,6 +115,14 @@ class Settings(BaseSettings):
     spark_shuffle_partitions: int = Field(
         4, ge=1, le=100_000, description="spark.sql.shuffle.partitions of the jobs.")
     pyspark_python: str = Field(sys.executable, description="Python of the Spark workers.")
+    cluster_master_port: int = Field(7077, ge=1, le=65535,
+                                     description="ticklake cluster: the master's port.")
+    cluster_webui_port: int = Field(8080, ge=1, le=65535,
+                                    description="ticklake cluster: the master's web UI port.")
+    cluster_workers: int = Field(2, ge=1, le=64, description="ticklake cluster: workers.")
+    cluster_worker_cores: int = Field(1, ge=1, le=256, description="Cores per worker.")
+    cluster_worker_memory: str = Field("3g", pattern=r"^[1-9][0-9]*[mg]$",
+                                       description="Memory per worker, e.g. 3g or 1536m.")
     trigger_interval_s: float = Field(2.0, gt=0, le=3600)
     max_offsets_per_trigger: int | None = Field(
         250_000, ge=1, description="Kafka source admission control: records per micro-batch "

@@ -125,6 +125,16 @@ BAR_INTERVALS = {"1m": "1 minute", "1h": "1 hour", "1d": "1 day"}
 """Bar interval name -> Spark window duration."""
 
 
+_BAR_STATE: Fields = [
+    ("open_time", UTC_TS), ("open_seq", pa.int64()), ("open_tick_id", pa.string()),
+    ("close_time", UTC_TS), ("close_seq", pa.int64()), ("close_tick_id", pa.string()),
+    ("notional", pa.float64()), ("price_sum", pa.float64()),
+]
+"""What a bar keeps so a later micro-batch's ticks merge into it without re-reading its ticks:
+the (event time, seq, tick_id) of its open and close ticks, sum of price x volume, sum of
+prices."""
+
+
 def _bars(interval: str) -> Table:
     return Table(
         f"gold.bars_{interval}",
@@ -143,6 +153,7 @@ def _bars(interval: str) -> Table:
                 ("trade_count", pa.int64()),
                 ("avg_price", pa.float64()),
                 ("updated_at", UTC_TS),
+                *_BAR_STATE,
             ]
         ),
         keys=("ticker", "window_start"),
@@ -166,6 +177,8 @@ GOLD_INDICATORS_1D = Table(
             "simple_return", "log_return", "sma_7", "sma_14", "sma_30", "ema_12", "ema_26",
             "macd", "macd_signal", "macd_hist", "bb_middle", "bb_upper", "bb_lower", "rsi_14",
             "volatility_14", "volatility_30", "vol_moving_avg", "adj_close_rolling_med")]
+        + [("bar_index", pa.int64()), ("macd_fast", _F64), ("rsi_avg_gain", _F64),
+           ("rsi_avg_loss", _F64)]
     ),
     keys=("ticker", "window_start"),
 )
@@ -202,6 +215,7 @@ GOLD_DAILY_METRICS = Table(
             ("total_volume", pa.int64()),
             ("trades", pa.int64()),
             ("updated_at", UTC_TS),
+            ("price_sum", pa.float64()),
         ]
     ),
     keys=("ticker", "trading_date"),

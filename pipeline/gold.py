@@ -2,13 +2,20 @@
 
 Runnable as ``spark-submit pipeline/gold.py [--lake DIR] [--until-caught-up]``.
 
-Per micro-batch of new Silver ticks, the (ticker, UTC day) keys it touches are recomputed from
-*all* Silver ticks of those keys and upserted (MERGE) into the bar tables and
-``gold/daily_metrics``. A bar is therefore always the bar of every tick seen so far, whatever
-the micro-batch boundaries. Then, for each touched ticker, ``gold/indicators_1d``,
-``gold/indicators_1h`` and ``gold/anomalies`` are recomputed from that ticker's whole bar
-history (:mod:`pipeline.indicators`), so incremental results equal a batch recomputation.
-Each table records the micro-batch id in its commit, so a replayed batch gives the same rows.
+The work of a micro-batch depends on the batch, not on the history the lake holds:
+
+1. **Bars and daily metrics** are aggregated from the batch's own ticks on the executors
+   (:func:`gold_bars`, :func:`gold_daily_metrics`) into partial bars that carry what a merge
+   needs (the open and close ticks' (event time, seq, tick_id), Σ price x volume, Σ price),
+   then MERGEd into the stored bars (:data:`BAR_MERGE`): earlier open, later close, larger
+   high, smaller low, summed volume/notional/prices/trades. Silver is never re-read, and a bar
+   is always the bar of every tick seen so far, whatever the micro-batch boundaries.
+2. **Indicators and anomalies** of each touched ticker are recomputed from its first touched
+   bar on, from a bounded tail (:mod:`pipeline.gold_indicators`): the 40 bars before it and the
+   recursive state stored with the first of them, equal to a recomputation over the whole
+   history.
+
+Each table records the micro-batch id in its commit, so a replayed batch changes nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +23,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
+from typing import Any
 
-import pandas as pd
-import pyarrow as pa
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -28,28 +34,55 @@ from config.tables import (
     BAR_INTERVALS,
     GOLD_ANOMALIES,
     GOLD_BARS,
-    GOLD_BARS_1D,
-    GOLD_BARS_1H,
     GOLD_DAILY_METRICS,
     GOLD_INDICATORS_1D,
     GOLD_INDICATORS_1H,
     SILVER_TICKS,
-    Table,
 )
-from pipeline.indicators import (
-    ANOMALY_COLUMNS,
-    INDICATOR_1D_COLUMNS,
-    INDICATOR_1H_COLUMNS,
-    anomalies,
-    indicators_1d,
-    indicators_1h,
-)
+from pipeline import gold_indicators
 from pipeline.runner import Job, main
-from pipeline.schemas import spark_schema, table_stream
-from storage.delta import file_uris, read_table
+from pipeline.schemas import table_stream
 from storage.sink import DeltaSink
 
 log = logging.getLogger(__name__)
+
+_OPEN_EARLIER = ("(s.open_time < t.open_time OR (s.open_time = t.open_time AND "
+                 "(s.open_seq < t.open_seq OR (s.open_seq = t.open_seq AND "
+                 "s.open_tick_id < t.open_tick_id))))")
+_CLOSE_LATER = ("(s.close_time > t.close_time OR (s.close_time = t.close_time AND "
+                "(s.close_seq > t.close_seq OR (s.close_seq = t.close_seq AND "
+                "s.close_tick_id > t.close_tick_id))))")
+
+
+def _pick(condition: str, columns: tuple[str, ...]) -> dict[str, str]:
+    return {c: f"CASE WHEN {condition} THEN s.{c} ELSE t.{c} END" for c in columns}
+
+
+BAR_MERGE: dict[str, str] = {
+    **_pick(_OPEN_EARLIER, ("open", "open_time", "open_seq", "open_tick_id")),
+    **_pick(_CLOSE_LATER, ("close", "close_time", "close_seq", "close_tick_id")),
+    "high": "CASE WHEN s.high > t.high THEN s.high ELSE t.high END",
+    "low": "CASE WHEN s.low < t.low THEN s.low ELSE t.low END",
+    "volume": "t.volume + s.volume",
+    "notional": "t.notional + s.notional",
+    "price_sum": "t.price_sum + s.price_sum",
+    "trade_count": "t.trade_count + s.trade_count",
+    "vwap": "CASE WHEN t.volume + s.volume > 0 THEN (t.notional + s.notional) / "
+            "(t.volume + s.volume) ELSE NULL END",
+    "avg_price": "(t.price_sum + s.price_sum) / (t.trade_count + s.trade_count)",
+    "window_end": "s.window_end",
+    "updated_at": "s.updated_at",
+}
+"""How a stored bar (``t``) and a micro-batch's partial bar of the same key (``s``) combine."""
+
+METRICS_MERGE: dict[str, str] = {
+    "total_volume": "t.total_volume + s.total_volume",
+    "trades": "t.trades + s.trades",
+    "price_sum": "t.price_sum + s.price_sum",
+    "avg_price": "(t.price_sum + s.price_sum) / (t.trades + s.trades)",
+    "updated_at": "s.updated_at",
+}
+"""How stored daily metrics and a micro-batch's partial metrics of the same key combine."""
 
 
 def gold_bars(ticks: DataFrame, interval: str) -> DataFrame:
@@ -59,32 +92,43 @@ def gold_bars(ticks: DataFrame, interval: str) -> DataFrame:
     window_start, window_end (UTC); open (price of the first tick by event time), high, low,
     close (price of the last tick by event time; ties in event time broken by ``seq``, then
     ``tick_id``); volume (shares); vwap (sum of price x volume / volume, null when volume is
-    0); trade_count (ticks); avg_price (mean tick price); updated_at.
+    0); trade_count (ticks); avg_price (mean tick price); updated_at; and the merge state
+    (open_/close_ time, seq, tick_id; notional; price_sum). Over a micro-batch's ticks this
+    is the batch's partial bar; over all ticks, the bar.
 
     Raises:
         KeyError: an unknown interval.
     """
     order = F.struct("event_time", "seq", "tick_id")
+    first = F.min_by(F.struct("price", "event_time", "seq", "tick_id"), order)
+    last = F.max_by(F.struct("price", "event_time", "seq", "tick_id"), order)
     return (
         ticks.groupBy("ticker", F.window("event_time", BAR_INTERVALS[interval]).alias("w"))
         .agg(
-            F.min_by("price", order).alias("open"),
+            first.alias("_open"),
             F.max("price").alias("high"),
             F.min("price").alias("low"),
-            F.max_by("price", order).alias("close"),
+            last.alias("_close"),
             F.sum("volume").cast("long").alias("volume"),
-            F.sum(F.col("price") * F.col("volume")).alias("_notional"),
+            F.sum(F.col("price") * F.col("volume")).alias("notional"),
             F.count(F.lit(1)).alias("trade_count"),
-            F.avg("price").alias("avg_price"),
+            F.sum("price").alias("price_sum"),
         )
         .select(
             "ticker",
             F.col("w.start").alias("window_start"),
             F.col("w.end").alias("window_end"),
-            "open", "high", "low", "close", "volume",
-            F.when(F.col("volume") > 0, F.col("_notional") / F.col("volume")).alias("vwap"),
-            "trade_count", "avg_price",
+            F.col("_open.price").alias("open"), "high", "low",
+            F.col("_close.price").alias("close"), "volume",
+            F.when(F.col("volume") > 0, F.col("notional") / F.col("volume")).alias("vwap"),
+            "trade_count",
+            (F.col("price_sum") / F.col("trade_count")).alias("avg_price"),
             F.current_timestamp().alias("updated_at"),
+            F.col("_open.event_time").alias("open_time"), F.col("_open.seq").alias("open_seq"),
+            F.col("_open.tick_id").alias("open_tick_id"),
+            F.col("_close.event_time").alias("close_time"),
+            F.col("_close.seq").alias("close_seq"), F.col("_close.tick_id").alias("close_tick_id"),
+            "notional", "price_sum",
         )
     )
 
@@ -93,90 +137,64 @@ def gold_daily_metrics(ticks: DataFrame) -> DataFrame:
     """Silver ticks -> daily metrics per ticker and UTC trading date.
 
     Columns: trading_date (UTC date of event time); ticker; avg_price (arithmetic mean of the
-    day's tick prices); total_volume (shares); trades (ticks); updated_at.
+    day's tick prices); total_volume (shares); trades (ticks); updated_at; price_sum (Σ price,
+    for merging a later batch's ticks of the same day).
     """
     return (
         ticks.groupBy(F.to_date("event_time").alias("trading_date"), "ticker")
         .agg(
-            F.avg("price").alias("avg_price"),
+            F.sum("price").alias("price_sum"),
             F.sum("volume").cast("long").alias("total_volume"),
             F.count(F.lit(1)).alias("trades"),
         )
-        .withColumn("updated_at", F.current_timestamp())
+        .select("trading_date", "ticker",
+                (F.col("price_sum") / F.col("trades")).alias("avg_price"),
+                "total_volume", "trades", F.current_timestamp().alias("updated_at"),
+                "price_sum")
     )
 
 
-def silver_snapshot(spark: SparkSession, settings: Settings) -> DataFrame | None:
-    """The current Silver table as a batch DataFrame (None while it has no files)."""
-    uris = file_uris(SILVER_TICKS, settings.lake_dir)
-    if not uris:
-        return None
-    return spark.read.schema(spark_schema(SILVER_TICKS)).parquet(*uris)
-
-
-def _per_ticker(frame: pd.DataFrame, fn: Callable[[pd.DataFrame], pd.DataFrame],
-                columns: list[str]) -> pd.DataFrame:
-    parts = [fn(group) for _, group in frame.groupby("ticker", sort=True)]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
-
-
-def _ticker_predicate(tickers: list[str]) -> str:
-    quoted = ", ".join("'" + t.replace("'", "''") + "'" for t in tickers)
-    return f"t.ticker IN ({quoted})"
-
-
 def gold_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], None]:
-    """foreachBatch function: recompute the touched keys and tickers and MERGE them."""
+    """foreachBatch function: merge the batch's partial bars and metrics, then recompute the
+    touched tickers' indicators and anomalies from a bounded tail (see the module docstring).
+
+    Only aggregates reach the driver: a partial bar per touched (ticker, window) and the
+    first touched time per ticker, never the batch's ticks.
+    """
     lake = settings.lake_dir
     bars = {name: DeltaSink(table, lake, app_id) for name, table in GOLD_BARS.items()}
     metrics = DeltaSink(GOLD_DAILY_METRICS, lake, app_id)
-    ind_1d = DeltaSink(GOLD_INDICATORS_1D, lake, app_id)
-    ind_1h = DeltaSink(GOLD_INDICATORS_1H, lake, app_id)
-    flagged = DeltaSink(GOLD_ANOMALIES, lake, app_id)
-    sinks = [*bars.values(), metrics, ind_1d, ind_1h, flagged]
+    derived = {table.name: DeltaSink(table, lake, app_id)
+               for table in (GOLD_INDICATORS_1D, GOLD_INDICATORS_1H, GOLD_ANOMALIES)}
+    sinks = [*bars.values(), metrics, *derived.values()]
 
     def write(batch: DataFrame, batch_id: int) -> None:
         if all(sink.committed(batch_id) for sink in sinks):
             return
         started = time.monotonic()
-        keys = batch.select("ticker", F.to_date("event_time").alias("_day")).distinct()
-        key_rows = keys.collect()
-        tickers = sorted({r.ticker for r in key_rows})
-        silver = silver_snapshot(batch.sparkSession, settings)
-        if not tickers or silver is None:
-            return
-        touched = silver.join(
-            F.broadcast(keys),
-            (silver.ticker == keys.ticker) & (F.to_date(silver.event_time) == keys._day),
-            "left_semi",
-        ).cache()
+        ticks = batch.persist(StorageLevel.MEMORY_AND_DISK)
         try:
+            merged = 0
             for interval, sink in bars.items():
-                sink.upsert(gold_bars(touched, interval).toArrow(), batch_id)
-            metrics.upsert(gold_daily_metrics(touched).toArrow(), batch_id)
+                if not sink.committed(batch_id):
+                    partial = gold_bars(ticks, interval).toArrow()
+                    merged += partial.num_rows
+                    sink.upsert(partial, batch_id, updates=BAR_MERGE)
+            if not metrics.committed(batch_id):
+                metrics.upsert(gold_daily_metrics(ticks).toArrow(), batch_id,
+                               updates=METRICS_MERGE)
+            rows: list[Any] = (ticks.groupBy("ticker")
+                               .agg(F.min("event_time").alias("first")).collect())
         finally:
-            touched.unpersist()
-        scope = _ticker_predicate(tickers)
-        daily_bars = read_bars(lake, GOLD_BARS_1D, tickers)
-        daily = _per_ticker(daily_bars, indicators_1d, INDICATOR_1D_COLUMNS)
-        ind_1d.upsert(pa.Table.from_pandas(daily, preserve_index=False), batch_id)
-        hourly = _per_ticker(read_bars(lake, GOLD_BARS_1H, tickers), indicators_1h,
-                             INDICATOR_1H_COLUMNS)
-        ind_1h.upsert(pa.Table.from_pandas(hourly, preserve_index=False), batch_id)
-        flags = _per_ticker(daily, anomalies, ANOMALY_COLUMNS)
-        flagged.upsert(pa.Table.from_pandas(flags, preserve_index=False), batch_id,
-                       delete_unmatched_where=scope)
-        log.info("gold micro-batch %d: %d (ticker, day) keys of %d tickers recomputed in %.1f s",
-                 batch_id, len(key_rows), len(tickers), time.monotonic() - started)
+            ticks.unpersist()
+        first_touched = {str(r.ticker): r.first for r in rows}
+        if first_touched:
+            gold_indicators.refresh(lake, first_touched, derived, batch_id)
+        log.info("gold micro-batch %d: %d partial bars merged, %d tickers' indicators "
+                 "refreshed in %.1f s", batch_id, merged, len(first_touched),
+                 time.monotonic() - started)
 
     return write
-
-
-def read_bars(lake_dir: Path, table: Table, tickers: list[str]) -> pd.DataFrame:
-    """All bars of ``tickers`` from a bar table (delta-rs)."""
-    import pyarrow.compute as pc
-
-    return read_table(table, lake_dir, where=pc.field("ticker").isin(tickers)).to_pandas()
 
 
 def stream(spark: SparkSession, settings: Settings) -> DataFrame:

@@ -39,46 +39,111 @@ ANOMALY_COLUMNS: list[str] = GOLD_ANOMALIES.schema.names
 """Columns of :func:`anomalies`: those of ``gold/anomalies``."""
 
 
+CARRY_COLUMNS = ("bar_index", "ema_12", "ema_26", "macd_fast", "macd_signal", "rsi_avg_gain",
+                 "rsi_avg_loss")
+"""Recursive state kept in each ``gold/indicators_1d`` row, so a later recomputation can
+start from a bounded tail of bars instead of the whole history."""
+TAIL_BARS = 40
+"""Bars before the first recomputed bar that a tail recomputation reads (the longest window,
+30 log returns, needs 31; every recursive indicator is seeded by row 33)."""
+MACD_WARM_UP = 26 + 9 - 2
+"""First row (0-based) with MACD values (TA-Lib: 33)."""
+
+
+def windowed(values: pd.Series, n: int, statistic: str, ddof: int = 0) -> pd.Series:
+    """A rolling statistic over the last ``n`` values, each window computed on its own values
+    (not by updating a running sum), so a window's result does not depend on where the series
+    starts: a tail recomputation gives the same bits as the whole history. NaN until ``n``
+    values exist, and wherever a window holds a NaN (as pandas' ``rolling(n)``).
+
+    Args:
+        statistic: ``mean``, ``std`` (with ``ddof``) or ``median``.
+    """
+    x = values.to_numpy(dtype=float)
+    out = np.full(len(x), np.nan)
+    if len(x) >= n:
+        windows = np.lib.stride_tricks.sliding_window_view(x, n)
+        if statistic == "mean":
+            result = windows.mean(axis=1)
+        elif statistic == "std":
+            result = windows.std(axis=1, ddof=ddof)
+        else:
+            result = np.median(windows, axis=1)
+        out[n - 1:] = result
+    return pd.Series(out, index=values.index)
+
+
+def _ema(x: np.ndarray, n: int, start: int, base: int, carried: float | None) -> np.ndarray:
+    """EMA over ``x`` (whose row 0 is absolute row ``base``) with alpha 2/(n+1), seeded by the
+    SMA of absolute rows ``start..start+n-1`` at row start+n-1, or continued from ``carried``,
+    its value at absolute row ``base``."""
+    out = np.full(len(x), np.nan)
+    alpha = 2.0 / (n + 1)
+    if carried is not None and not np.isnan(carried):
+        out[0], begin = carried, 1
+    else:
+        first = start + n - 1 - base
+        if first < 0 or first >= len(x):
+            return out
+        out[first], begin = x[first - n + 1:first + 1].mean(), first + 1
+    for i in range(begin, len(x)):
+        out[i] = alpha * x[i] + (1 - alpha) * out[i - 1]
+    return out
+
+
 def ema(values: pd.Series, n: int, start: int = 0) -> pd.Series:
     """EMA with alpha 2/(n+1) seeded by the SMA of ``values[start:start+n]`` at row start+n-1.
 
     Rows before the seed are NaN. ``values`` must have no NaN from ``start`` on.
     """
-    out = np.full(len(values), np.nan)
-    x = values.to_numpy(dtype=float)
-    first = start + n - 1
-    if first >= len(x):
-        return pd.Series(out, index=values.index)
-    alpha = 2.0 / (n + 1)
-    out[first] = x[start:first + 1].mean()
+    return pd.Series(_ema(values.to_numpy(dtype=float), n, start, 0, None), index=values.index)
+
+
+def _rsi(x: np.ndarray, n: int, base: int, carried: tuple[float, float] | None
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Wilder RSI over ``x`` (row 0 = absolute row ``base``); returns (rsi, avg_gain, avg_loss).
+
+    ``carried`` is (avg_gain, avg_loss) at absolute row ``base``; without it the first
+    averages are the means of the first n changes, at absolute row n (``base`` must be 0).
+    """
+    rsi, gains, losses = (np.full(len(x), np.nan) for _ in range(3))
+    change = np.diff(x, prepend=np.nan)  # change[i]: from row i-1 to row i
+    gain, loss = np.clip(change, 0, None), np.clip(-change, 0, None)
+    if carried is not None and not np.isnan(carried[0]):
+        first = 0
+        avg_gain, avg_loss = carried
+    elif base == 0 and len(x) > n:
+        first = n
+        avg_gain, avg_loss = gain[1:n + 1].mean(), loss[1:n + 1].mean()
+    else:
+        return rsi, gains, losses
+    gains[first], losses[first] = avg_gain, avg_loss
     for i in range(first + 1, len(x)):
-        out[i] = alpha * x[i] + (1 - alpha) * out[i - 1]
-    return pd.Series(out, index=values.index)
+        avg_gain = (avg_gain * (n - 1) + gain[i]) / n
+        avg_loss = (avg_loss * (n - 1) + loss[i]) / n
+        gains[i], losses[i] = avg_gain, avg_loss
+    valid = ~np.isnan(gains)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = 100.0 - 100.0 / (1.0 + gains / losses)
+    rsi[valid] = np.where(losses[valid] == 0, 100.0, value[valid])
+    return rsi, gains, losses
 
 
 def rsi_wilder(close: pd.Series, n: int = 14) -> pd.Series:
     """RSI with Wilder's smoothing (see the module docstring); NaN for the first n rows."""
-    x = close.to_numpy(dtype=float)
-    out = np.full(len(x), np.nan)
-    if len(x) <= n:
-        return pd.Series(out, index=close.index)
-    change = np.diff(x)
-    gain, loss = np.clip(change, 0, None), np.clip(-change, 0, None)
-    avg_gain, avg_loss = gain[:n].mean(), loss[:n].mean()
-    for i in range(n, len(x)):
-        if i > n:
-            avg_gain = (avg_gain * (n - 1) + gain[i - 1]) / n
-            avg_loss = (avg_loss * (n - 1) + loss[i - 1]) / n
-        out[i] = 100.0 if avg_loss == 0 else 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
-    return pd.Series(out, index=close.index)
+    return pd.Series(_rsi(close.to_numpy(dtype=float), n, 0, None)[0], index=close.index)
 
 
-def indicators_1d(bars: pd.DataFrame) -> pd.DataFrame:
+def indicators_1d(bars: pd.DataFrame, carry: dict[str, float] | None = None) -> pd.DataFrame:
     """Daily indicators of one ticker.
 
     Args:
         bars: one ticker's ``gold/bars_1d`` rows (ticker, window_start UTC, close, volume), any
-            order.
+            order: its whole history, or (with ``carry``) a tail of it.
+        carry: the :data:`CARRY_COLUMNS` of the stored indicator row of ``bars``' first bar
+            (its absolute ``bar_index`` and recursive state). Rows whose rolling windows reach
+            before the tail's start are not valid then: keep only rows from
+            ``TAIL_BARS`` on.
 
     Returns:
         One row per bar with :data:`INDICATOR_1D_COLUMNS`:
@@ -89,31 +154,39 @@ def indicators_1d(bars: pd.DataFrame) -> pd.DataFrame:
         returns x sqrt(252), annualised (null until 14/30 returns exist);
         ``vol_moving_avg`` = mean volume (shares) of the last 30 bars; ``adj_close_rolling_med``
         = median close of the last 30 bars (the input's close: as traded for replayed
-        bokeh-sampledata; the name is kept from the original specification).
+        bokeh-sampledata; the name is kept from the original specification); and the
+        recursive state :data:`CARRY_COLUMNS`.
     """
     df = bars.sort_values("window_start").reset_index(drop=True)
     close = df["close"].astype(float)
+    x = close.to_numpy()
+    base = int(carry["bar_index"]) if carry else 0
+    state = carry or {}
     out = pd.DataFrame({"ticker": df["ticker"], "window_start": df["window_start"],
                         "close": close, "volume": df["volume"].astype("int64")})
     out["simple_return"] = close / close.shift(1) - 1
     out["log_return"] = np.log(close / close.shift(1))
     for n in (7, 14, 30):
-        out[f"sma_{n}"] = close.rolling(n).mean()
-    out["ema_12"], out["ema_26"] = ema(close, 12), ema(close, 26)
-    macd = ema(close, 12, start=26 - 12) - ema(close, 26)
-    signal = ema(macd, 9, start=25)
-    warm = 26 + 9 - 2
-    out["macd"] = macd.where(out.index >= warm)
+        out[f"sma_{n}"] = windowed(close, n, "mean")
+    out["ema_12"] = _ema(x, 12, 0, base, state.get("ema_12"))
+    out["ema_26"] = _ema(x, 26, 0, base, state.get("ema_26"))
+    out["macd_fast"] = _ema(x, 12, 26 - 12, base, state.get("macd_fast"))
+    macd = out["macd_fast"] - out["ema_26"]
+    index = out.index + base
+    signal = _ema(macd.to_numpy(), 9, 25, base, state.get("macd_signal"))
+    out["macd"] = macd.where(index >= MACD_WARM_UP)
     out["macd_signal"] = signal
-    out["macd_hist"] = (macd - signal).where(out.index >= warm)
-    middle, std = close.rolling(20).mean(), close.rolling(20).std(ddof=0)
+    out["macd_hist"] = (macd - signal).where(index >= MACD_WARM_UP)
+    middle, std = windowed(close, 20, "mean"), windowed(close, 20, "std", ddof=0)
     out["bb_middle"], out["bb_upper"], out["bb_lower"] = middle, middle + 2 * std, middle - 2 * std
-    out["rsi_14"] = rsi_wilder(close, 14)
+    carried_rsi = (state["rsi_avg_gain"], state["rsi_avg_loss"]) if carry else None
+    out["rsi_14"], out["rsi_avg_gain"], out["rsi_avg_loss"] = _rsi(x, 14, base, carried_rsi)
     for n in (14, 30):
-        out[f"volatility_{n}"] = out["log_return"].rolling(n).std(ddof=1) * math.sqrt(
+        out[f"volatility_{n}"] = windowed(out["log_return"], n, "std", ddof=1) * math.sqrt(
             TRADING_DAYS_PER_YEAR)
-    out["vol_moving_avg"] = df["volume"].astype(float).rolling(30).mean()
-    out["adj_close_rolling_med"] = close.rolling(30).median()
+    out["vol_moving_avg"] = windowed(df["volume"].astype(float), 30, "mean")
+    out["adj_close_rolling_med"] = windowed(close, 30, "median")
+    out["bar_index"] = np.arange(len(out), dtype="int64") + base
     return out[INDICATOR_1D_COLUMNS]
 
 
@@ -134,8 +207,8 @@ def indicators_1h(bars: pd.DataFrame) -> pd.DataFrame:
                         "total_volume": df["volume"].astype("int64"),
                         "trades": df["trade_count"].astype("int64")})
     out["return_1h"] = close / close.shift(1) - 1
-    out["ma_3"] = out["avg_price"].rolling(3).mean()
-    out["vol_3"] = out["return_1h"].rolling(3).std(ddof=1)
+    out["ma_3"] = windowed(out["avg_price"], 3, "mean")
+    out["vol_3"] = windowed(out["return_1h"], 3, "std", ddof=1)
     return out[INDICATOR_1H_COLUMNS]
 
 
@@ -159,8 +232,8 @@ def anomalies(daily: pd.DataFrame, window: int = ANOMALY_WINDOW,
     found = []
     for metric in ("log_return", "volume"):
         x = df[metric].astype(float)
-        past = x.shift(1).rolling(window, min_periods=window)
-        mean, std = past.mean(), past.std(ddof=1)
+        past = x.shift(1)
+        mean, std = windowed(past, window, "mean"), windowed(past, window, "std", ddof=1)
         z = (x - mean) / std.where(std > 0)
         hit = z.abs() > threshold
         found.append(pd.DataFrame({

@@ -1,23 +1,29 @@
-"""A streaming query listener that logs each micro-batch's progress as one JSON line and
-keeps it under the lake (:mod:`storage.progress`)."""
+"""Streaming query progress, recorded from the driver's polling loop.
+
+The runner polls each query's ``recentProgress`` once a second (and once more when it ends);
+every new micro-batch's ``StreamingQueryProgress`` is logged as one JSON line and kept under
+the lake (:mod:`storage.progress`). Polling, not a ``StreamingQueryListener``: a Python
+listener is called back from the JVM, and events still in flight when the driver exits end in
+py4j errors; polling reads what Spark already holds, also after the query stopped.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from pyspark.sql.streaming.listener import StreamingQueryListener
+from pyspark.sql.streaming.query import StreamingQuery
 
 from storage.progress import PROGRESS_DIR, append_progress, progress_record
 
 log = logging.getLogger(__name__)
 
 
-class ProgressRecorder(StreamingQueryListener):
-    """A listener that logs each micro-batch's progress and keeps it under the lake.
+class ProgressRecorder:
+    """Records each new micro-batch of the polled queries, once.
 
     Args:
         lake_dir: the lake; records go to ``<lake>/_progress/<job>.jsonl``.
@@ -26,25 +32,27 @@ class ProgressRecorder(StreamingQueryListener):
     def __init__(self, lake_dir: Path) -> None:
         self.folder = Path(lake_dir) / PROGRESS_DIR
         self.lock = threading.Lock()
+        self.last_batch: dict[str, int] = {}
 
-    def onQueryStarted(self, event: Any) -> None:
-        log.info("query %s started (id %s, run %s)", event.name, event.id, event.runId)
-
-    def onQueryProgress(self, event: Any) -> None:
-        try:
-            record = progress_record(json.loads(event.progress.json))
-        except (ValueError, AttributeError) as exc:  # never let a listener kill the query
-            log.warning("unreadable query progress: %s", exc)
-            return
-        if not record["job"]:
-            return
-        line = json.dumps(record, separators=(",", ":"), default=str)
-        log.info("progress %s", line)
-        append_progress(self.folder, record["job"], line, self.lock)
-
-    def onQueryIdle(self, event: Any) -> None:
-        """Idle triggers carry no new rows; nothing to record."""
-
-    def onQueryTerminated(self, event: Any) -> None:
-        if event.exception:
-            log.error("query %s failed: %s", event.id, event.exception.splitlines()[0])
+    def poll(self, queries: Sequence[StreamingQuery]) -> int:
+        """Record the micro-batches of ``queries`` not recorded yet; return how many."""
+        recorded = 0
+        for query in queries:
+            for progress in query.recentProgress:
+                try:
+                    record = progress_record(json.loads(progress.json))
+                except (ValueError, AttributeError) as exc:
+                    log.warning("unreadable query progress: %s", exc)
+                    continue
+                run = str(record["run_id"])
+                batch = int(record["batch_id"] if record["batch_id"] is not None else -1)
+                if not record["job"] or batch <= self.last_batch.get(run, -1):
+                    continue
+                self.last_batch[run] = batch
+                if not record["rows"] and not record["sources"]:
+                    continue
+                line = json.dumps(record, separators=(",", ":"), default=str)
+                log.info("progress %s", line)
+                append_progress(self.folder, record["job"], line, self.lock)
+                recorded += 1
+        return recorded

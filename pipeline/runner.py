@@ -126,7 +126,7 @@ def run_jobs(settings: Settings, jobs: Sequence[Job], until_caught_up: bool = Fa
     SIGTERM and SIGINT (Ctrl-C) stop the queries between micro-batches and return normally:
     the signal handler only sets a flag, and the queries are stopped from this thread, so no
     Spark call is made from inside a signal handler. Each micro-batch's progress is logged and
-    kept under the lake (:mod:`pipeline.progress`).
+    kept under the lake (:mod:`pipeline.progress`, polled once a second).
 
     Raises:
         AlreadyRunning: a job's checkpoint is locked by another process.
@@ -141,9 +141,7 @@ def run_jobs(settings: Settings, jobs: Sequence[Job], until_caught_up: bool = Fa
         for job in jobs:
             stack.enter_context(job_lock(settings.checkpoints / job.name, job.name))
         spark = spark_session(settings, f"ticklake-{'-'.join(j.name for j in jobs)}")
-        listener = ProgressRecorder(settings.lake_dir)
-        spark.streams.addListener(listener)
-        stack.callback(spark.streams.removeListener, listener)
+        recorder = ProgressRecorder(settings.lake_dir)
         queries: list[StreamingQuery] = []
         try:
             if until_caught_up:
@@ -152,27 +150,31 @@ def run_jobs(settings: Settings, jobs: Sequence[Job], until_caught_up: bool = Fa
                         break
                     query = start_query(spark, settings, job, available_now=True)
                     queries.append(query)
-                    _await(partial(_terminated, query), stop)
+                    _await(partial(_terminated, query), stop, partial(recorder.poll, queries))
                     if not query.isActive:
                         log.info("%s caught up", job.name)
                     _raise_failure(queries)
             else:
                 queries = [start_query(spark, settings, job, False) for job in jobs]
-                _await(lambda: bool(spark.streams.awaitAnyTermination(1)), stop)
+                _await(lambda: bool(spark.streams.awaitAnyTermination(1)), stop,
+                       partial(recorder.poll, queries))
         finally:
             for query in queries:
                 if query.isActive:
                     log.info("stopping %s", query.name)
                     query.stop()
+            recorder.poll(queries)
         _raise_failure(queries)
         if stop.is_set():
             log.info("stopped %s cleanly", ", ".join(j.name for j in jobs))
 
 
-def _await(terminated: Callable[[], bool], stop: threading.Event) -> None:
-    """Wait until ``terminated()`` (polled every second) is true or ``stop`` is set."""
+def _await(terminated: Callable[[], bool], stop: threading.Event,
+           every_second: Callable[[], object]) -> None:
+    """Wait until ``terminated()`` (it blocks up to a second) is true or ``stop`` is set;
+    call ``every_second()`` between the waits (progress polling)."""
     while not stop.is_set() and not terminated():
-        pass
+        every_second()
 
 
 def _terminated(query: StreamingQuery) -> bool:

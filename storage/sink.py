@@ -115,7 +115,8 @@ class DeltaSink:
         return self._commit_once(batch_id, commit)
 
     def upsert(
-        self, data: pa.Table, batch_id: int | None, delete_unmatched_where: str | None = None
+        self, data: pa.Table, batch_id: int | None, delete_unmatched_where: str | None = None,
+        updates: Mapping[str, str] | None = None,
     ) -> bool:
         """MERGE ``data`` on the table's keys (update all columns / insert), as ``batch_id``.
 
@@ -125,6 +126,8 @@ class DeltaSink:
             delete_unmatched_where: also delete target rows matching this SQL predicate (on
                 alias ``t``) that ``data`` does not contain, in the same commit; replaces a
                 slice of the table, e.g. ``"t.ticker IN ('IBM')"``.
+            updates: for matched rows, column -> SQL expression over ``t`` (stored) and ``s``
+                (new) instead of replacing every column (e.g. combining partial aggregates).
 
         Returns False if the batch was committed already.
 
@@ -137,13 +140,11 @@ class DeltaSink:
         rows = conform(data, self.table.schema)
 
         def merge() -> None:
-            merger = (
-                DeltaTable(self.path)
-                .merge(rows, predicate, source_alias="s", target_alias="t",
-                       commit_properties=self._props(batch_id))
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-            )
+            merger = DeltaTable(self.path).merge(
+                rows, predicate, source_alias="s", target_alias="t",
+                commit_properties=self._props(batch_id))
+            merger = (merger.when_matched_update(dict(updates)) if updates
+                      else merger.when_matched_update_all()).when_not_matched_insert_all()
             if delete_unmatched_where:
                 merger = merger.when_not_matched_by_source_delete(delete_unmatched_where)
             merger.execute()

@@ -63,6 +63,7 @@ def write_daily_metrics(lake: Path, ticker: str, prices: list[float]) -> list[da
                                                       pa.int64()),
         "trades": pa.array([4] * len(days), pa.int64()),
         "updated_at": pa.nulls(len(days), GOLD_DAILY_METRICS.schema.field("updated_at").type),
+        "price_sum": [4 * p for p in prices],
     })
     DeltaSink(GOLD_DAILY_METRICS, lake, "test").upsert(table, None)
     return days

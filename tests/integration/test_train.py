@@ -35,6 +35,7 @@ def write_daily_metrics(lake: Path, tickers: list[str], days: int) -> dict[str, 
             "total_volume": pa.array(bars.volume.to_numpy(), pa.int64()),
             "trades": pa.array([4] * days, pa.int64()),
             "updated_at": pa.nulls(days, GOLD_DAILY_METRICS.schema.field("updated_at").type),
+            "price_sum": avg * 4,
         })
         DeltaSink(GOLD_DAILY_METRICS, lake, "test").upsert(table, None)
         out[ticker] = avg

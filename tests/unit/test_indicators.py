@@ -134,3 +134,27 @@ def test_no_flags_during_the_30_day_warm_up() -> None:
                                               np.zeros(19)],
                           "volume": 1000.0})
     assert anomalies(frame).empty
+
+
+@pytest.mark.parametrize("cut", [80, 81, 1500, 3269])
+def test_a_tail_with_carried_state_equals_the_whole_history(cut: int) -> None:
+    """Recomputing AAPL's indicators from the 40 bars before `cut` plus the recursive state
+    stored in the indicator row of the tail's first bar gives the same rows from `cut` on as
+    the computation over the whole history (EMA, MACD, RSI exactly; rolling windows to 1e-12)."""
+    from pipeline.indicators import CARRY_COLUMNS, TAIL_BARS, indicators_1d
+
+    bars = load_bokeh_bars(["AAPL"])
+    bars["window_start"] = pd.to_datetime(bars["day"]).dt.tz_localize("UTC")
+    full = indicators_1d(bars)
+    first = cut - TAIL_BARS
+    carry = {c: full[c].iloc[first] for c in CARRY_COLUMNS}
+    tail = indicators_1d(bars.iloc[first:], carry).iloc[TAIL_BARS:].reset_index(drop=True)
+    expected = full.iloc[cut:].reset_index(drop=True)
+    assert len(tail) == len(expected) > 0
+    for column in ("ema_12", "ema_26", "macd", "macd_signal", "macd_hist", "rsi_14",
+                   "macd_fast", "rsi_avg_gain", "rsi_avg_loss", "bar_index"):
+        np.testing.assert_array_equal(tail[column].to_numpy(), expected[column].to_numpy(),
+                                      err_msg=column)
+    for column in full.columns.drop(["ticker", "window_start"]):
+        np.testing.assert_allclose(tail[column].astype(float), expected[column].astype(float),
+                                   rtol=1e-12, atol=0, equal_nan=True, err_msg=column)

@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 app.command()(stream.up)
 app.add_typer(stream.broker_app, name="broker")
+app.add_typer(stream.cluster_app, name="cluster")
 app.command()(stream.produce)
 app.command()(stream.watch)
 app.command()(stream.job)

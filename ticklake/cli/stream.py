@@ -17,6 +17,9 @@ from producer.sources import SOURCE_NAMES
 
 broker_app = typer.Typer(help="The embedded tansu broker on 127.0.0.1 (memory or s3 storage).",
                          no_args_is_help=True)
+cluster_app = typer.Typer(help="A Spark standalone cluster on this machine (master + workers on "
+                          "127.0.0.1) to run the jobs on with --master spark://127.0.0.1:7077.",
+                          no_args_is_help=True)
 Source = Annotated[str, typer.Option(help=f"Tick source: {' | '.join(SOURCE_NAMES)}.")]
 Csv = Annotated[list[Path] | None, typer.Option(
     "--csv", help="Replay these CSVs (yfinance layout, one ticker per file) instead of "
@@ -116,6 +119,49 @@ def broker_status(bootstrap_servers: Bootstrap = None) -> None:
         print(f"embedded S3 storage: {s3.url} (pid {s3.pid()})")
     if not reachable:
         raise typer.Exit(1)
+
+
+@cluster_app.command("start")
+def cluster_start(
+    workers: Annotated[int | None, typer.Option(help="Workers [default: 2].")] = None,
+) -> None:
+    """Start a standalone Spark master and its workers (spark-class), wait until every worker
+    is ALIVE, and print the master URL."""
+    from ticklake.cluster import LocalCluster
+
+    setup_logging()
+    cluster = LocalCluster(load_settings(cluster_workers=workers))
+    url = cluster.start()
+    print(f"Spark master {url} with {cluster.alive_workers()} worker(s); UI {cluster.web_url}")
+    print(f"run the jobs on it: spark-submit --master {url} pipeline/bronze.py, or "
+          f"TICKLAKE_SPARK_MASTER={url} ticklake job bronze silver gold")
+
+
+@cluster_app.command("stop")
+def cluster_stop(
+    workers: Annotated[int | None, typer.Option(help="Workers [default: 2].")] = None,
+) -> None:
+    """Stop the workers and the master started by `ticklake cluster start` (by PID)."""
+    from ticklake.cluster import LocalCluster
+
+    stopped = LocalCluster(load_settings(cluster_workers=workers)).stop()
+    print("cluster stopped" if stopped else "no cluster was running")
+
+
+@cluster_app.command("status")
+def cluster_status() -> None:
+    """Workers and applications the standalone master knows (its /json/ status)."""
+    from ticklake.cluster import LocalCluster
+
+    cluster = LocalCluster(load_settings())
+    state = cluster.state()
+    if state is None:
+        print(f"no Spark master answers on {cluster.web_url}")
+        raise typer.Exit(1)
+    print(f"{cluster.url}: {cluster.alive_workers()} ALIVE worker(s), "
+          f"{len(state.get('activeapps', []))} running application(s)")
+    for app in state.get("activeapps", []):
+        print(f"  {app.get('id')} {app.get('name')} cores {app.get('cores')}")
 
 
 def produce(
