@@ -24,6 +24,7 @@ def setup_logging(verbose: bool = False) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
+        force=True,  # under spark-submit, pyspark has configured the root logger already
     )
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -49,6 +50,12 @@ def prepare_spark_environment(settings: Settings) -> None:
     """
     os.environ["PYSPARK_PYTHON"] = settings.pyspark_python
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+
+def launched_by_spark_submit() -> bool:
+    """True in a Python driver that spark-submit started: its JVM is already running and told
+    this process where (``PYSPARK_GATEWAY_PORT``); a plain ``python`` process starts its own."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
 def quiet_tensorflow() -> None:

@@ -10,7 +10,7 @@ import warnings
 from pyspark.sql import SparkSession
 
 from config.errors import DependencyError
-from config.runtime import prepare_spark_environment
+from config.runtime import launched_by_spark_submit, prepare_spark_environment
 from config.settings import Settings
 from pipeline.connectors import DeltaDataSource, KafkaDataSource
 
@@ -40,8 +40,11 @@ def submitted_master() -> str | None:
     Under spark-submit the Python driver starts after the JVM, whose system properties hold
     ``spark.master``; a plain ``python`` process has none.
     """
-    from pyspark import SparkConf
+    from pyspark import SparkConf, SparkContext
 
+    if not launched_by_spark_submit():
+        return None
+    SparkContext._ensure_initialized()  # connect to spark-submit's JVM, whose properties hold it
     conf = SparkConf()
     return conf.get("spark.master") if conf.contains("spark.master") else None
 

@@ -61,7 +61,8 @@ def test_the_jobs_on_a_standalone_cluster_give_the_same_lake_as_local(
         env={**env, "PATH": f"{spark_submit.parent}:{env['PATH']}"}, capture_output=True,
         text=True, timeout=600)
     assert submitted.returncode == 0, submitted.stderr[-3000:]
-    assert f"on master {cluster.url} (from spark-submit)" in submitted.stderr
+    # spark-submit passes the Python driver's stderr through its stdout
+    assert f"on master {cluster.url} (from spark-submit)" in submitted.stdout + submitted.stderr
     state = cluster.state() or {}
     assert any(app["name"] == "ticklake-bronze" for app in state.get("completedapps", []))
 
