@@ -134,6 +134,11 @@ class Settings(BaseSettings):
         True, description="Kafka source failOnDataLoss: fail when offsets it needs are gone."
     )
 
+    fault_after_commit: str | None = Field(
+        None, pattern=r"^[a-z0-9_]+\.[a-z0-9_]+@[0-9]+$",
+        description="Fault point for tests, off by default: TABLE@BATCH (e.g. silver.ticks@1) "
+        "ends the job's process right after it commits that micro-batch to that table.")
+
     # Analytics
     window_days: int = Field(7, ge=2, le=365, description="Days per LSTM input window.")
     epochs: int = Field(20, ge=1, le=10_000, description="Maximum epochs per LSTM fit.")
@@ -196,6 +201,13 @@ class Settings(BaseSettings):
                     f"bootstrap server {server!r} is not HOST:PORT with PORT in 1..65535"
                 )
         return value
+
+    def fault_batch(self, table_name: str) -> int | None:
+        """The batch id after whose commit to ``table_name`` a fault point ends the process."""
+        if not self.fault_after_commit:
+            return None
+        name, _, batch = self.fault_after_commit.partition("@")
+        return int(batch) if name == table_name else None
 
     @property
     def checkpoints(self) -> Path:

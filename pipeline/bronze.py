@@ -14,8 +14,7 @@ from config.kafka import spark_options
 from config.settings import Settings
 from config.tables import BRONZE_TICKS
 from pipeline.runner import Job, main
-from pipeline.writes import append_on_executors
-from storage.sink import DeltaSink
+from pipeline.writes import append_on_executors, job_sink
 
 KAFKA_COLUMNS = [c for c in BRONZE_TICKS.schema.names if c != "ingest_time"]
 """Bronze keeps every column of Spark's Kafka source: Bronze's columns but ``ingest_time``."""
@@ -46,7 +45,7 @@ def bronze_ticks(kafka: DataFrame) -> DataFrame:
 def bronze_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], None]:
     """foreachBatch function: append each micro-batch to ``bronze/ticks`` exactly once; the
     executors write the files, the driver commits them (:mod:`pipeline.writes`)."""
-    sink = DeltaSink(BRONZE_TICKS, settings.lake_dir, app_id)
+    sink = job_sink(BRONZE_TICKS, settings, app_id)
 
     def write(batch: DataFrame, batch_id: int) -> None:
         append_on_executors(batch, sink, batch_id)

@@ -42,7 +42,7 @@ from config.tables import (
 from pipeline import gold_indicators
 from pipeline.runner import Job, main
 from pipeline.schemas import table_stream
-from storage.sink import DeltaSink
+from pipeline.writes import job_sink
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +162,9 @@ def gold_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], N
     first touched time per ticker, never the batch's ticks.
     """
     lake = settings.lake_dir
-    bars = {name: DeltaSink(table, lake, app_id) for name, table in GOLD_BARS.items()}
-    metrics = DeltaSink(GOLD_DAILY_METRICS, lake, app_id)
-    derived = {table.name: DeltaSink(table, lake, app_id)
+    bars = {name: job_sink(table, settings, app_id) for name, table in GOLD_BARS.items()}
+    metrics = job_sink(GOLD_DAILY_METRICS, settings, app_id)
+    derived = {table.name: job_sink(table, settings, app_id)
                for table in (GOLD_INDICATORS_1D, GOLD_INDICATORS_1H, GOLD_ANOMALIES)}
     sinks = [*bars.values(), metrics, *derived.values()]
 

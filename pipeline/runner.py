@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -160,9 +161,7 @@ def run_jobs(settings: Settings, jobs: Sequence[Job], until_caught_up: bool = Fa
                        partial(recorder.poll, queries))
         finally:
             for query in queries:
-                if query.isActive:
-                    log.info("stopping %s", query.name)
-                    query.stop()
+                _stop_between_batches(query)
             recorder.poll(queries)
         _raise_failure(queries)
         if stop.is_set():
@@ -175,6 +174,28 @@ def _await(terminated: Callable[[], bool], stop: threading.Event,
     call ``every_second()`` between the waits (progress polling)."""
     while not stop.is_set() and not terminated():
         every_second()
+
+
+STOP_WAIT_S = 120.0
+"""How long a stop waits for a running micro-batch to finish before interrupting it."""
+
+
+def _stop_between_batches(query: StreamingQuery) -> None:
+    """Stop ``query`` once its current micro-batch (if any) has finished.
+
+    ``StreamingQuery.stop()`` interrupts a running micro-batch; that batch is not committed
+    and is replayed on restart (the sinks are idempotent), but its writer raises on the way
+    out. So wait (up to :data:`STOP_WAIT_S`) until no trigger is active, then stop; if a new
+    trigger slips in, its interruption is expected and not reported as an error.
+    """
+    if not query.isActive:
+        return
+    deadline = time.monotonic() + STOP_WAIT_S
+    while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log.info("stopping %s", query.name)
+    logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
+    query.stop()
 
 
 def _terminated(query: StreamingQuery) -> bool:

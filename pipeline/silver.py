@@ -34,9 +34,8 @@ from pipeline import silver_state
 from pipeline.runner import Job, main
 from pipeline.schemas import table_stream
 from pipeline.validation import validate_value
-from pipeline.writes import append_on_executors
+from pipeline.writes import append_on_executors, job_sink
 from producer.messages import MESSAGE_FIELDS
-from storage.sink import DeltaSink
 
 CLASSIFIED_SCHEMA = pa.schema(
     [
@@ -166,9 +165,9 @@ def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int],
     before Silver and both before the watermarks, so after a crash between two commits the
     replayed batch classifies against the same state and gives the same split.
     """
-    silver = DeltaSink(SILVER_TICKS, settings.lake_dir, app_id)
-    quarantine = DeltaSink(SILVER_QUARANTINE, settings.lake_dir, app_id)
-    marks_sink = DeltaSink(SILVER_WATERMARKS, settings.lake_dir, app_id)
+    silver = job_sink(SILVER_TICKS, settings, app_id)
+    quarantine = job_sink(SILVER_QUARANTINE, settings, app_id)
+    marks_sink = job_sink(SILVER_WATERMARKS, settings, app_id)
 
     def write(batch: DataFrame, batch_id: int) -> None:
         if marks_sink.committed(batch_id):

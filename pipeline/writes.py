@@ -15,10 +15,19 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql.pandas.types import from_arrow_schema
 
+from config.settings import Settings
+from config.tables import Table
 from storage.files import FILE_RECORD_SCHEMA, write_data_files
 from storage.sink import DeltaSink
 
 FILE_RECORD_SPARK_SCHEMA = from_arrow_schema(FILE_RECORD_SCHEMA)
+
+
+def job_sink(table: Table, settings: Settings, app_id: str) -> DeltaSink:
+    """The exactly-once sink of a streaming job for ``table``, with the fault point of
+    ``settings.fault_after_commit`` (off by default) wired in."""
+    return DeltaSink(table, settings.lake_dir, app_id,
+                     exit_after_batch=settings.fault_batch(table.name))
 
 
 def append_on_executors(frame: DataFrame, sink: DeltaSink, batch_id: int | None) -> int:

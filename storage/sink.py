@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,10 @@ from storage.delta import conform, ensure_table
 log = logging.getLogger(__name__)
 
 
+FAULT_EXIT_CODE = 86
+"""Exit code of a process ended by a fault point (``TICKLAKE_FAULT_AFTER_COMMIT``)."""
+
+
 class DeltaSink:
     """Idempotent appends and upserts of micro-batches into one registered table.
 
@@ -39,12 +44,16 @@ class DeltaSink:
         table: the registered table (path, schema, keys).
         lake_dir: root of the lake.
         app_id: identifies the writing query; stored with every batch id it commits.
+        exit_after_batch: a fault point for tests: end the process right after committing
+            this batch id (``TICKLAKE_FAULT_AFTER_COMMIT``); None in normal operation.
     """
 
-    def __init__(self, table: Table, lake_dir: Path, app_id: str) -> None:
+    def __init__(self, table: Table, lake_dir: Path, app_id: str,
+                 exit_after_batch: int | None = None) -> None:
         self.table = table
         self.path = str(table.path(lake_dir))
         self.app_id = app_id
+        self.exit_after_batch = exit_after_batch
         ensure_table(table, lake_dir)
 
     def committed(self, batch_id: int | None) -> bool:
@@ -55,7 +64,11 @@ class DeltaSink:
         if batch_id is None:
             return False
         version = DeltaTable(self.path).transaction_version(self.app_id)
-        return version is not None and version >= batch_id
+        done = version is not None and version >= batch_id
+        if done:
+            log.info("%s: batch %d already committed (a replayed micro-batch), skipped",
+                     self.table.name, batch_id)
+        return done
 
     def _props(self, batch_id: int | None) -> CommitProperties | None:
         if batch_id is None:
@@ -73,10 +86,19 @@ class DeltaSink:
         for attempt in retrying:
             with attempt:
                 if self.committed(batch_id):
-                    log.info("%s: batch %d already committed, skipped", self.table.name, batch_id)
                     return False
                 commit()
+        if batch_id is not None and batch_id == self.exit_after_batch:
+            self._fault(batch_id)
         return True
+
+    def _fault(self, batch_id: int) -> None:
+        """The fault point: end the process at once, right after this commit and before the
+        micro-batch returns (so before Spark's checkpoint commit), as a crash would."""
+        log.warning("fault point: exiting after committing %s batch %d", self.table.name,
+                    batch_id)
+        logging.shutdown()
+        os._exit(FAULT_EXIT_CODE)
 
     def append(self, data: pa.Table, batch_id: int | None) -> bool:
         """Append ``data`` as batch ``batch_id``. Returns False if it was committed already.

@@ -1,0 +1,111 @@
+"""Crashes where they hurt: right after a sink's Delta commit, before Spark's checkpoint.
+
+A fault point (``TICKLAKE_FAULT_AFTER_COMMIT=TABLE@BATCH``, off by default) ends the job's
+process right after it committed that micro-batch to that table. The restarted job replays
+the micro-batch; the tables that hold it must skip it ("already committed"), the others must
+write it, and the lake must equal a run without faults.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings
+from config.tables import BRONZE_TICKS
+from producer.publisher import publish
+from producer.sources.replay import ReplaySource
+from storage.sink import FAULT_EXIT_CODE
+from tests.integration.test_faults import assert_same_silver_and_gold, table_values
+from ticklake.broker import ensure_topic
+from ticklake.processes import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
+POINTS = [
+    # (job, fault point, tables the restart must find already committed)
+    ("bronze", "bronze.ticks@1", ["bronze.ticks"]),
+    ("silver", "silver.ticks@1", ["silver.ticks"]),  # quarantine, then ticks: both done
+    ("gold", "gold.bars_1h@1", ["gold.bars_1m", "gold.bars_1h"]),
+]
+
+
+def job(name: str, settings: Settings, fault: str | None, log: Path) -> int:
+    env = {**os.environ, "TICKLAKE_TOPIC": settings.topic,
+           "TICKLAKE_MAX_OFFSETS_PER_TRIGGER": "200", "TICKLAKE_MAX_FILES_PER_TRIGGER": "1",
+           "TICKLAKE_SPARK_UI_ENABLED": "false"}
+    env.pop("TICKLAKE_FAULT_AFTER_COMMIT", None)
+    if fault:
+        env["TICKLAKE_FAULT_AFTER_COMMIT"] = fault
+    with log.open("w") as out:
+        return subprocess.call(
+            [sys.executable, "-m", "ticklake", "job", name, "--until-caught-up", "--lake",
+             str(settings.lake_dir), "--bootstrap-servers", settings.bootstrap_servers],
+            stdout=out, stderr=subprocess.STDOUT, env=env, timeout=600)
+
+
+def test_a_crash_after_each_sinks_commit_is_replayed_without_a_trace(
+    spark, broker: Settings, tmp_path: Path
+) -> None:
+    """FB replayed in micro-batches of 200 records / 1 file: each job is ended right after
+    committing its second micro-batch to one table (Bronze; Silver after quarantine and
+    ticks, before the watermarks; Gold between its tables), then restarted. The restart logs
+    the replayed batch as already committed in exactly the tables that hold it, and the lake
+    equals a run without faults."""
+    from pipeline.jobs import run_jobs
+
+    settings = broker.with_overrides(lake_dir=tmp_path / "lake", topic="faultpoints.ticks")
+    ensure_topic(settings)
+    publish(ReplaySource(["FB"]).ticks(), settings, progress=False)
+    for name, point, skipped in POINTS:
+        assert job(name, settings, point, tmp_path / f"{name}-fault.log") == FAULT_EXIT_CODE
+        assert f"fault point: exiting after committing {point.replace('@', ' batch ')}" in \
+            (tmp_path / f"{name}-fault.log").read_text()
+        assert job(name, settings, None, tmp_path / f"{name}.log") == 0
+        restart = (tmp_path / f"{name}.log").read_text()
+        for table in skipped:
+            assert f"{table}: batch 1 already committed (a replayed micro-batch)" in restart
+        assert "batch 1 already committed" not in "\n".join(
+            line for line in restart.splitlines()
+            if not any(f"{t}: batch 1" in line for t in skipped)), "a table skipped too much"
+
+    reference = settings.with_overrides(lake_dir=tmp_path / "reference")
+    run_jobs(reference, ["bronze", "silver", "gold"], until_caught_up=True)
+    assert_same_silver_and_gold(settings.lake_dir, reference.lake_dir)
+    bronze = table_values(BRONZE_TICKS, settings.lake_dir, drop=("ingest_time",))
+    assert len(bronze) == 784 and not bronze.duplicated(["partition", "offset"]).any()
+
+
+def test_sigterm_stops_live_jobs_cleanly(broker: Settings, tmp_path: Path) -> None:
+    """`ticklake job bronze silver gold` running live, sent SIGTERM once it has committed a
+    micro-batch: it exits with code 0, says it stopped cleanly, with no traceback and no
+    crash of the JVM."""
+    settings = broker.with_overrides(lake_dir=tmp_path / "lake", topic="sigterm.ticks")
+    ensure_topic(settings)
+    publish(ReplaySource(["FB"], limit_days=20).ticks(), settings, progress=False)
+    log = tmp_path / "jobs.log"
+    env = {**os.environ, "TICKLAKE_TOPIC": settings.topic, "TICKLAKE_SPARK_UI_ENABLED": "false"}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ticklake", "job", "bronze", "silver", "gold", "--lake",
+             str(settings.lake_dir), "--bootstrap-servers", settings.bootstrap_servers],
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        gold_done = settings.lake_dir / "_progress" / "gold.jsonl"
+        assert wait_until(gold_done.exists, 180), log.read_text()[-3000:]
+        time.sleep(1)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "stopped bronze, silver, gold cleanly" in text
+    for bad in ("Traceback", "Segmentation fault", "SIGSEGV", "reentrant call"):
+        assert bad not in text, bad
