@@ -20,6 +20,7 @@ test-unit: setup
 	$(VENV)/bin/pytest -m "not integration and not spark" $(ARGS)
 
 bench: setup
+	$(VENV)/bin/python bench/backlog.py --ticks 500000
 	$(VENV)/bin/python bench/kafka_source.py
 	$(VENV)/bin/python bench/broker_s3.py
 

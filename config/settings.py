@@ -128,7 +128,7 @@ class Settings(BaseSettings):
         250_000, ge=1, description="Kafka source admission control: records per micro-batch "
         "(maxOffsetsPerTrigger); unset = everything available.")
     max_files_per_trigger: int | None = Field(
-        16, ge=1, description="Delta source admission control: data files per micro-batch of "
+        4, ge=1, description="Delta source admission control: data files per micro-batch of "
         "Silver and Gold (maxFilesPerTrigger); unset = every new commit.")
     fail_on_data_loss: bool = Field(
         True, description="Kafka source failOnDataLoss: fail when offsets it needs are gone."

@@ -89,15 +89,18 @@ def status(
     lake: Lake = None,
 ) -> None:
     """Row counts of every table, reconciliation (bronze = silver + quarantine), last ingest,
-    champions, and the realised error of forecasts whose actual has arrived in Gold."""
+    each streaming job's newest micro-batch, champions, and the realised error of forecasts
+    whose actual has arrived in Gold."""
     from analytics.realised import realised_summary
     from analytics.registry import Registry
     from storage.facts import lake_status
+    from storage.progress import latest_progress
 
     settings = load_settings(lake_dir=lake)
     info = lake_status(settings.lake_dir)
     info["champions"] = {t: c["version"] for t, c in Registry(settings.lake_dir).champions().items()}
     info["realised_forecasts"] = realised_summary(settings.lake_dir)
+    info["jobs"] = latest_progress(settings.lake_dir)
     if as_json:
         print(json.dumps(info, indent=2))
         return
@@ -115,6 +118,15 @@ def status(
         console.print("quarantine by reason: " + ", ".join(
             f"{k} {v}" for k, v in r["by_reason"].items()), highlight=False)
     console.print(f"last ingest: {info['last_ingest_time'] or 'never'}", highlight=False)
+    if info["jobs"]:
+        jobs = Table("job", "batch", "at (UTC)", "rows", "rows/s", "batch ms",
+                     title="newest micro-batch per streaming job")
+        for name, p in info["jobs"].items():
+            rate = p.get("processed_rows_per_s")
+            jobs.add_row(name, str(p.get("batch_id")), str(p.get("timestamp")),
+                         f"{p.get('rows') or 0:,}", f"{rate:,.0f}" if rate else "-",
+                         f"{p.get('batch_duration_ms') or 0:,}")
+        console.print(jobs)
     console.print("champions: " + (", ".join(f"{t} {v}" for t, v in info["champions"].items())
                                    or "none (ticklake train promotes a version that beats naive)"),
                   highlight=False)
