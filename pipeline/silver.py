@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 from pyspark import StorageLevel
@@ -54,23 +55,29 @@ def _classify_batches(
     allowed_tickers: frozenset[str] | None,
 ) -> Iterator[pa.RecordBatch]:
     for batch in batches:
-        rows = batch.to_pylist()
-        out: dict[str, list[object]] = {name: [] for name in CLASSIFIED_SCHEMA.names}
-        for row in rows:
+        values: list[Any] = batch.column("value").to_pylist()
+        checked: list[Any] = batch.column("checked_at").to_pylist()
+        parsed: dict[str, list[object]] = {name: [] for name in MESSAGE_FIELDS}
+        reasons: list[object] = []
+        details: list[object] = []
+        for value, now in zip(values, checked, strict=True):
             tick, reason, detail = validate_value(
-                row["value"], row["checked_at"], max_message_bytes, max_future_skew_s,
-                allowed_tickers,
-            )
-            fields = tick.model_dump() if tick else {}
+                value, now, max_message_bytes, max_future_skew_s, allowed_tickers)
             for name in MESSAGE_FIELDS:
-                out[name].append(fields.get(name))
-            out["kafka_timestamp"].append(row["timestamp"])
-            for name in ("topic", "partition", "offset", "ingest_time", "checked_at"):
-                out[name].append(row[name])
-            out["reason"].append(reason)
-            out["detail"].append(detail)
-            out["raw_value"].append(row["value"])
-        yield pa.RecordBatch.from_pydict(out, schema=CLASSIFIED_SCHEMA)
+                parsed[name].append(getattr(tick, name) if tick is not None else None)
+            reasons.append(reason)
+            details.append(detail)
+        columns: dict[str, Any] = {
+            **parsed,
+            "topic": batch.column("topic"), "partition": batch.column("partition"),
+            "offset": batch.column("offset"), "kafka_timestamp": batch.column("timestamp"),
+            "ingest_time": batch.column("ingest_time"), "reason": reasons, "detail": details,
+            "raw_value": batch.column("value"), "checked_at": batch.column("checked_at"),
+        }
+        yield pa.RecordBatch.from_arrays(
+            [pa.array(columns[f.name], f.type) if isinstance(columns[f.name], list)
+             else columns[f.name].cast(f.type) for f in CLASSIFIED_SCHEMA],
+            schema=CLASSIFIED_SCHEMA)
 
 
 def classify_ticks(
