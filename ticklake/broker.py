@@ -16,7 +16,6 @@ Any Apache Kafka cluster can be used instead: set ``bootstrap_servers``.
 from __future__ import annotations
 
 import logging
-import subprocess
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -136,16 +135,9 @@ class EmbeddedBroker(LocalServer):
         if self.settings.broker_storage == "s3":
             engine = f"s3://{self.settings.s3_bucket}/"
             env = child_environment(s3_environment(self.settings))
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
         url = f"tcp://127.0.0.1:{port}"
-        with self.log_file.open("ab") as log_fh:
-            proc = subprocess.Popen(
-                [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-                 "--storage-engine", engine],
-                stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env=env,
-            )
-        self.pid_file.write_text(str(proc.pid))
+        proc = self.launch([binary, "broker", "--listener-url", url, "--advertised-listener-url",
+                            url, "--storage-engine", engine], env)
 
         def answering() -> bool:
             if proc.poll() is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,20 +49,15 @@ class _SparkDaemon(LocalServer):
     def name(self) -> str:
         return f"spark-{self.role}-{self.settings.cluster_master_port}-{self.index}"
 
-    def launch(self, args: list[str]) -> int:
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+    def run_class(self, args: list[str]) -> int:
+        """Start ``spark-class ARGS`` with the environment of a loopback cluster."""
         env = child_environment({
             "SPARK_LOCAL_IP": "127.0.0.1",
             "PYSPARK_PYTHON": self.settings.pyspark_python,
             "SPARK_WORKER_DIR": str((self.settings.run_dir / "spark-work").resolve()),
             "SPARK_LOG_DIR": str((self.settings.run_dir / "logs").resolve()),
         })
-        with self.log_file.open("ab") as out:
-            proc = subprocess.Popen([spark_class(), *args], stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env=env)
-        self.pid_file.write_text(str(proc.pid))
-        return proc.pid
+        return self.launch([spark_class(), *args], env).pid
 
 
 class LocalCluster:
@@ -107,7 +101,7 @@ class LocalCluster:
         """
         s = self.settings
         if self.master.pid() is None:
-            self.master.launch(["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+            self.master.run_class(["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                                 "--port", str(s.cluster_master_port), "--webui-port",
                                 str(s.cluster_webui_port)])
         if not wait_until(lambda: self.state() is not None, timeout_s):
@@ -115,7 +109,7 @@ class LocalCluster:
                                   f"{timeout_s:.0f} s; see {self.master.log_file}")
         for worker in self.workers:
             if worker.pid() is None:
-                worker.launch(["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
+                worker.run_class(["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
                                "--cores", str(s.cluster_worker_cores), "--memory",
                                s.cluster_worker_memory, "--webui-port", "0", self.url])
         if not wait_until(lambda: self.alive_workers() >= len(self.workers), timeout_s):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,17 @@ class LocalServer:
     @property
     def log_file(self) -> Path:
         return self.settings.run_dir / "logs" / f"{self.name}.log"
+
+    def launch(self, args: list[str], env: dict[str, str] | None = None
+               ) -> subprocess.Popen[bytes]:
+        """Start ``args`` in its own session, output appended to :attr:`log_file`, its PID
+        written to :attr:`pid_file`."""
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as out:
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+        self.pid_file.write_text(str(proc.pid))
+        return proc
 
     def pid(self) -> int | None:
         """PID of the running server this file points at, or None."""

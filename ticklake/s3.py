@@ -4,7 +4,6 @@ environment tansu's ``s3://`` engine reads."""
 from __future__ import annotations
 
 import logging
-import subprocess
 import sys
 import urllib.request
 from dataclasses import dataclass
@@ -93,14 +92,8 @@ class EmbeddedS3(LocalServer):
             raise DependencyError("the s3 broker storage needs moto[server]: run `make setup` "
                                   "(or `pip install 'moto[server]==5.2.5'`), or set "
                                   "TICKLAKE_S3_ENDPOINT to an S3 endpoint") from exc
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as log_fh:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                 str(self.settings.s3_port)],
-                stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
-        self.pid_file.write_text(str(proc.pid))
+        proc = self.launch([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                            str(self.settings.s3_port)])
 
         def answering() -> bool:
             if proc.poll() is not None:
