@@ -38,12 +38,13 @@ RANGE_GAP = timedelta(days=1)
 def watermarks(lake_dir: Path) -> dict[str, datetime]:
     """Silver's watermark per ticker (UTC).
 
-    A lake whose Silver predates ``silver/watermarks`` is bootstrapped once from Silver's
-    ``ticker`` and ``event_time`` columns.
+    While ``silver/watermarks`` holds no row (a new lake, or one whose Silver predates the
+    table: the Silver writer creates it empty), the watermarks come from Silver's ``ticker``
+    and ``event_time`` columns; on a new lake that read is of an empty table.
     """
-    if open_table(SILVER_WATERMARKS, lake_dir) is None:
-        return _bootstrap(lake_dir)
     rows = read_table(SILVER_WATERMARKS, lake_dir, ["ticker", "watermark"]).to_pylist()
+    if not rows:
+        return _bootstrap(lake_dir)
     return {str(r["ticker"]): r["watermark"] for r in rows}
 
 

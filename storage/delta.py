@@ -9,8 +9,8 @@ delta-rs facts this module relies on (docs/architecture.md, "Measured facts"):
   into the scan that compares them with a ``string`` fails (``ArrowNotImplementedError``,
   deltalake 1.6.6). :func:`read_table` pushes filters down and falls back to filtering after
   the scan when that happens.
-* Spark must read a snapshot from the table's file list (:func:`file_uris`), never by globbing
-  the folder: MERGE leaves removed files on disk until vacuum.
+* Spark must read a snapshot from the table's file list (:func:`files_overlapping`), never by
+  globbing the folder: MERGE leaves removed files on disk until vacuum.
 """
 
 from __future__ import annotations
@@ -104,12 +104,6 @@ def count_by(table: Table, lake_dir: Path, column: str) -> dict[str, int]:
     keys: list[Any] = counts.field("values").to_pylist()
     numbers: list[Any] = counts.field("counts").to_pylist()
     return {str(k): int(n) for k, n in zip(keys, numbers, strict=True)}
-
-
-def file_uris(table: Table, lake_dir: Path) -> list[str]:
-    """URIs of the Parquet files of ``table``'s current snapshot (empty if it does not exist)."""
-    delta = open_table(table, lake_dir)
-    return delta.file_uris() if delta is not None else []
 
 
 def files_overlapping(
