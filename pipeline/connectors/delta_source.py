@@ -46,7 +46,7 @@ from pyspark.sql.streaming.datasource import (
 from pyspark.sql.types import StructType
 
 from config.errors import ConnectorError
-from storage.delta import commit_files, conform, read_data_file, table_changes, table_version
+from storage.delta import CommitFiles, commit_files, conform, read_data_file, table_changes, table_version
 
 VersionOffset = dict[str, int]
 """``{"version": v}``: every commit up to table version ``v`` has been read."""
@@ -106,6 +106,13 @@ class DeltaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self.max_files = _positive(options, "maxFilesPerTrigger")
         self.max_bytes = _positive(options, "maxBytesPerTrigger")
         self._target: int | None = None
+        self._commits: dict[int, CommitFiles] = {}
+
+    def _commit(self, version: int) -> CommitFiles:
+        """The files ``version`` added, read from the log once (a commit never changes)."""
+        if version not in self._commits:
+            self._commits[version] = commit_files(self.path, version)
+        return self._commits[version]
 
     def initialOffset(self) -> VersionOffset:
         return {"version": self.starting_version - 1}
@@ -135,7 +142,7 @@ class DeltaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         used = 0
         end = done
         for version in range(max(done + 1, 0), latest + 1):
-            commit = commit_files(self.path, version)
+            commit = self._commit(version)
             cost = commit.files if isinstance(limit, ReadMaxFiles) else commit.bytes
             if end > done and used + cost > budget:
                 break
@@ -155,7 +162,7 @@ class DeltaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         first, last = max(start["version"] + 1, 0), end["version"]
         plans: list[DeltaVersionRange | DeltaDataFile] = []
         for version in range(first, last + 1):
-            commit = commit_files(self.path, version)
+            commit = self._commit(version)
             if commit.plain_append:
                 if "insert" in self.change_types:
                     plans.extend(DeltaDataFile(self.path, relative, parts)
@@ -182,7 +189,9 @@ class DeltaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         yield from conform(changes, target).filter(wanted).to_batches()
 
     def commit(self, end: VersionOffset) -> None:
-        """Nothing to do: the table keeps every version until it is vacuumed."""
+        """Forget the file lists of the commits read; the table keeps its versions until it is
+        vacuumed."""
+        self._commits = {v: c for v, c in self._commits.items() if v > end["version"]}
 
 
 class DeltaDataSource(DataSource):
