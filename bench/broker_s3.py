@@ -11,24 +11,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import tempfile
 import time
 from pathlib import Path
 
+from common import free_port
 from confluent_kafka import Producer
 
+from config.kafka import client_config
 from config.settings import Settings
-from producer.publisher import producer_config, publish
+from producer.publisher import publish
 from producer.sources.synthetic import SyntheticSource
 from ticklake.broker import EmbeddedBroker, ensure_topic
 from ticklake.s3 import EmbeddedS3
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -58,7 +53,8 @@ def main() -> None:
                                          count=args.ticks)
                 cpu0, t0 = cpu_seconds(moto), time.monotonic()
                 report = publish(source.ticks(), run, progress=False,
-                                 producer=Producer({**producer_config(run), "linger.ms": linger}))
+                                 producer=Producer(client_config(run, "producer",
+                                                                  **{"linger.ms": linger})))
                 print(f"linger.ms {linger:>4}: {report.produced:,} ticks at {args.rate:g}/s in "
                       f"{time.monotonic() - t0:.1f} s; moto S3 CPU "
                       f"{cpu_seconds(moto) - cpu0:.1f} s")

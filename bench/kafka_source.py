@@ -11,31 +11,19 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import socket
-import tempfile
 import time
-from pathlib import Path
 
-from config.settings import Settings
+from common import bench_lake
+
 from producer.publisher import publish
 from producer.sources.replay import ReplaySource
-from ticklake.broker import EmbeddedBroker, ensure_topic
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=200_000)
     args = parser.parse_args()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    tmp = Path(tempfile.mkdtemp(prefix="ticklake-bench-"))
-    settings = Settings(bootstrap_servers=f"127.0.0.1:{port}", run_dir=tmp / "run",
-                        lake_dir=tmp / "lake")
-    broker = EmbeddedBroker(settings)
-    broker.start()
-    try:
-        ensure_topic(settings)
+    with bench_lake("kafka-source") as (settings, tmp):
         source = ReplaySource(list(settings.tickers))
         ticks = itertools.islice(itertools.cycle(list(source.ticks())), args.messages)
         started = time.perf_counter()
@@ -64,8 +52,6 @@ def main() -> None:
               f"trigger execution = {rows / busy_s:,.0f} rows/s ({total_s:.1f} s with query "
               "start-up)")
         spark.stop()
-    finally:
-        broker.stop()
 
 
 if __name__ == "__main__":

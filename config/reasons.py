@@ -52,7 +52,8 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.VOLUME_NEGATIVE: "volume < 0",
     Reason.EVENT_TIME_INVALID: "event_time is not an ISO-8601 time with a time zone",
     Reason.EVENT_TIME_FUTURE: "event_time is later than now + max_future_skew_s",
-    Reason.INVALID_FIELD: "another field constraint failed (source, seq)",
+    Reason.INVALID_FIELD: "another field constraint failed (source, seq, a volume or seq above "
+                          "2**63 - 1)",
     Reason.DUPLICATE_TICK_ID: "a tick with the same tick_id is already in Silver or earlier in "
                               "the batch",
     Reason.LATE: "event_time is behind its ticker's watermark (latest Silver event time - "

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -34,9 +35,8 @@ from config.tables import (
 from pipeline import silver_state
 from pipeline.runner import Job, main
 from pipeline.schemas import table_stream
-from pipeline.validation import validate_value
-from pipeline.writes import append_on_executors, job_sink
-from producer.messages import MESSAGE_FIELDS
+from pipeline.validation import validate_values
+from pipeline.writes import job_sink, route_on_executors
 
 CLASSIFIED_SCHEMA = pa.schema(
     [
@@ -55,29 +55,21 @@ def _classify_batches(
     allowed_tickers: frozenset[str] | None,
 ) -> Iterator[pa.RecordBatch]:
     for batch in batches:
-        values: list[Any] = batch.column("value").to_pylist()
-        checked: list[Any] = batch.column("checked_at").to_pylist()
-        parsed: dict[str, list[object]] = {name: [] for name in MESSAGE_FIELDS}
-        reasons: list[object] = []
-        details: list[object] = []
-        for value, now in zip(values, checked, strict=True):
-            tick, reason, detail = validate_value(
-                value, now, max_message_bytes, max_future_skew_s, allowed_tickers)
-            for name in MESSAGE_FIELDS:
-                parsed[name].append(getattr(tick, name) if tick is not None else None)
-            reasons.append(reason)
-            details.append(detail)
-        columns: dict[str, Any] = {
-            **parsed,
-            "topic": batch.column("topic"), "partition": batch.column("partition"),
-            "offset": batch.column("offset"), "kafka_timestamp": batch.column("timestamp"),
-            "ingest_time": batch.column("ingest_time"), "reason": reasons, "detail": details,
-            "raw_value": batch.column("value"), "checked_at": batch.column("checked_at"),
-        }
-        yield pa.RecordBatch.from_arrays(
-            [pa.array(columns[f.name], f.type) if isinstance(columns[f.name], list)
-             else columns[f.name].cast(f.type) for f in CLASSIFIED_SCHEMA],
-            schema=CLASSIFIED_SCHEMA)
+        checked = batch.column("checked_at")
+        for now in pc.unique(checked).to_pylist():  # one value: the micro-batch's time
+            assert isinstance(now, datetime), "checked_at is current_timestamp(), never null"
+            rows = batch.filter(pc.equal(checked, pa.scalar(now, checked.type)))
+            verdict = validate_values(rows.column("value"), now, max_message_bytes,
+                                      max_future_skew_s, allowed_tickers)
+            columns: dict[str, Any] = {
+                **{name: verdict.column(name).combine_chunks() for name in verdict.column_names},
+                "topic": rows.column("topic"), "partition": rows.column("partition"),
+                "offset": rows.column("offset"), "kafka_timestamp": rows.column("timestamp"),
+                "ingest_time": rows.column("ingest_time"), "raw_value": rows.column("value"),
+                "checked_at": rows.column("checked_at"),
+            }
+            yield pa.RecordBatch.from_arrays(
+                [columns[f.name].cast(f.type) for f in CLASSIFIED_SCHEMA], schema=CLASSIFIED_SCHEMA)
 
 
 def classify_ticks(
@@ -103,13 +95,44 @@ def classify_ticks(
     )
 
 
-def split_batch(
+def duplicate_keys(classified: DataFrame, existing_ids: DataFrame | None = None) -> DataFrame:
+    """The Kafka positions of the batch's valid ticks that are duplicates.
+
+    Only slim rows (``tick_id`` and the position) are shuffled, never the batch's full rows: a
+    valid tick is a duplicate when its ``tick_id`` is among ``existing_ids`` or appeared
+    earlier in the batch (order: Kafka topic, partition, offset).
+
+    Args:
+        classified: rows of :data:`CLASSIFIED_SCHEMA`.
+        existing_ids: a ``tick_id`` column of Silver rows that may repeat ticks of this batch
+            (None: Silver holds none).
+
+    Returns:
+        ``(topic, partition, offset, in_silver)``, one row per duplicate: at most the batch's
+        size, and usually none.
+    """
+    keys = (classified.where(F.col("reason").isNull())
+            .select("tick_id", "topic", "partition", "offset", F.lit(1).alias("_batch")))
+    if existing_ids is not None:
+        keys = keys.unionByName(existing_ids.select(
+            "tick_id", F.lit(None).cast("string").alias("topic"),
+            F.lit(None).cast("int").alias("partition"), F.lit(None).cast("long").alias("offset"),
+            F.lit(0).alias("_batch")))
+    by_id = Window.partitionBy("tick_id")
+    ranked = keys.select(
+        "*", F.row_number().over(by_id.orderBy("_batch", "topic", "partition", "offset"))
+        .alias("_rank"), (F.min("_batch").over(by_id) == 0).alias("in_silver"))
+    return (ranked.where((F.col("_batch") == 1) & (F.col("_rank") > 1))
+            .select("topic", "partition", "offset", "in_silver"))
+
+
+def verdicts(
     classified: DataFrame,
     existing_ids: DataFrame | None = None,
     watermarks: DataFrame | None = None,
     allowed_lateness_s: float = 0.0,
-) -> tuple[DataFrame, DataFrame]:
-    """Split a classified micro-batch into (silver rows, quarantine rows), in Spark.
+) -> DataFrame:
+    """Each classified row with its final verdict: ``reason`` null for a tick Silver takes.
 
     A valid tick is a duplicate if its ``tick_id`` is in ``existing_ids`` (``already in
     silver.ticks``) or appeared earlier in the batch (order: Kafka partition, offset; ``earlier
@@ -118,54 +141,62 @@ def split_batch(
     watermark (the latest event time Silver held before this batch) is quarantined as
     ``late``, with how late it is. Watermarks advance between micro-batches, as Spark's do.
 
+    The duplicates (:func:`duplicate_keys`, at most one row per tick of the batch) and the
+    watermarks (one row per ticker) are broadcast to the batch's rows, which are not shuffled.
+
     Args:
         classified: rows of :data:`CLASSIFIED_SCHEMA` (from :func:`classify_ticks`).
-        existing_ids: a ``tick_id`` column of Silver rows that may repeat ticks of this batch
-            (None: Silver holds none).
+        existing_ids: see :func:`duplicate_keys`.
         watermarks: ``(ticker, watermark)`` rows (None: no ticker has one).
         allowed_lateness_s: watermark delay, seconds.
 
     Returns:
-        ``(accepted, rejected)``: accepted with Silver's columns, rejected with quarantine's.
+        :data:`CLASSIFIED_SCHEMA`'s columns with the final ``reason`` and ``detail``, plus
+        ``quarantined_at`` (the batch's ``checked_at``).
     """
     valid = F.col("reason").isNull()
-    first_seen = Window.partitionBy("tick_id").orderBy("partition", "offset")
-    frame = classified.withColumn("_copy", F.when(valid, F.row_number().over(first_seen)))
-    if existing_ids is not None:
-        known = existing_ids.select("tick_id").distinct().withColumn("_in_silver", F.lit(True))
-        frame = frame.join(known, "tick_id", "left")
-    else:
-        frame = frame.withColumn("_in_silver", F.lit(None).cast("boolean"))
+    dups = duplicate_keys(classified, existing_ids)
+    frame = classified.join(F.broadcast(dups), ["topic", "partition", "offset"], "left")
     if watermarks is not None:
         frame = frame.join(F.broadcast(watermarks.withColumnRenamed("watermark", "_mark")),
                            "ticker", "left")
     else:
         frame = frame.withColumn("_mark", F.lit(None).cast("timestamp"))
     behind_s = F.col("_mark").cast("double") - F.col("event_time").cast("double")
-    duplicate = valid & (F.col("_in_silver").isNotNull() | (F.col("_copy") > 1))
+    duplicate = valid & F.col("in_silver").isNotNull()
     late = valid & ~duplicate & F.col("_mark").isNotNull() & (behind_s > allowed_lateness_s)
-    frame = frame.select(
+    return frame.select(
         *[c for c in CLASSIFIED_SCHEMA.names if c not in ("reason", "detail")],
         F.when(duplicate, F.lit(Reason.DUPLICATE_TICK_ID.value))
          .when(late, F.lit(Reason.LATE.value)).otherwise(F.col("reason")).alias("reason"),
-        F.when(duplicate & F.col("_in_silver").isNotNull(), F.lit("already in silver.ticks"))
+        F.when(duplicate & F.col("in_silver"), F.lit("already in silver.ticks"))
          .when(duplicate, F.lit("earlier in the same micro-batch"))
          .when(late, F.format_string(
              "%.0f s behind the %s watermark %s (allowed lateness %.0f s)", behind_s,
              F.col("ticker"), F.date_format("_mark", "yyyy-MM-dd'T'HH:mm:ss'+00:00'"),
              F.lit(float(allowed_lateness_s))))
          .otherwise(F.col("detail")).alias("detail"),
+        F.col("checked_at").alias("quarantined_at"),
     )
-    accepted = frame.where(F.col("reason").isNull()).select(*SILVER_TICKS.schema.names)
-    rejected = (frame.where(F.col("reason").isNotNull())
-                .withColumn("quarantined_at", F.col("checked_at"))
-                .select(*SILVER_QUARANTINE.schema.names))
+
+
+def split_batch(
+    classified: DataFrame,
+    existing_ids: DataFrame | None = None,
+    watermarks: DataFrame | None = None,
+    allowed_lateness_s: float = 0.0,
+) -> tuple[DataFrame, DataFrame]:
+    """:func:`verdicts` split into (silver rows, quarantine rows), with those tables' columns."""
+    judged = verdicts(classified, existing_ids, watermarks, allowed_lateness_s)
+    accepted = judged.where(F.col("reason").isNull()).select(*SILVER_TICKS.schema.names)
+    rejected = judged.where(F.col("reason").isNotNull()).select(*SILVER_QUARANTINE.schema.names)
     return accepted, rejected
 
 
 def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], None]:
     """foreachBatch function: quarantine first, then Silver, then the watermarks, each exactly
-    once; executors write the files, the driver commits them (:mod:`pipeline.writes`).
+    once; executors write the files of both tables in one pass, the driver commits them
+    (:mod:`pipeline.writes`).
 
     The work of a micro-batch depends on the batch and on bounded state
     (:mod:`pipeline.silver_state`), not on the history Silver holds. Quarantine is committed
@@ -181,19 +212,19 @@ def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int],
             return
         classified = batch.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            valid = classified.where(F.col("reason").isNull())
+            summary = silver_state.summarize(classified.where(F.col("reason").isNull()))
             before = silver_state.watermarks(settings.lake_dir)
             if not silver.committed(batch_id):
                 spark = batch.sparkSession
                 existing = silver_state.duplicate_candidates(
-                    spark, settings.lake_dir, silver_state.batch_event_ranges(valid))
+                    spark, settings.lake_dir, summary.event_ranges)
                 marks = silver_state.watermark_frame(spark, before) if before else None
-                accepted, rejected = split_batch(classified, existing, marks,
-                                                 settings.allowed_lateness_s)
-                append_on_executors(rejected, quarantine, batch_id)
-                append_on_executors(accepted, silver, batch_id)
-            silver_state.raise_watermarks(marks_sink, before, silver_state.batch_latest(valid),
-                                          batch_id, datetime.now(UTC))
+                judged = verdicts(classified, existing, marks, settings.allowed_lateness_s)
+                rejected = F.col("reason").isNotNull()
+                route_on_executors(judged, [(quarantine, rejected), (silver, ~rejected)],
+                                   batch_id)
+            silver_state.raise_watermarks(marks_sink, before, summary.latest, batch_id,
+                                          datetime.now(UTC))
         finally:
             classified.unpersist()
 

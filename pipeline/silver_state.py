@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -115,18 +116,33 @@ def duplicate_candidates(
     return spark.read.schema("tick_id string").parquet(*files)
 
 
-def batch_event_ranges(valid: DataFrame) -> list[tuple[datetime, datetime]]:
-    """Per UTC event date of ``valid`` ticks, the (min, max) event time: a few rows."""
-    rows: list[Any] = (valid.groupBy(F.to_date("event_time").alias("d"))
+@dataclass(frozen=True)
+class BatchSummary:
+    """What Silver's state needs to know of a micro-batch's valid ticks.
+
+    Attributes:
+        event_ranges: per UTC event date, the (min, max) event time (UTC).
+        latest: per ticker, the latest event time (UTC).
+    """
+
+    event_ranges: list[tuple[datetime, datetime]]
+    latest: dict[str, datetime]
+
+
+def summarize(valid: DataFrame) -> BatchSummary:
+    """One aggregation of ``valid`` ticks by (ticker, UTC event date): a few rows reach the
+    driver (tickers x dates), never the ticks."""
+    rows: list[Any] = (valid.groupBy("ticker", F.to_date("event_time").alias("d"))
                        .agg(F.min("event_time").alias("lo"), F.max("event_time").alias("hi"))
                        .collect())
-    return [(_utc(r.lo), _utc(r.hi)) for r in rows]
-
-
-def batch_latest(valid: DataFrame) -> dict[str, datetime]:
-    """The latest event time per ticker of ``valid`` ticks: one row per ticker."""
-    rows: list[Any] = valid.groupBy("ticker").agg(F.max("event_time").alias("hi")).collect()
-    return {str(r.ticker): _utc(r.hi) for r in rows}
+    by_date: dict[Any, tuple[datetime, datetime]] = {}
+    latest: dict[str, datetime] = {}
+    for r in rows:
+        lo, hi = _utc(r.lo), _utc(r.hi)
+        known = by_date.get(r.d)
+        by_date[r.d] = (min(known[0], lo), max(known[1], hi)) if known else (lo, hi)
+        latest[str(r.ticker)] = max(latest.get(str(r.ticker), hi), hi)
+    return BatchSummary(sorted(by_date.values()), latest)
 
 
 def _utc(value: datetime) -> datetime:

@@ -5,14 +5,21 @@ writes a micro-batch: the rows stay on the executors, which write Parquet files 
 table (:func:`storage.files.write_data_files`); the driver collects one small record per file
 and commits them all in one Delta transaction with the (query, batch id) app transaction
 (:meth:`storage.sink.DeltaSink.commit_files`), so exactly-once holds.
+
+:func:`route_on_executors` does the same for several tables in one pass over the rows (Silver
+and its quarantine): each row goes to the first table whose condition holds, the executors
+write every table's files in the same task, and the driver commits the tables one after the
+other in the order given.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
-from pyspark.sql import DataFrame
+import pyarrow.compute as pc
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from config.settings import Settings
@@ -20,7 +27,10 @@ from config.tables import Table
 from storage.files import FILE_RECORD_SCHEMA, write_data_files
 from storage.sink import DeltaSink
 
-FILE_RECORD_SPARK_SCHEMA = from_arrow_schema(FILE_RECORD_SCHEMA)
+ROUTE_COLUMN = "_route"
+"""Index of the target table of each row, added by :func:`route_on_executors`."""
+ROUTED_RECORD_SCHEMA = FILE_RECORD_SCHEMA.append(pa.field(ROUTE_COLUMN, pa.int32()))
+ROUTED_RECORD_SPARK_SCHEMA = from_arrow_schema(ROUTED_RECORD_SCHEMA)
 
 
 def job_sink(table: Table, settings: Settings, app_id: str) -> DeltaSink:
@@ -43,13 +53,63 @@ def append_on_executors(frame: DataFrame, sink: DeltaSink, batch_id: int | None)
     Returns:
         The rows committed (0 if the batch had been committed already).
     """
-    if sink.committed(batch_id):
-        return 0
-    root, schema, partitions = sink.path, sink.table.schema, sink.partition_columns
+    return route_on_executors(frame, [(sink, F.lit(True))], batch_id)[0]
+
+
+def route_on_executors(
+    frame: DataFrame, targets: Sequence[tuple[DeltaSink, Column]], batch_id: int | None
+) -> list[int]:
+    """Append each row of ``frame`` to the first target whose condition holds, in one pass.
+
+    Executors write the files of every target in the same task; the driver then commits the
+    targets one by one, in the order given, each with its own (app, batch id) transaction. A
+    target that committed ``batch_id`` already (a replayed micro-batch) is skipped, and so
+    are its rows; rows no condition takes are not written.
+
+    Args:
+        frame: rows with (at least) the columns of every target's table.
+        targets: ``(sink, condition)`` pairs; a condition is a boolean Spark column.
+        batch_id: the micro-batch id recorded with each commit (None: batch writes).
+
+    Returns:
+        Per target, the rows committed (0 for a target committed already).
+    """
+    pending = [i for i, (sink, _) in enumerate(targets) if not sink.committed(batch_id)]
+    if not pending:
+        return [0] * len(targets)
+    route = F.lit(None).cast("int")
+    for i in reversed(pending):
+        route = F.when(targets[i][1], F.lit(i)).otherwise(route)
+    specs = [(i, targets[i][0].path, targets[i][0].table.schema,
+              targets[i][0].partition_columns) for i in pending]
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        return write_data_files(batches, root, schema, partitions)
+        received = [b for b in batches if b.num_rows]
+        if not received:
+            return
+        rows = pa.Table.from_batches(received)
+        for index, root, schema, partitions in specs:
+            mine = rows.filter(pc.equal(rows.column(ROUTE_COLUMN), pa.scalar(index, pa.int32())))
+            for records in write_data_files(iter(mine.to_batches()), root, schema, partitions):
+                yield records.append_column(
+                    ROUTE_COLUMN, pa.array([index] * records.num_rows, pa.int32()))
 
-    records = [row.asDict() for row in frame.mapInArrow(write, FILE_RECORD_SPARK_SCHEMA).collect()]
-    committed = sink.commit_files(records, batch_id)
-    return sum(int(r["rows"]) for r in records) if committed else 0
+    routed = frame.withColumn(ROUTE_COLUMN, route)
+    needed: dict[str, list[int]] = {}
+    for index, _, schema, _ in specs:
+        for name in schema.names:
+            needed.setdefault(name, []).append(index)
+    # a row carries to the executor's Python worker only the columns of its own table
+    slim = routed.select(
+        *[F.col(name) if len(users) == len(specs)
+          else F.when(F.col(ROUTE_COLUMN).isin(users), F.col(name)).alias(name)
+          for name, users in needed.items()],
+        ROUTE_COLUMN)
+    written = slim.mapInArrow(write, ROUTED_RECORD_SPARK_SCHEMA)
+    records = [row.asDict() for row in written.collect()]
+    counts = [0] * len(targets)
+    for i in pending:
+        mine = [r for r in records if r[ROUTE_COLUMN] == i]
+        if targets[i][0].commit_files(mine, batch_id):
+            counts[i] = sum(int(r["rows"]) for r in mine)
+    return counts

@@ -23,6 +23,10 @@ from config.settings import TICKER_PATTERN
 
 SCHEMA_VERSION: Literal[1] = 1
 SUPPORTED_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
+TICK_ID_PATTERN = r"^[0-9a-f]{32}$"
+"""A tick id: 32 lower-case hex digits (see :func:`make_tick_id`)."""
+INT64_MAX = 2**63 - 1
+"""Largest ``volume`` / ``seq``: Silver stores them as 64-bit signed integers."""
 
 
 class TickMessage(BaseModel):
@@ -34,21 +38,22 @@ class TickMessage(BaseModel):
         ticker: symbol matching ``config.settings.TICKER_PATTERN``.
         event_time: when the trade happened, timezone-aware, normalised to UTC.
         price: trade price, finite and > 0.
-        volume: shares traded, >= 0.
+        volume: shares traded, 0 <= volume <= 2**63 - 1 (Silver stores a 64-bit integer).
         source: which source produced the tick (``replay``, ``synthetic``, ...).
-        seq: per-ticker sequence number; breaks ties between ticks with equal event time.
+        seq: per-ticker sequence number, 0 <= seq <= 2**63 - 1; breaks ties between ticks with
+            equal event time.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
 
     schema_version: Literal[1]
-    tick_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    tick_id: str = Field(pattern=TICK_ID_PATTERN)
     ticker: str = Field(pattern=TICKER_PATTERN.pattern)
     event_time: datetime
     price: float = Field(gt=0, allow_inf_nan=False)
-    volume: StrictInt = Field(ge=0)
+    volume: StrictInt = Field(ge=0, le=INT64_MAX)
     source: str = Field(min_length=1, max_length=64)
-    seq: StrictInt = Field(ge=0)
+    seq: StrictInt = Field(ge=0, le=INT64_MAX)
 
     @field_validator("event_time", mode="before")
     @classmethod

@@ -144,3 +144,32 @@ def test_ticks_behind_their_ticker_watermark_are_quarantined_as_late(spark) -> N
     [late] = rejected.to_pylist()
     assert late["reason"] == "late" and late["tick_id"] == "a" * 32
     assert late["detail"].startswith("9000 s behind the AAA watermark")
+
+
+def test_one_pass_routes_rows_to_quarantine_and_silver_exactly_once(spark, lake) -> None:
+    """route_on_executors writes both tables from one pass: each row lands in the table of its
+    verdict with that table's columns; a replay of the batch after quarantine committed (a
+    crash between the two commits) adds only Silver's rows, and a second replay nothing."""
+    from pyspark.sql import functions as F
+
+    from config.tables import SILVER_QUARANTINE, SILVER_TICKS
+    from pipeline.silver import verdicts
+    from pipeline.writes import route_on_executors
+    from storage.delta import read_table
+    from storage.sink import DeltaSink
+
+    values = [message("a" * 32), b"{", message("a" * 32), message("b" * 32, price=-2)]
+    judged = verdicts(classify_ticks(bronze_frame(spark, values), 65536, 300))
+    rejected = F.col("reason").isNotNull()
+    quarantine = DeltaSink(SILVER_QUARANTINE, lake, "app")
+    silver = DeltaSink(SILVER_TICKS, lake, "app")
+    assert route_on_executors(judged, [(quarantine, rejected)], 0) == [3]  # crash after this
+    assert route_on_executors(judged, [(quarantine, rejected), (silver, ~rejected)], 0) == [0, 1]
+    assert route_on_executors(judged, [(quarantine, rejected), (silver, ~rejected)], 0) == [0, 0]
+    ticks = read_table(SILVER_TICKS, lake).to_pylist()
+    assert [(t["offset"], t["tick_id"], t["price"]) for t in ticks] == [(0, "a" * 32, 10.0)]
+    held = sorted(read_table(SILVER_QUARANTINE, lake).to_pylist(), key=lambda r: r["offset"])
+    assert [(r["offset"], r["reason"]) for r in held] == [
+        (1, "not_json"), (2, "duplicate_tick_id"), (3, "price_not_positive")]
+    assert [r["raw_value"] for r in held] == values[1:]
+    assert held[1]["detail"] == "earlier in the same micro-batch"

@@ -3,10 +3,13 @@
 import json
 from datetime import UTC, datetime
 
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from config.reasons import REASON_MEANINGS as REASONS
-from pipeline.validation import validate_value
+from pipeline.validation import validate_value, validate_values
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 GOOD = {"schema_version": 1, "tick_id": "a" * 32, "ticker": "AAPL",
@@ -31,9 +34,7 @@ def test_a_valid_tick_passes_with_its_values() -> None:
     assert tick.event_time == datetime(2013, 3, 1, 14, 30, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(
-    ("value", "reason"),
-    [
+BAD_INPUTS = [
         (None, "null_value"),
         (b"x" * 5000, "oversize"),
         (b"\xff\xfe{}", "not_utf8"),
@@ -60,8 +61,10 @@ def test_a_valid_tick_passes_with_its_values() -> None:
         (with_(event_time="2013-03-01T14:30:00"), "event_time_invalid"),
         (with_(event_time="2026-11-22T12:10:00Z"), "event_time_future"),
         (with_(seq=-1), "invalid_field"),
-    ],
-)
+]
+
+
+@pytest.mark.parametrize(("value", "reason"), BAD_INPUTS)
 def test_each_bad_input_gets_its_reason(value: bytes | None, reason: str) -> None:
     """Each malformed message is rejected with the documented reason code and a detail."""
     tick, got, detail = check(value)
@@ -96,3 +99,95 @@ def test_the_allow_list_setting_is_parsed_and_checked() -> None:
     assert Settings().ticker_allowlist is None
     with pytest.raises(ValidationError, match="invalid ticker"):
         Settings(ticker_allowlist="AAPL,bad one")
+
+
+def test_volume_or_seq_beyond_64_bits_is_quarantined_not_a_crash() -> None:
+    """Silver stores volume and seq as int64: a larger JSON integer is `invalid_field` (it
+    used to pass validation and then fail the Arrow conversion of the whole micro-batch)."""
+    assert check(with_(volume=2**63 - 1))[1] is None
+    assert check(with_(volume=2**63))[1] == "invalid_field"
+    assert check(with_(seq=2**70))[1] == "invalid_field"
+
+
+# --- whole batches: validate_values must give exactly validate_value's verdicts ---------
+
+def per_row(values: list[bytes | None], allowed: frozenset[str] | None = None) -> list[dict]:
+    rows = []
+    for value in values:
+        tick, reason, detail = validate_value(value, NOW, 4096, 300, allowed)
+        fields = {f: (getattr(tick, f) if tick else None) for f in
+                  ("schema_version", "tick_id", "ticker", "event_time", "price", "volume",
+                   "source", "seq")}
+        rows.append({**fields, "reason": reason, "detail": detail})
+    return rows
+
+
+def batch(values: list[bytes | None], allowed: frozenset[str] | None = None) -> list[dict]:
+    return validate_values(pa.array(values, pa.binary()), NOW, 4096, 300, allowed).to_pylist()
+
+
+TRICKY = [
+    with_(), with_(price=5), with_(price=-0.0), with_(volume=2**63 - 1), with_(volume=2**64),
+    with_(event_time="2013-02-30T10:00:00Z"), with_(event_time="2013-03-01T23:59:60Z"),
+    with_(event_time="2013-03-01T24:00:00Z"), with_(event_time="2013-03-01T10:00:00.123456Z"),
+    with_(event_time="2013-03-01T10:00:00.123Z"), with_(event_time="2013-03-01T10:00:00+01:00"),
+    with_(event_time="2013-03-01T10:00:00+00:00"), with_(event_time="0999-03-01T10:00:00Z"),
+    with_(ticker="BRK.B"), with_(ticker="\u00c4PPL"), with_(source=""), with_(source="x" * 65),
+    with_(extra={"nested": [1, {"a": None}]}), with_() + b" ", b" " + with_(), b"",
+    with_().replace(b'"price"', b'"price":1,"price"'),  # duplicate key
+    with_().replace(b"AAPL", b"\\u0041APL"), b'{"a":1}\n{"b":2}', with_() + with_(),
+    with_(schema_version=True), with_(schema_version=1.0), with_(tick_id="A" * 32),
+    with_(event_time="2026-11-22T12:04:59Z"), with_(event_time="2026-11-22T12:05:01Z"),
+    with_().replace(b"430.47", b"NaN"), with_().replace(b"430.47", b"Infinity"),
+]
+
+
+@pytest.mark.parametrize("value", TRICKY)
+def test_batch_validation_gives_the_row_by_row_verdict_of_each_tricky_value(value) -> None:
+    """Between two valid messages, the column-wise path accepts a value only if the row-by-row
+    validator does, with the same typed values; otherwise the value gets the row-by-row
+    reason and detail, and its valid neighbours stay valid."""
+    values = [with_(), value, with_(ticker="IBM")]
+    assert batch(values) == per_row(values)
+    assert batch(values, frozenset({"AAPL"})) == per_row(values, frozenset({"AAPL"}))
+
+
+def test_well_formed_messages_take_the_column_wise_path(monkeypatch) -> None:
+    """Canonical valid messages are decided without the row-by-row validator at all."""
+    import pipeline.validation as validation
+
+    values = [with_(seq=i, event_time=f"2013-03-01T14:30:{i:02d}.{i:06d}Z") for i in range(60)]
+    expected = per_row(values)
+    monkeypatch.setattr(validation, "validate_value", lambda *a: pytest.fail("row by row"))
+    assert batch(values) == expected
+    assert [row["seq"] for row in expected] == list(range(60))
+
+
+def test_batch_validation_of_the_bad_inputs_gives_their_reasons() -> None:
+    """Every value of the reason table above, in one batch, gets its reason."""
+    values = [value for value, _ in BAD_INPUTS]
+    got = batch(values)
+    assert [row["reason"] for row in got] == [reason for _, reason in BAD_INPUTS]
+    assert got == per_row(values)
+
+
+json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+                         st.floats(allow_nan=False), st.text(max_size=12))
+mutated = st.one_of(
+    st.builds(lambda k, v: with_(**{k: v}), st.sampled_from(list(GOOD)), json_scalars),
+    st.builds(lambda k: with_(**{k: ...}), st.sampled_from(list(GOOD))), st.just(with_()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(mutated, min_size=1, max_size=30))
+def test_batch_validation_equals_row_by_row_on_mutated_messages(values: list[bytes]) -> None:
+    """Property: JSON objects with any field changed to any JSON scalar or removed (what
+    pyarrow parses, so the column-wise checks decide): batch = row by row."""
+    assert batch(values) == per_row(values)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(mutated, st.binary(max_size=40)), min_size=1, max_size=30))
+def test_batch_validation_equals_row_by_row_with_random_bytes(values: list[bytes]) -> None:
+    """Property: mixed with random bytes (chunks pyarrow refuses): batch = row by row."""
+    assert batch(values) == per_row(values)
