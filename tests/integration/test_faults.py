@@ -28,6 +28,7 @@ from config.tables import (
 from producer.publisher import publish
 from producer.sources.replay import ReplaySource
 from storage.delta import read_table
+from storage.maintenance import maintain
 from ticklake.broker import ensure_topic
 from ticklake.processes import stop_pid
 
@@ -108,7 +109,8 @@ def test_kill_9_of_every_job_loses_and_duplicates_nothing(
     a micro-batch and at a random moment of the next ones (micro-batches of at most 400 records),
     and restarted from their checkpoints. The producer keeps publishing (at least 30 chunks of
     320 ticks) until every job has been killed twice, so a slow machine gets more traffic rather
-    than a job left without data to be killed on.
+    than a job left without data to be killed on. Table maintenance (compaction, log
+    checkpoint, vacuum: `ticklake maintain`) runs every 3 s all the while.
     Afterwards Bronze holds every produced (partition, offset) exactly once, and Silver and
     Gold equal those of a run without kills over the same topic."""
     from pipeline.jobs import run_jobs
@@ -132,13 +134,21 @@ def test_kill_9_of_every_job_loses_and_duplicates_nothing(
         finally:
             done.set()
 
+    reports: list[dict] = []
+
+    def maintain_while_streaming() -> None:
+        while not done.is_set():
+            reports.append(maintain(settings.lake_dir))
+            time.sleep(3)
+
     rng = random.Random(20261122)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="producer")
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="producer")
     deadline = time.monotonic() + 1200
     try:
         for job in jobs.values():
             job.start()
         producer = pool.submit(produce)
+        maintenance = pool.submit(maintain_while_streaming)
         while min(j.kills for j in jobs.values()) < 2:
             if done.is_set():
                 producer.result()  # re-raises an exception of the producer thread here
@@ -154,6 +164,7 @@ def test_kill_9_of_every_job_loses_and_duplicates_nothing(
             victim.start()
         killed_enough.set()
         producer.result(timeout=600)  # re-raises an exception of the producer thread
+        maintenance.result(timeout=600)
     finally:
         killed_enough.set()
         pool.shutdown(wait=True)
@@ -164,6 +175,10 @@ def test_kill_9_of_every_job_loses_and_duplicates_nothing(
     assert min(kills.values()) >= 2, kills
     # each killed run had committed a micro-batch of its own: the kills hit running streams
     assert all(batches[name] >= kills[name] for name in jobs), (batches, kills)
+    # maintenance ran while the jobs wrote, and compacted files of the tables they wrote
+    compacted = {name for report in reports for name, entry in report.items()
+                 if entry["files_after"] < entry["files_before"]}
+    assert {"bronze.ticks", "silver.ticks"} <= compacted, compacted
     # every published chunk acknowledged in full
     assert produced == [len(chunk) for chunk in chunks[:len(produced)]], produced
 

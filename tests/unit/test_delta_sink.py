@@ -1,5 +1,6 @@
 """Exactly-once Delta writes (delta-rs app transactions), without Spark."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -79,3 +80,38 @@ def test_a_merged_table_can_be_read_with_a_ticker_filter(lake: Path) -> None:
                      where=pc.field("ticker").isin(["BBB"]))
     assert sorted(got.to_pylist(), key=lambda r: r["avg_price"]) == [
         {"ticker": "BBB", "avg_price": 3.0}, {"ticker": "BBB", "avg_price": 4.0}]
+
+
+def test_a_merge_that_loses_a_race_with_compaction_is_retried(lake: Path, monkeypatch) -> None:
+    """A real conflict: compaction commits between the MERGE's read of the table and its
+    commit (the MERGE read files compaction removed), so delta-rs refuses the commit; the sink
+    checks the batch id again, merges again on the new snapshot and commits once."""
+    import storage.sink as sink_module
+    from config.tables import SILVER_WATERMARKS
+
+    t0, t1 = datetime(2013, 1, 1, tzinfo=UTC), datetime(2014, 1, 1, tzinfo=UTC)
+
+    def marks(**by_ticker: datetime) -> pa.Table:
+        return pa.Table.from_pylist([{"ticker": k, "watermark": v, "updated_at": t0}
+                                     for k, v in by_ticker.items()],
+                                    schema=SILVER_WATERMARKS.schema)
+
+    sink = DeltaSink(SILVER_WATERMARKS, lake, "app")
+    for batch_id, ticker in enumerate("ABC"):
+        sink.upsert(marks(**{ticker: t0}), batch_id)
+    merges: list[int] = []
+
+    class RacedByCompaction(DeltaTable):
+        def merge(self, *args, **kwargs):
+            merges.append(self.version())
+            if len(merges) == 1:  # the first attempt: compaction lands before its commit
+                assert DeltaTable(self.table_uri).optimize.compact()["numFilesRemoved"] == 3
+            return super().merge(*args, **kwargs)
+
+    monkeypatch.setattr(sink_module, "DeltaTable", RacedByCompaction)
+    assert sink.upsert(marks(A=t1), 3)
+    assert merges == [3, 4]  # read version 3, lost to compaction's version 4, merged again
+    table = DeltaTable(sink.path)
+    assert table.transaction_version("app") == 3 and table.version() == 5
+    got = {r["ticker"]: r["watermark"] for r in table.to_pyarrow_table().to_pylist()}
+    assert got == {"A": t1, "B": t0, "C": t0}

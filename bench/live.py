@@ -1,0 +1,225 @@
+"""Live benchmark: tick -> gold/bars_1m latency under a sustained load, over a given lake.
+
+For each lake size in ``--lake-ticks``: a new lake is built from that many synthetic ticks
+(bronze, silver and gold with ``--until-caught-up``, five tickers), then the three jobs run
+as one streaming application (`ticklake job bronze silver gold`) while
+
+* a load of ``--rate`` synthetic ticks/s on five other tickers runs for ``--minutes``
+  (`ticklake produce --source synthetic`, its own process, event time = wall clock), and
+* a probe ticker gets one tick per second; the bench polls ``gold/bars_1m`` and times when
+  each probe tick (its ``seq``) is first part of a bar: that is the tick -> Gold latency.
+
+Printed per lake: p50/p99/max latency, per job the median micro-batch duration and rows, the
+Kafka lag (latest minus processed offsets, summed over partitions) at its largest and at the
+end, and the resident memory of the driver JVM (which holds the executors under local[N])
+and of the Python driver at the start and the end of the load. With two lake sizes, the
+ratios (larger / smaller) of p50 latency and of each job's median batch duration.
+
+    .venv/bin/python bench/live.py --lake-ticks 20000 5000000 --rate 1000 --minutes 2   # growth
+    .venv/bin/python bench/live.py --lake-ticks 20000 --rate 5000 --minutes 10          # live
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pyarrow.compute as pc
+from backlog import run_job
+from common import ROOT, bench_lake, publish_backlog
+from confluent_kafka import Producer
+
+from config.kafka import client_config
+from config.settings import Settings
+from config.tables import GOLD_BARS_1M
+from producer.messages import SCHEMA_VERSION, TickMessage, make_tick_id
+from storage.delta import open_table
+from storage.progress import PROGRESS_DIR
+
+LOAD_TICKERS = ("LOADA", "LOADB", "LOADC", "LOADD", "LOADE")
+PROBE = "PROBE"
+
+
+class Probe:
+    """One probe tick per second, and a poller that sees each one arrive in gold/bars_1m."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.sent: dict[int, float] = {}
+        self.seen: dict[int, float] = {}
+        self.stop = threading.Event()
+
+    def publish(self, seconds: float) -> None:
+        producer = Producer(client_config(self.settings, "producer"))
+        seq, started = 0, time.monotonic()
+        while not self.stop.is_set() and time.monotonic() - started < seconds:
+            now = datetime.now(UTC)
+            tick = TickMessage(
+                schema_version=SCHEMA_VERSION, ticker=PROBE, event_time=now, price=100.0,
+                volume=1, source="probe", seq=seq,
+                tick_id=make_tick_id("probe", PROBE, now, 100.0, 1, f"probe#{seq}"))
+            producer.produce(self.settings.topic, key=PROBE.encode(), value=tick.to_json_bytes())
+            producer.flush(5)
+            self.sent[seq] = time.monotonic()
+            seq += 1
+            time.sleep(max(0.0, started + seq - time.monotonic()))
+
+    def poll(self) -> None:
+        table = None
+        while not self.stop.is_set():
+            time.sleep(0.25)
+            try:
+                if table is None:
+                    table = open_table(GOLD_BARS_1M, self.settings.lake_dir)
+                    if table is None:
+                        continue
+                else:
+                    table.update_incremental()
+                bars = table.to_pyarrow_dataset().to_table(
+                    columns=["close_seq"], filter=pc.field("ticker") == PROBE)
+            except Exception:  # a table being written: try again at the next poll
+                continue
+            if not bars.num_rows:
+                continue
+            latest = pc.max(bars.column("close_seq")).as_py()
+            now = time.monotonic()
+            for seq in range(latest + 1):
+                self.seen.setdefault(seq, now)
+
+    def latencies(self) -> list[float]:
+        return sorted(self.seen[s] - t for s, t in self.sent.items() if s in self.seen)
+
+
+def memory(job: psutil.Process) -> dict[str, float]:
+    """Resident MiB of the job's Python driver and of its JVM (driver + local executors)."""
+    java = [p for p in job.children(recursive=True) if "java" in p.name()]
+    return {"python_mib": job.memory_info().rss / 2**20,
+            "jvm_mib": sum(p.memory_info().rss for p in java) / 2**20}
+
+
+def progress(lake: Path, job: str, since: str) -> list[dict[str, Any]]:
+    path = lake / PROGRESS_DIR / f"{job}.jsonl"
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return [r for r in records if r["timestamp"] >= since]
+
+
+def kafka_lag(record: dict[str, Any]) -> int | None:
+    """Latest minus processed Kafka offsets of a bronze progress record, over partitions."""
+    for source in record["sources"]:
+        end, latest = source.get("end_offset"), source.get("latest_offset")
+        if isinstance(end, dict) and isinstance(latest, dict):
+            flat = lambda o: {(t, p): v for t, parts in o.items() if isinstance(parts, dict)  # noqa: E731
+                              for p, v in parts.items()}
+            e, la = flat(end), flat(latest)
+            return sum(max(0, la[k] - e.get(k, 0)) for k in la)
+    return None
+
+
+def run(lake_ticks: int, rate: float, minutes: float, trigger_s: float) -> dict[str, Any]:
+    with bench_lake("live", trigger_interval_s=trigger_s) as (settings, work):
+        if lake_ticks:
+            publish_backlog(settings, lake_ticks)
+            for name in ("bronze", "silver", "gold"):
+                run_job(name, settings, settings.lake_dir, work / f"build-{name}.log")
+        log = (work / "live.log").open("ab")
+        env_settings = {"TICKLAKE_TRIGGER_INTERVAL_S": str(trigger_s)}
+        job = subprocess.Popen(
+            [sys.executable, "-m", "ticklake", "job", "bronze", "silver", "gold", "--lake",
+             str(settings.lake_dir), "--bootstrap-servers", settings.bootstrap_servers],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            env={**os.environ, **env_settings})
+        try:
+            deadline = time.monotonic() + 180
+            while not (settings.lake_dir / PROGRESS_DIR / "gold.jsonl").exists():
+                if job.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the streaming jobs did not start; see {work}/live.log")
+                time.sleep(1)
+            since = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            process = psutil.Process(job.pid)
+            start_memory = memory(process)
+            seconds = minutes * 60
+            load = subprocess.Popen(
+                [sys.executable, "-m", "ticklake", "produce", "--source", "synthetic",
+                 "--tickers", ",".join(LOAD_TICKERS), "--rate", str(rate), "--count",
+                 str(int(rate * seconds)), "--bootstrap-servers", settings.bootstrap_servers],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+            probe = Probe(settings)
+            poller = threading.Thread(target=probe.poll, daemon=True)
+            poller.start()
+            probe.publish(seconds)
+            load.wait()
+            time.sleep(15)  # let the last probe ticks arrive
+            probe.stop.set()
+            poller.join()
+            end_memory = memory(process)
+        finally:
+            job.terminate()
+            job.wait(120)
+        lake = settings.lake_dir
+        jobs = {name: progress(lake, name, since) for name in ("bronze", "silver", "gold")}
+    lags = [lag for r in jobs["bronze"] if (lag := kafka_lag(r)) is not None]
+    latencies = probe.latencies()
+    return {
+        "lake_ticks": lake_ticks, "probes_sent": len(probe.sent),
+        "probes_seen": len(latencies),
+        "p50_s": statistics.median(latencies) if latencies else float("nan"),
+        "p99_s": latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("nan"),
+        "max_s": latencies[-1] if latencies else float("nan"),
+        "jobs": {name: {"batches": len(r),
+                        "median_batch_s": statistics.median(
+                            [x["batch_duration_ms"] / 1000 for x in r]) if r else float("nan"),
+                        "rows": sum(x["rows"] or 0 for x in r)} for name, r in jobs.items()},
+        "kafka_lag_max": max(lags, default=0), "kafka_lag_end": lags[-1] if lags else 0,
+        "memory_start": start_memory, "memory_end": end_memory, "work": str(work),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lake-ticks", type=int, nargs="+", default=[20_000],
+                        help="ticks in the lake before the load (one run per value)")
+    parser.add_argument("--rate", type=float, default=1000.0, help="load ticks per second")
+    parser.add_argument("--minutes", type=float, default=2.0, help="how long the load runs")
+    parser.add_argument("--trigger", type=float, default=Settings().trigger_interval_s,
+                        help="processing-time trigger of the jobs, seconds")
+    args = parser.parse_args()
+    results = [run(n, args.rate, args.minutes, args.trigger) for n in args.lake_ticks]
+    print(f"\nload: {args.rate:,.0f} ticks/s for {args.minutes:g} min + 1 probe tick/s; "
+          f"trigger {args.trigger:g} s")
+    for r in results:
+        print(f"\nlake of {r['lake_ticks']:,} ticks ({r['work']})")
+        print(f"  probe ticks: {r['probes_seen']}/{r['probes_sent']} reached gold/bars_1m; "
+              f"latency p50 {r['p50_s']:.2f} s, p99 {r['p99_s']:.2f} s, max {r['max_s']:.2f} s")
+        for name, j in r["jobs"].items():
+            print(f"  {name:<7} {j['batches']:>5} micro-batches, median {j['median_batch_s']:.2f} s,"
+                  f" {j['rows']:,} rows")
+        print(f"  Kafka lag (offsets not yet in Bronze): max {r['kafka_lag_max']:,}, "
+              f"at the end {r['kafka_lag_end']:,}")
+        for when in ("start", "end"):
+            m = r[f"memory_{when}"]
+            print(f"  memory at the {when}: driver JVM {m['jvm_mib']:,.0f} MiB, Python driver "
+                  f"{m['python_mib']:,.0f} MiB")
+        growth = {k: r["memory_end"][k] / r["memory_start"][k] - 1 for k in r["memory_start"]}
+        print(f"  memory growth: JVM {growth['jvm_mib']:+.1%}, Python {growth['python_mib']:+.1%}")
+    if len(results) == 2:
+        small, big = results
+        print(f"\nratio lake {big['lake_ticks']:,} / lake {small['lake_ticks']:,}: p50 latency "
+              f"{big['p50_s'] / small['p50_s']:.2f}; median batch " + ", ".join(
+                  f"{n} {big['jobs'][n]['median_batch_s'] / small['jobs'][n]['median_batch_s']:.2f}"
+                  for n in ("bronze", "silver", "gold")))
+
+
+if __name__ == "__main__":
+    main()
