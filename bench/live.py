@@ -12,7 +12,8 @@ as one streaming application (`ticklake job bronze silver gold`) while
 Printed per lake: p50/p99/max latency, per job the median micro-batch duration and rows, the
 Kafka lag (latest minus processed offsets, summed over partitions) at its largest and at the
 end, and the resident memory of the driver JVM (which holds the executors under local[N])
-and of the Python driver at the start and the end of the load. With two lake sizes, the
+and of the Python driver at the start of the load, one minute in and at its end (growth is
+counted from the one-minute mark, after the JVM's heap and Spark's caches warmed up). With two lake sizes, the
 ratios (larger / smaller) of p50 latency and of each job's median batch duration.
 
     .venv/bin/python bench/live.py --lake-ticks 20000 5000000 --rate 1000 --minutes 2   # growth
@@ -43,7 +44,7 @@ from config.kafka import client_config
 from config.settings import Settings
 from config.tables import GOLD_BARS_1M
 from producer.messages import SCHEMA_VERSION, TickMessage, make_tick_id
-from storage.delta import open_table
+from storage.delta import read_table
 from storage.progress import PROGRESS_DIR
 
 LOAD_TICKERS = ("LOADA", "LOADB", "LOADC", "LOADD", "LOADE")
@@ -57,6 +58,7 @@ class Probe:
         self.settings = settings
         self.sent: dict[int, float] = {}
         self.seen: dict[int, float] = {}
+        self.errors: list[str] = []
         self.stop = threading.Event()
 
     def publish(self, seconds: float) -> None:
@@ -75,19 +77,13 @@ class Probe:
             time.sleep(max(0.0, started + seq - time.monotonic()))
 
     def poll(self) -> None:
-        table = None
         while not self.stop.is_set():
             time.sleep(0.25)
             try:
-                if table is None:
-                    table = open_table(GOLD_BARS_1M, self.settings.lake_dir)
-                    if table is None:
-                        continue
-                else:
-                    table.update_incremental()
-                bars = table.to_pyarrow_dataset().to_table(
-                    columns=["close_seq"], filter=pc.field("ticker") == PROBE)
-            except Exception:  # a table being written: try again at the next poll
+                bars = read_table(GOLD_BARS_1M, self.settings.lake_dir, ["close_seq"],
+                                  where=pc.field("ticker") == PROBE)
+            except Exception as exc:  # noqa: BLE001 - counted and printed, then polled again
+                self.errors.append(repr(exc)[:200])
                 continue
             if not bars.num_rows:
                 continue
@@ -142,13 +138,14 @@ def run(lake_ticks: int, rate: float, minutes: float, trigger_s: float) -> dict[
             env={**os.environ, **env_settings})
         try:
             deadline = time.monotonic() + 180
-            while not (settings.lake_dir / PROGRESS_DIR / "gold.jsonl").exists():
+            while b"started gold" not in (work / "live.log").read_bytes():
                 if job.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit(f"the streaming jobs did not start; see {work}/live.log")
                 time.sleep(1)
             since = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
             process = psutil.Process(job.pid)
             start_memory = memory(process)
+            marks: list[dict[str, float]] = []
             seconds = minutes * 60
             load = subprocess.Popen(
                 [sys.executable, "-m", "ticklake", "produce", "--source", "synthetic",
@@ -158,12 +155,15 @@ def run(lake_ticks: int, rate: float, minutes: float, trigger_s: float) -> dict[
             probe = Probe(settings)
             poller = threading.Thread(target=probe.poll, daemon=True)
             poller.start()
+            sampler = threading.Timer(60, lambda: marks.append(memory(process)))
+            sampler.start()
             probe.publish(seconds)
             load.wait()
             time.sleep(15)  # let the last probe ticks arrive
             probe.stop.set()
             poller.join()
             end_memory = memory(process)
+            sampler.cancel()
         finally:
             job.terminate()
             job.wait(120)
@@ -172,7 +172,7 @@ def run(lake_ticks: int, rate: float, minutes: float, trigger_s: float) -> dict[
     lags = [lag for r in jobs["bronze"] if (lag := kafka_lag(r)) is not None]
     latencies = probe.latencies()
     return {
-        "lake_ticks": lake_ticks, "probes_sent": len(probe.sent),
+        "lake_ticks": lake_ticks, "probes_sent": len(probe.sent), "poll_errors": probe.errors,
         "probes_seen": len(latencies),
         "p50_s": statistics.median(latencies) if latencies else float("nan"),
         "p99_s": latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("nan"),
@@ -182,7 +182,8 @@ def run(lake_ticks: int, rate: float, minutes: float, trigger_s: float) -> dict[
                             [x["batch_duration_ms"] / 1000 for x in r]) if r else float("nan"),
                         "rows": sum(x["rows"] or 0 for x in r)} for name, r in jobs.items()},
         "kafka_lag_max": max(lags, default=0), "kafka_lag_end": lags[-1] if lags else 0,
-        "memory_start": start_memory, "memory_end": end_memory, "work": str(work),
+        "memory_start": start_memory, "memory_1min": marks[0] if marks else start_memory,
+        "memory_end": end_memory, "work": str(work),
     }
 
 
@@ -202,17 +203,22 @@ def main() -> None:
         print(f"\nlake of {r['lake_ticks']:,} ticks ({r['work']})")
         print(f"  probe ticks: {r['probes_seen']}/{r['probes_sent']} reached gold/bars_1m; "
               f"latency p50 {r['p50_s']:.2f} s, p99 {r['p99_s']:.2f} s, max {r['max_s']:.2f} s")
+        if r["poll_errors"]:
+            print(f"  {len(r['poll_errors'])} reads of gold/bars_1m failed, first: "
+                  f"{r['poll_errors'][0]}")
         for name, j in r["jobs"].items():
             print(f"  {name:<7} {j['batches']:>5} micro-batches, median {j['median_batch_s']:.2f} s,"
                   f" {j['rows']:,} rows")
         print(f"  Kafka lag (offsets not yet in Bronze): max {r['kafka_lag_max']:,}, "
               f"at the end {r['kafka_lag_end']:,}")
-        for when in ("start", "end"):
+        for when, label in (("start", "start of the load"), ("1min", "load + 1 min"),
+                            ("end", "end of the load")):
             m = r[f"memory_{when}"]
-            print(f"  memory at the {when}: driver JVM {m['jvm_mib']:,.0f} MiB, Python driver "
-                  f"{m['python_mib']:,.0f} MiB")
-        growth = {k: r["memory_end"][k] / r["memory_start"][k] - 1 for k in r["memory_start"]}
-        print(f"  memory growth: JVM {growth['jvm_mib']:+.1%}, Python {growth['python_mib']:+.1%}")
+            print(f"  resident memory, {label}: driver JVM (with the local executors) "
+                  f"{m['jvm_mib']:,.0f} MiB, Python driver {m['python_mib']:,.0f} MiB")
+        growth = {k: r["memory_end"][k] / r["memory_1min"][k] - 1 for k in r["memory_1min"]}
+        print(f"  memory growth from load + 1 min to the end: JVM {growth['jvm_mib']:+.1%}, "
+              f"Python {growth['python_mib']:+.1%}")
     if len(results) == 2:
         small, big = results
         print(f"\nratio lake {big['lake_ticks']:,} / lake {small['lake_ticks']:,}: p50 latency "

@@ -128,8 +128,12 @@ class Settings(BaseSettings):
         250_000, ge=1, description="Kafka source admission control: records per micro-batch "
         "(maxOffsetsPerTrigger); unset = everything available.")
     max_files_per_trigger: int | None = Field(
-        4, ge=1, description="Delta source admission control: data files per micro-batch of "
-        "Silver and Gold (maxFilesPerTrigger); unset = every new commit.")
+        None, ge=1, description="Delta source admission control: data files per micro-batch of "
+        "Silver and Gold (maxFilesPerTrigger); takes precedence over max_bytes_per_trigger.")
+    max_bytes_per_trigger: int | None = Field(
+        32 * 2**20, ge=1, description="Delta source admission control: bytes of data files per "
+        "micro-batch of Silver and Gold (maxBytesPerTrigger; 32 MiB ~ 500,000 Bronze rows); "
+        "whole commits, at least one; unset (and no max_files_per_trigger) = every new commit.")
     fail_on_data_loss: bool = Field(
         True, description="Kafka source failOnDataLoss: fail when offsets it needs are gone."
     )

@@ -23,8 +23,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from functools import reduce
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -133,6 +136,20 @@ def gold_bars(ticks: DataFrame, interval: str) -> DataFrame:
     )
 
 
+def all_partial_bars(ticks: DataFrame) -> DataFrame:
+    """:func:`gold_bars` of every interval of ``config.tables.BAR_INTERVALS`` in one
+    DataFrame, with an ``interval`` column: one Spark job instead of one per interval."""
+    frames = [gold_bars(ticks, interval).withColumn("interval", F.lit(interval))
+              for interval in BAR_INTERVALS]
+    return reduce(DataFrame.unionByName, frames)
+
+
+def _first_event_times(daily_bars: pa.Table) -> dict[str, datetime]:
+    """Per ticker, the earliest ``open_time`` of partial daily bars: its first tick (UTC)."""
+    rows = daily_bars.group_by("ticker").aggregate([("open_time", "min")]).to_pylist()
+    return {str(r["ticker"]): r["open_time_min"] for r in rows}
+
+
 def gold_daily_metrics(ticks: DataFrame) -> DataFrame:
     """Silver ticks -> daily metrics per ticker and UTC trading date.
 
@@ -173,25 +190,22 @@ def gold_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], N
             return
         started = time.monotonic()
         ticks = batch.persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            merged = 0
-            for interval, sink in bars.items():
-                if not sink.committed(batch_id):
-                    partial = gold_bars(ticks, interval).toArrow()
-                    merged += partial.num_rows
-                    sink.upsert(partial, batch_id, updates=BAR_MERGE)
-            if not metrics.committed(batch_id):
-                metrics.upsert(gold_daily_metrics(ticks).toArrow(), batch_id,
-                               updates=METRICS_MERGE)
-            rows: list[Any] = (ticks.groupBy("ticker")
-                               .agg(F.min("event_time").alias("first")).collect())
+        try:  # two Spark jobs: every interval's partial bars, then the daily metrics
+            partial = all_partial_bars(ticks).toArrow()
+            daily = gold_daily_metrics(ticks).toArrow() if not metrics.committed(batch_id) else None
         finally:
             ticks.unpersist()
-        first_touched = {str(r.ticker): r.first for r in rows}
+        for interval, sink in bars.items():
+            mine = partial.filter(pc.equal(partial.column("interval"), pa.scalar(interval)))
+            sink.upsert(mine.drop_columns(["interval"]), batch_id, updates=BAR_MERGE)
+        if daily is not None:
+            metrics.upsert(daily, batch_id, updates=METRICS_MERGE)
+        first_touched = _first_event_times(partial.filter(
+            pc.equal(partial.column("interval"), pa.scalar("1d"))))
         if first_touched:
             gold_indicators.refresh(lake, first_touched, derived, batch_id)
         log.info("gold micro-batch %d: %d partial bars merged, %d tickers' indicators "
-                 "refreshed in %.1f s", batch_id, merged, len(first_touched),
+                 "refreshed in %.1f s", batch_id, partial.num_rows, len(first_touched),
                  time.monotonic() - started)
 
     return write
@@ -199,7 +213,8 @@ def gold_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], N
 
 def stream(spark: SparkSession, settings: Settings) -> DataFrame:
     """This job's streaming DataFrame: the ticks each Silver commit added."""
-    return table_stream(spark, SILVER_TICKS, settings.lake_dir, settings.max_files_per_trigger)
+    return table_stream(spark, SILVER_TICKS, settings.lake_dir, settings.max_files_per_trigger,
+                        settings.max_bytes_per_trigger)
 
 
 JOB = Job("gold", stream, gold_writer)

@@ -17,11 +17,15 @@ def spark_schema(table: Table) -> StructType:
 
 
 def table_stream(
-    spark: SparkSession, table: Table, lake_dir: Path, max_files_per_trigger: int | None = None
+    spark: SparkSession, table: Table, lake_dir: Path, max_files_per_trigger: int | None = None,
+    max_bytes_per_trigger: int | None = None,
 ) -> DataFrame:
     """``table`` as a stream of the rows each commit adds (the ``ticklake-delta`` source),
-    with admission control when ``max_files_per_trigger`` is set."""
+    with admission control when ``max_files_per_trigger`` or ``max_bytes_per_trigger`` is set
+    (files take precedence)."""
     reader = spark.readStream.format("ticklake-delta").schema(spark_schema(table))
     if max_files_per_trigger:
         reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
+    elif max_bytes_per_trigger:
+        reader = reader.option("maxBytesPerTrigger", max_bytes_per_trigger)
     return reader.load(str(table.path(lake_dir)))

@@ -234,7 +234,8 @@ def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int],
 def stream(spark: SparkSession, settings: Settings) -> DataFrame:
     """This job's streaming DataFrame: Bronze through :func:`classify_ticks`."""
     return classify_ticks(
-        table_stream(spark, BRONZE_TICKS, settings.lake_dir, settings.max_files_per_trigger),
+        table_stream(spark, BRONZE_TICKS, settings.lake_dir, settings.max_files_per_trigger,
+                     settings.max_bytes_per_trigger),
         settings.max_message_bytes,
         settings.max_future_skew_s,
         frozenset(settings.ticker_allowlist) if settings.ticker_allowlist else None,
