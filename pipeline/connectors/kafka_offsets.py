@@ -112,6 +112,9 @@ class OffsetProbe:
                 "enable.partition.eof": True,
                 "fetch.wait.max.ms": 10,
                 "queued.min.messages": 1,
+                # with one queued message the partition is "full"; fetch again at once, not
+                # after librdkafka's default 1 s back-off (every probe took ~1 s)
+                "fetch.queue.backoff.ms": 1,
                 "max.partition.fetch.bytes": 65_536,
                 "logger": logging.getLogger("ticklake.librdkafka"),
             }
@@ -144,12 +147,20 @@ class OffsetProbe:
             for tp in tps
         }
 
-    def latest(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    def latest(
+        self, tps: list[tuple[str, int]], wait_s: float | None = None
+    ) -> dict[tuple[str, int], int]:
         """End offset (high watermark) of each partition, right on tansu and Apache Kafka.
 
         ListOffsets(LATEST) gives a lower bound; the consumer is then assigned there and the
         fetch responses' high watermark (librdkafka's cached value) gives the true end. The
-        probe reads at most one fetch (64 KiB) per partition.
+        probe reads at most one fetch (64 KiB) per partition, and waits for a message or the
+        end-of-partition event of each partition at most ``wait_s`` (default: the probe's
+        timeout). tansu may answer a fetch at a partition's end with its last record batch,
+        all below the offset asked for: librdkafka drops it and fetches again, so neither a
+        message nor the end event comes until newer records arrive (docs/architecture.md).
+        A partition still waiting then gets the largest end known (ListOffsets, an earlier
+        probe, the cached high watermark): never more than its true end.
         """
         from confluent_kafka import KafkaError, TopicPartition
 
@@ -164,7 +175,7 @@ class OffsetProbe:
         start = {tp: max(listed[tp], self.known_end.get(tp, 0)) for tp in tps}
         self.consumer.assign([TopicPartition(t, p, start[(t, p)]) for t, p in tps])
         pending = set(tps)
-        deadline = time.monotonic() + self.timeout_s
+        deadline = time.monotonic() + (self.timeout_s if wait_s is None else wait_s)
         try:
             while pending and time.monotonic() < deadline:
                 for msg in self.consumer.consume(500, timeout=0.05):
@@ -177,8 +188,8 @@ class OffsetProbe:
                 ends[tp] = max(start[tp], high if high is not None else -1)
         finally:
             self.consumer.unassign()
-        if pending:
-            log.warning("no fetch response within %ss for %s; using ListOffsets",
+        if pending and wait_s is None:
+            log.warning("no fetch response within %ss for %s; using the largest end known",
                         self.timeout_s, sorted(pending))
         self.known_end.update(ends)
         return ends

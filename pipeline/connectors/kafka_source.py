@@ -57,6 +57,11 @@ from pipeline.connectors.kafka_offsets import (
     split_by_max_rows,
 )
 
+TRIGGER_PROBE_WAIT_S = 0.5
+"""How long each trigger's end-offset probe waits for fetch responses. A shorter wait can
+only give a lower end (read at the next trigger), never offsets that do not exist; the
+``Trigger.AvailableNow`` target waits the full probe timeout."""
+
 __all__ = ["KAFKA_SCHEMA_DDL", "KafkaDataSource", "KafkaSourceError", "KafkaStreamReader",
            "OffsetProbe", "Offsets", "librdkafka_config", "parse_starting_offsets",
            "read_partition", "split_by_max_rows"]
@@ -112,10 +117,13 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             self._probe = OffsetProbe(self.conf)
         return self._probe
 
-    def _current_end(self) -> Offsets:
+    def _current_end(self, patient: bool = True) -> Offsets:
+        """Each partition's end offset; ``patient=False`` (every trigger) waits at most
+        :data:`TRIGGER_PROBE_WAIT_S` for the fetch responses (see ``OffsetProbe.latest``)."""
         tps = self.probe.partitions(self.topics)
         ends: Offsets = {}
-        for (t, p), off in self.probe.latest(tps).items():
+        wait = None if patient else TRIGGER_PROBE_WAIT_S
+        for (t, p), off in self.probe.latest(tps, wait).items():
             ends.setdefault(t, {})[str(p)] = off
         self._latest = ends
         return ends
@@ -142,7 +150,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         # A copy: Spark's dict is not ours to change. Spark may call this before
         # initialOffset() on a fresh query (docs/architecture.md), so start can be empty.
         start = {t: dict(parts) for t, parts in (start or {}).items()}
-        end = self._current_end()
+        end = self._current_end(patient=False)
         # Partitions that appeared after start are read from their beginning (offset 0 is
         # right after creation; a smaller log-start is clamped when read).
         for t, parts in end.items():
@@ -231,7 +239,9 @@ def read_partition(split: KafkaInputPartition) -> Iterator[KafkaRow]:
         position = split.from_offset
         last_progress = time.monotonic()
         while position < split.until_offset:
-            batch = consumer.consume(10_000, timeout=0.5)
+            # ask for what is left: consume() returns once it has that many, instead of
+            # waiting out its timeout for a batch the split does not need
+            batch = consumer.consume(min(10_000, split.until_offset - position), timeout=0.5)
             if not batch and time.monotonic() - last_progress > split.poll_timeout_s:
                 raise KafkaSourceError(
                     f"{split.topic}[{split.partition}]: offsets {position}..{split.until_offset}"
