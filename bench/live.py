@@ -4,17 +4,18 @@ For each lake size in ``--lake-ticks``: a new lake is built from that many synth
 (bronze, silver and gold with ``--until-caught-up``, five tickers), then the three jobs run
 as one streaming application (`ticklake job bronze silver gold`) while
 
-* a load of ``--rate`` synthetic ticks/s on five other tickers runs for ``--minutes``
-  (`ticklake produce --source synthetic`, its own process, event time = wall clock), and
+* a load of ``--rate`` synthetic ticks/s on five other tickers runs for ``--minutes`` (its
+  own process; event time = the wall clock, as a live feed's), and
 * a probe ticker gets one tick per second; the bench polls ``gold/bars_1m`` and times when
   each probe tick (its ``seq``) is first part of a bar: that is the tick -> Gold latency.
 
-Printed per lake: p50/p99/max latency, per job the median micro-batch duration and rows, the
-Kafka lag (latest minus processed offsets, summed over partitions) at its largest and at the
-end, and the resident memory of the driver JVM (which holds the executors under local[N])
-and of the Python driver at the start of the load, one minute in and at its end (growth is
-counted from the one-minute mark, after the JVM's heap and Spark's caches warmed up). With two lake sizes, the
-ratios (larger / smaller) of p50 latency and of each job's median batch duration.
+Printed per lake: p50/p99/max latency; per job the median micro-batch duration, rows, and
+what each micro-batch left for later (latest minus end offset of its source when it started:
+Kafka records, or Delta versions) at its largest and at the end; the resident memory of the
+driver JVM (which holds the executors under local[N]) and of the Python driver at the start
+of the load, one minute in and at its end (growth is counted from the one-minute mark, after
+the JVM's heap and Spark's caches warmed up). With two lake sizes, the ratios (larger /
+smaller) of p50 latency and of each job's median batch duration.
 
     .venv/bin/python bench/live.py --lake-ticks 20000 5000000 --rate 1000 --minutes 2   # growth
     .venv/bin/python bench/live.py --lake-ticks 20000 --rate 5000 --minutes 10          # live
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -44,6 +46,8 @@ from config.kafka import client_config
 from config.settings import Settings
 from config.tables import GOLD_BARS_1M
 from producer.messages import SCHEMA_VERSION, TickMessage, make_tick_id
+from producer.publisher import publish
+from producer.sources.synthetic import SyntheticSource
 from storage.delta import read_table
 from storage.progress import PROGRESS_DIR
 
@@ -96,6 +100,14 @@ class Probe:
         return sorted(self.seen[s] - t for s, t in self.sent.items() if s in self.seen)
 
 
+def live_load(bootstrap_servers: str, topic: str, rate: float, count: int) -> None:
+    """Publish ``count`` synthetic ticks at ``rate``/s on :data:`LOAD_TICKERS`, event time =
+    the wall clock (a child process, so the bench's probe threads keep their own core time)."""
+    settings = Settings(bootstrap_servers=bootstrap_servers, topic=topic)
+    source = SyntheticSource(list(LOAD_TICKERS), seed=7, rate_per_s=rate, count=count)
+    publish(source.ticks(), settings, progress=False)
+
+
 def memory(job: psutil.Process) -> dict[str, float]:
     """Resident MiB of the job's Python driver and of its JVM (driver + local executors)."""
     java = [p for p in job.children(recursive=True) if "java" in p.name()]
@@ -111,11 +123,14 @@ def progress(lake: Path, job: str, since: str) -> list[dict[str, Any]]:
     return [r for r in records if r["timestamp"] >= since]
 
 
-def kafka_lag(record: dict[str, Any]) -> int | None:
-    """Latest minus processed Kafka offsets of a bronze progress record, over partitions."""
+def lag(record: dict[str, Any]) -> int | None:
+    """What a micro-batch left for later: latest minus end offset of its source when it
+    started (Kafka: records summed over partitions; Delta: table versions)."""
     for source in record["sources"]:
         end, latest = source.get("end_offset"), source.get("latest_offset")
         if isinstance(end, dict) and isinstance(latest, dict):
+            if "version" in end and "version" in latest:
+                return int(latest["version"]) - int(end["version"])
             flat = lambda o: {(t, p): v for t, parts in o.items() if isinstance(parts, dict)  # noqa: E731
                               for p, v in parts.items()}
             e, la = flat(end), flat(latest)
@@ -147,18 +162,17 @@ def run(lake_ticks: int, rate: float, minutes: float, trigger_s: float) -> dict[
             start_memory = memory(process)
             marks: list[dict[str, float]] = []
             seconds = minutes * 60
-            load = subprocess.Popen(
-                [sys.executable, "-m", "ticklake", "produce", "--source", "synthetic",
-                 "--tickers", ",".join(LOAD_TICKERS), "--rate", str(rate), "--count",
-                 str(int(rate * seconds)), "--bootstrap-servers", settings.bootstrap_servers],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+            load = multiprocessing.get_context("spawn").Process(
+                target=live_load, args=(settings.bootstrap_servers, settings.topic, rate,
+                                        int(rate * seconds)), daemon=True)
+            load.start()
             probe = Probe(settings)
             poller = threading.Thread(target=probe.poll, daemon=True)
             poller.start()
             sampler = threading.Timer(60, lambda: marks.append(memory(process)))
             sampler.start()
             probe.publish(seconds)
-            load.wait()
+            load.join()
             time.sleep(15)  # let the last probe ticks arrive
             probe.stop.set()
             poller.join()
@@ -169,7 +183,6 @@ def run(lake_ticks: int, rate: float, minutes: float, trigger_s: float) -> dict[
             job.wait(120)
         lake = settings.lake_dir
         jobs = {name: progress(lake, name, since) for name in ("bronze", "silver", "gold")}
-    lags = [lag for r in jobs["bronze"] if (lag := kafka_lag(r)) is not None]
     latencies = probe.latencies()
     return {
         "lake_ticks": lake_ticks, "probes_sent": len(probe.sent), "poll_errors": probe.errors,
@@ -180,8 +193,9 @@ def run(lake_ticks: int, rate: float, minutes: float, trigger_s: float) -> dict[
         "jobs": {name: {"batches": len(r),
                         "median_batch_s": statistics.median(
                             [x["batch_duration_ms"] / 1000 for x in r]) if r else float("nan"),
-                        "rows": sum(x["rows"] or 0 for x in r)} for name, r in jobs.items()},
-        "kafka_lag_max": max(lags, default=0), "kafka_lag_end": lags[-1] if lags else 0,
+                        "rows": sum(x["rows"] or 0 for x in r),
+                        "lags": [x for x in map(lag, r) if x is not None]}
+                 for name, r in jobs.items()},
         "memory_start": start_memory, "memory_1min": marks[0] if marks else start_memory,
         "memory_end": end_memory, "work": str(work),
     }
@@ -207,10 +221,10 @@ def main() -> None:
             print(f"  {len(r['poll_errors'])} reads of gold/bars_1m failed, first: "
                   f"{r['poll_errors'][0]}")
         for name, j in r["jobs"].items():
+            unit = "records" if name == "bronze" else "versions"
             print(f"  {name:<7} {j['batches']:>5} micro-batches, median {j['median_batch_s']:.2f} s,"
-                  f" {j['rows']:,} rows")
-        print(f"  Kafka lag (offsets not yet in Bronze): max {r['kafka_lag_max']:,}, "
-              f"at the end {r['kafka_lag_end']:,}")
+                  f" {j['rows']:,} rows; left for later ({unit}): max {max(j['lags'], default=0)}"
+                  f", last {j['lags'][-1] if j['lags'] else 0}")
         for when, label in (("start", "start of the load"), ("1min", "load + 1 min"),
                             ("end", "end of the load")):
             m = r[f"memory_{when}"]

@@ -22,8 +22,10 @@ def table_stream(
 ) -> DataFrame:
     """``table`` as a stream of the rows each commit adds (the ``ticklake-delta`` source),
     with admission control when ``max_files_per_trigger`` or ``max_bytes_per_trigger`` is set
-    (files take precedence)."""
-    reader = spark.readStream.format("ticklake-delta").schema(spark_schema(table))
+    (files take precedence); appended files are packed into at least Spark's default
+    parallelism of tasks when there are as many (see :mod:`pipeline.connectors.delta_source`)."""
+    reader = (spark.readStream.format("ticklake-delta").schema(spark_schema(table))
+              .option("minPartitions", spark.sparkContext.defaultParallelism))
     if max_files_per_trigger:
         reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
     elif max_bytes_per_trigger:

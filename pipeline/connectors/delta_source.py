@@ -13,10 +13,11 @@ rows, so maintenance never replays data::
 Offsets are ``{"version": v}``: every commit up to table version ``v`` has been read. A table
 that does not exist yet has version -1 and yields nothing until it is created.
 
-Each commit that only appended files (the usual streaming append) is read file by file, one
-Spark task per data file, straight from Parquet: its change feed is exactly those files' rows.
-Other commits (MERGE, deletes) are read through delta-rs' change data feed, one task per
-commit. So a backlog is read in parallel and no task holds more than one file or one commit.
+The files of commits that only appended (the usual streaming append) are read straight from
+Parquet (such a commit's change feed is exactly those files' rows), packed into tasks as
+Spark's file sources pack them (:func:`pack_files`): many small files of a live stream make
+one task, a backlog's big files at least ``minPartitions``. Other commits (MERGE, deletes)
+are read through delta-rs' change data feed, one task per commit.
 
 Options:
 
@@ -26,6 +27,9 @@ Options:
 * ``maxFilesPerTrigger`` / ``maxBytesPerTrigger``: a micro-batch takes whole commits while
   their added files (or bytes) stay within the limit, and at least one commit, as Spark's
   Delta source does. Without either, a micro-batch takes every new commit.
+* ``minPartitions`` (default 1; the jobs pass Spark's default parallelism) and
+  ``maxPartitionBytes`` (default 128 MiB, Spark's ``spark.sql.files.maxPartitionBytes``): how
+  appended files are packed into tasks.
 """
 
 from __future__ import annotations
@@ -67,13 +71,47 @@ class DeltaVersionRange(InputPartition):
     change_types: tuple[str, ...]
 
 
+DataFileRef = tuple[str, tuple[tuple[str, str | None], ...]]
+"""A data file of the table: (path relative to the table root, partition values)."""
+
+
 @dataclass(frozen=True)
-class DeltaDataFile(InputPartition):
-    """One Spark task: the rows of one file a plain-append commit added (all ``insert``)."""
+class DeltaDataFiles(InputPartition):
+    """One Spark task: the rows of files plain-append commits added (all ``insert``)."""
 
     path: str
-    relative: str
-    partition_values: tuple[tuple[str, str | None], ...]
+    files: tuple[DataFileRef, ...]
+
+
+OPEN_COST_BYTES = 4 * 2**20
+"""What opening a file is counted as when files are packed into tasks (Spark's
+``spark.sql.files.openCostInBytes``)."""
+
+
+def pack_files(
+    files: list[tuple[str, int, tuple[tuple[str, str | None], ...]]], min_partitions: int,
+    max_partition_bytes: int,
+) -> list[tuple[DataFileRef, ...]]:
+    """Group data files into tasks as Spark's file sources do (``FilePartition``): a task
+    holds up to ``min(max_partition_bytes, max(open cost, total / min_partitions))`` bytes,
+    each file counted with :data:`OPEN_COST_BYTES` more; largest files first, next fit.
+
+    So a micro-batch of many small files (a live stream's) is one or a few tasks, and a
+    backlog's big files are spread over at least ``min_partitions`` tasks when there are as
+    many files.
+    """
+    total = sum(size + OPEN_COST_BYTES for _, size, _ in files)
+    target = min(max_partition_bytes, max(OPEN_COST_BYTES, total // max(min_partitions, 1)))
+    groups: list[list[DataFileRef]] = []
+    used = 0
+    for relative, size, parts in sorted(files, key=lambda f: -f[1]):
+        cost = size + OPEN_COST_BYTES
+        if not groups or used + cost > target:
+            groups.append([])
+            used = 0
+        groups[-1].append((relative, parts))
+        used += cost
+    return [tuple(group) for group in groups]
 
 
 def _positive(options: Mapping[str, str], name: str) -> int | None:
@@ -105,6 +143,8 @@ class DeltaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             )
         self.max_files = _positive(options, "maxFilesPerTrigger")
         self.max_bytes = _positive(options, "maxBytesPerTrigger")
+        self.min_partitions = _positive(options, "minPartitions") or 1
+        self.max_partition_bytes = _positive(options, "maxPartitionBytes") or 128 * 2**20
         self._target: int | None = None
         self._commits: dict[int, CommitFiles] = {}
 
@@ -158,29 +198,31 @@ class DeltaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def partitions(
         self, start: VersionOffset, end: VersionOffset
-    ) -> list[DeltaVersionRange | DeltaDataFile]:
+    ) -> list[DeltaVersionRange | DeltaDataFiles]:
         first, last = max(start["version"] + 1, 0), end["version"]
-        plans: list[DeltaVersionRange | DeltaDataFile] = []
+        plans: list[DeltaVersionRange | DeltaDataFiles] = []
+        appended: list[tuple[str, int, tuple[tuple[str, str | None], ...]]] = []
         for version in range(first, last + 1):
             commit = self._commit(version)
             if commit.plain_append:
                 if "insert" in self.change_types:
-                    plans.extend(DeltaDataFile(self.path, relative, parts)
-                                 for relative, _, parts in commit.added)
+                    appended.extend(commit.added)
             else:
                 plans.append(DeltaVersionRange(self.path, version, version, self.change_types))
+        plans.extend(DeltaDataFiles(self.path, group) for group in
+                     pack_files(appended, self.min_partitions, self.max_partition_bytes))
         return plans
 
     def read(  # type: ignore[override]
-        self, partition: DeltaVersionRange | DeltaDataFile
+        self, partition: DeltaVersionRange | DeltaDataFiles
     ) -> Iterator[pa.RecordBatch]:
         import pyarrow.compute as pc
 
         target = to_arrow_schema(self.schema, timezone="UTC")
-        if isinstance(partition, DeltaDataFile):
-            data = read_data_file(partition.path, partition.relative,
-                                  dict(partition.partition_values), target)
-            yield from data.to_batches()
+        if isinstance(partition, DeltaDataFiles):
+            for relative, parts in partition.files:
+                yield from read_data_file(partition.path, relative, dict(parts),
+                                          target).to_batches()
             return
         changes = table_changes(partition.path, partition.first_version, partition.last_version)
         kind = changes.column("_change_type").cast(pa.string())

@@ -53,3 +53,23 @@ def test_streams_appends_once_across_restarts_and_optimize(spark, lake: Path) ->
 def test_a_missing_table_yields_nothing_until_created(spark, lake: Path) -> None:
     """Reading a table that does not exist yet is not an error: there is no data."""
     assert drain(spark, lake / "nothing_here", lake / "_ckpt2") == []
+
+
+def test_small_files_share_a_task_and_big_ones_spread_over_the_cores() -> None:
+    """Packing as Spark's file sources do (4 MiB open cost per file): 40 files of 30 kB (a
+    live micro-batch) make one task per core, not 40; 4 backlog files of 9 MiB on 2 cores
+    make 2 tasks of 2 files; a file larger than the task limit is a task of its own; every
+    file is read exactly once."""
+    from pipeline.connectors.delta_source import pack_files
+
+    mib = 2**20
+    small = [(f"s{i}.parquet", 30_000, ()) for i in range(40)]
+    assert [len(g) for g in pack_files(small, 2, 128 * mib)] == [20, 20]  # not 40 tasks
+    big = [(f"b{i}.parquet", 9 * mib, ()) for i in range(4)]
+    groups = pack_files(big, 2, 128 * mib)
+    assert sorted(len(g) for g in groups) == [2, 2]
+    mixed = [("huge.parquet", 300 * mib, (("d", "2013-03-01"),)), *big, *small]
+    packed = pack_files(mixed, 2, 128 * mib)
+    assert (("huge.parquet", (("d", "2013-03-01"),)),) in packed
+    names = sorted(name for group in packed for name, _ in group)
+    assert names == sorted(name for name, _, _ in mixed)
