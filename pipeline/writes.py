@@ -78,7 +78,7 @@ def route_on_executors(
     if not pending:
         return [0] * len(targets)
     route = F.lit(None).cast("int")
-    for i in reversed(pending):
+    for i in reversed(range(len(targets))):  # the first condition that holds, committed or not
         route = F.when(targets[i][1], F.lit(i)).otherwise(route)
     specs = [(i, targets[i][0].path, targets[i][0].table.schema,
               targets[i][0].partition_columns) for i in pending]
