@@ -290,8 +290,11 @@ def _assemble(
         for field in VALIDATED_SCHEMA:
             if field.name in ("reason", "detail"):
                 continue
-            columns[field.name] = pc.if_else(fast, pc.cast(parsed.column(field.name), field.type),
-                                             pa.nulls(n, field.type))
+            # keep the fast rows first, then cast: another row may hold a value the target
+            # type cannot (schema_version 2**40 is an int64 but no int32)
+            kept = pc.if_else(fast, parsed.column(field.name),
+                              pa.nulls(n, parsed.schema.field(field.name).type))
+            columns[field.name] = pc.cast(kept, field.type)
     else:
         columns = {f.name: pa.nulls(n, f.type) for f in VALIDATED_SCHEMA
                    if f.name not in ("reason", "detail")}

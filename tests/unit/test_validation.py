@@ -139,6 +139,7 @@ TRICKY = [
     with_(schema_version=True), with_(schema_version=1.0), with_(tick_id="A" * 32),
     with_(event_time="2026-11-22T12:04:59Z"), with_(event_time="2026-11-22T12:05:01Z"),
     with_().replace(b"430.47", b"NaN"), with_().replace(b"430.47", b"Infinity"),
+    with_(schema_version=2**40), with_(schema_version=-1), with_(seq=2**62),
 ]
 
 
@@ -172,6 +173,7 @@ def test_batch_validation_of_the_bad_inputs_gives_their_reasons() -> None:
 
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+                         st.integers(2**31, 2**63 - 1),
                          st.floats(allow_nan=False), st.text(max_size=12))
 mutated = st.one_of(
     st.builds(lambda k, v: with_(**{k: v}), st.sampled_from(list(GOOD)), json_scalars),
