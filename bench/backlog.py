@@ -13,7 +13,6 @@ rates drift; a ratio measured in one run does not).
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from config.kafka import client_config
 from config.settings import Settings
 from config.tables import BRONZE_TICKS
 from storage.facts import lake_status
-from storage.progress import PROGRESS_DIR
+from storage.progress import progress_records
 
 
 def floor(settings: Settings, total: int, lake: Path) -> float:
@@ -80,9 +79,7 @@ def run_job(name: str, settings: Settings, lake: Path, log: Path) -> dict[str, f
     wall = time.monotonic() - started
     if code != 0:
         raise SystemExit(f"job {name} failed with exit code {code}; see {log}")
-    records = [json.loads(line) for line in
-               (lake / PROGRESS_DIR / f"{name}.jsonl").read_text().splitlines()]
-    busy = [r for r in records if r["rows"]]
+    busy = [r for r in progress_records(lake, name) if r["rows"]]
 
     def rate(batches: list[dict[str, float]]) -> float:
         seconds = sum(r["batch_duration_ms"] for r in batches) / 1000

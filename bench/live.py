@@ -24,7 +24,6 @@ smaller) of p50 latency and of each job's median batch duration.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import statistics
@@ -33,7 +32,6 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -49,7 +47,7 @@ from producer.messages import SCHEMA_VERSION, TickMessage, make_tick_id
 from producer.publisher import publish
 from producer.sources.synthetic import SyntheticSource
 from storage.delta import read_table
-from storage.progress import PROGRESS_DIR
+from storage.progress import progress_records
 
 LOAD_TICKERS = ("LOADA", "LOADB", "LOADC", "LOADD", "LOADE")
 PROBE = "PROBE"
@@ -115,12 +113,10 @@ def memory(job: psutil.Process) -> dict[str, float]:
             "jvm_mib": sum(p.memory_info().rss for p in java) / 2**20}
 
 
-def progress(lake: Path, job: str, since: str) -> list[dict[str, Any]]:
-    path = lake / PROGRESS_DIR / f"{job}.jsonl"
-    if not path.exists():
-        return []
-    records = [json.loads(line) for line in path.read_text().splitlines()]
-    return [r for r in records if r["timestamp"] >= since]
+def _by_partition(offsets: dict[str, Any]) -> dict[tuple[str, str], int]:
+    """Spark's Kafka offsets ``{topic: {partition: offset}}`` flattened."""
+    return {(t, p): v for t, parts in offsets.items() if isinstance(parts, dict)
+            for p, v in parts.items()}
 
 
 def lag(record: dict[str, Any]) -> int | None:
@@ -131,9 +127,7 @@ def lag(record: dict[str, Any]) -> int | None:
         if isinstance(end, dict) and isinstance(latest, dict):
             if "version" in end and "version" in latest:
                 return int(latest["version"]) - int(end["version"])
-            flat = lambda o: {(t, p): v for t, parts in o.items() if isinstance(parts, dict)  # noqa: E731
-                              for p, v in parts.items()}
-            e, la = flat(end), flat(latest)
+            e, la = _by_partition(end), _by_partition(latest)
             return sum(max(0, la[k] - e.get(k, 0)) for k in la)
     return None
 
@@ -182,7 +176,8 @@ def run(lake_ticks: int, rate: float, minutes: float, trigger_s: float) -> dict[
             job.terminate()
             job.wait(120)
         lake = settings.lake_dir
-        jobs = {name: progress(lake, name, since) for name in ("bronze", "silver", "gold")}
+        jobs = {name: [r for r in progress_records(lake, name) if r["timestamp"] >= since]
+                for name in ("bronze", "silver", "gold")}
     latencies = probe.latencies()
     return {
         "lake_ticks": lake_ticks, "probes_sent": len(probe.sent), "poll_errors": probe.errors,

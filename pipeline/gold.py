@@ -196,14 +196,15 @@ def gold_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], N
         finally:
             ticks.unpersist()
         aggregated = time.monotonic()
+        by_interval = {interval: partial.filter(pc.equal(partial.column("interval"),
+                                                         pa.scalar(interval)))
+                       .drop_columns(["interval"]) for interval in bars}
         for interval, sink in bars.items():
-            mine = partial.filter(pc.equal(partial.column("interval"), pa.scalar(interval)))
-            sink.upsert(mine.drop_columns(["interval"]), batch_id, updates=BAR_MERGE)
+            sink.upsert(by_interval[interval], batch_id, updates=BAR_MERGE)
         if daily is not None:
             metrics.upsert(daily, batch_id, updates=METRICS_MERGE)
         merged = time.monotonic()
-        first_touched = _first_event_times(partial.filter(
-            pc.equal(partial.column("interval"), pa.scalar("1d"))))
+        first_touched = _first_event_times(by_interval["1d"])
         if first_touched:
             gold_indicators.refresh(lake, first_touched, derived, batch_id)
         done = time.monotonic()

@@ -60,9 +60,11 @@ def _classify_batches(
 ) -> Iterator[pa.RecordBatch]:
     for batch in batches:
         checked = batch.column("checked_at")
-        for now in pc.unique(checked).to_pylist():  # one value: the micro-batch's time
+        times = pc.unique(checked).to_pylist()  # one value: the micro-batch's time
+        for now in times:
             assert isinstance(now, datetime), "checked_at is current_timestamp(), never null"
-            rows = batch.filter(pc.equal(checked, pa.scalar(now, checked.type)))
+            rows = (batch if len(times) == 1
+                    else batch.filter(pc.equal(checked, pa.scalar(now, checked.type))))
             verdict = validate_values(rows.column("value"), now, max_message_bytes,
                                       max_future_skew_s, allowed_tickers)
             columns: dict[str, Any] = {

@@ -64,16 +64,24 @@ def append_progress(folder: Path, job: str, line: str, lock: threading.Lock) -> 
             tmp.replace(path)
 
 
+def progress_records(lake_dir: Path, job: str) -> list[dict[str, Any]]:
+    """Every progress record kept for ``job``, oldest first (a line being written is skipped)."""
+    path = Path(lake_dir) / PROGRESS_DIR / f"{job}.jsonl"
+    records: list[dict[str, Any]] = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
 def latest_progress(lake_dir: Path) -> dict[str, dict[str, Any]]:
     """The newest progress record of each job that wrote one (job -> record)."""
     folder = Path(lake_dir) / PROGRESS_DIR
     found: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.glob("*.jsonl")) if folder.exists() else []:
-        lines = path.read_text().splitlines()
-        for line in reversed(lines):
-            try:
-                found[path.stem] = json.loads(line)
-                break
-            except ValueError:
-                continue
+        records = progress_records(lake_dir, path.stem)
+        if records:
+            found[path.stem] = records[-1]
     return found

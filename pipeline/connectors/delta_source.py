@@ -71,8 +71,12 @@ class DeltaVersionRange(InputPartition):
     change_types: tuple[str, ...]
 
 
-DataFileRef = tuple[str, tuple[tuple[str, str | None], ...]]
+PartitionValues = tuple[tuple[str, str | None], ...]
+DataFileRef = tuple[str, PartitionValues]
 """A data file of the table: (path relative to the table root, partition values)."""
+AddedFile = tuple[str, int, PartitionValues]
+"""A file a commit added: (relative path, size in bytes, partition values), as in
+:attr:`storage.delta.CommitFiles.added`."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ OPEN_COST_BYTES = 4 * 2**20
 
 
 def pack_files(
-    files: list[tuple[str, int, tuple[tuple[str, str | None], ...]]], min_partitions: int,
+    files: list[AddedFile], min_partitions: int,
     max_partition_bytes: int,
 ) -> list[tuple[DataFileRef, ...]]:
     """Group data files into tasks as Spark's file sources do (``FilePartition``): a task
@@ -201,7 +205,7 @@ class DeltaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     ) -> list[DeltaVersionRange | DeltaDataFiles]:
         first, last = max(start["version"] + 1, 0), end["version"]
         plans: list[DeltaVersionRange | DeltaDataFiles] = []
-        appended: list[tuple[str, int, tuple[tuple[str, str | None], ...]]] = []
+        appended: list[AddedFile] = []
         for version in range(first, last + 1):
             commit = self._commit(version)
             if commit.plain_append:
