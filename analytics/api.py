@@ -2,15 +2,18 @@
 
 Endpoints (OpenAPI at ``/docs`` and ``/openapi.json``):
 
-- ``GET /health``: model count, champion version per ticker, ``gold/daily_metrics`` version.
-- ``GET /predict/{ticker}``: the next-trading-day forecast of the ticker's champion from the
-  last ``window_days`` days of current Gold, with its 80% interval and the naive forecast.
+- ``GET /health``: model count, serving version per ticker, ``gold/daily_metrics`` version.
+- ``GET /predict/{ticker}?horizon=H``: the forecast ``H`` trading days ahead (default 1) of the
+  horizon's champion model from the last ``window_days`` days of current Gold, with its
+  conformal 80% interval, the naive forecast, and the champion's walk-forward RMSE, skill,
+  interval coverage and Diebold-Mariano p-value against naive.
 - ``POST /predict``: the same from an explicit window of daily (avg_price, total_volume).
 
 Every bad input is a 4xx with a ``detail`` saying what is wrong: 404 for a ticker without a
-champion (unknown, or no version beat the naive forecast) or without enough days in Gold, 422
-for a malformed ticker, a window of the wrong length, or a price/volume that is not finite,
-not > 0 (price) or < 0 (volume). No input produces a 5xx (checked by a property-based test).
+serving version (never trained) or without enough days in Gold, 422 for a malformed ticker, a
+horizon the version does not serve, a window of the wrong length, or a price/volume that is not
+finite, not > 0 (price) or < 0 (volume). No input produces a 5xx (checked by a property-based
+test).
 
 Run it with ``ticklake serve`` (127.0.0.1:8000 by default).
 """
@@ -23,14 +26,14 @@ from datetime import date
 from typing import Annotated, Any
 
 import pyarrow.compute as pc
-from fastapi import FastAPI, HTTPException, Path, Request
+from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from analytics.registry import LoadedModel, Registry
-from config.calendar import next_trading_day
+from config.calendar import trading_day_after
 from config.errors import ModelError
 from config.settings import TICKER_PATTERN, Settings
 from config.tables import GOLD_DAILY_METRICS
@@ -38,6 +41,8 @@ from storage.delta import open_table, read_table
 
 TickerPath = Annotated[str, Path(pattern=TICKER_PATTERN.pattern,
                                  description="Ticker symbol, e.g. AAPL.")]
+HorizonQuery = Annotated[int, Query(ge=1, le=60, description="Trading days ahead (a horizon "
+                                    "the ticker's version serves, e.g. 1 or 5).")]
 
 
 class WindowDay(BaseModel):
@@ -56,29 +61,38 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ticker: str = Field(pattern=TICKER_PATTERN.pattern, description="Ticker symbol.")
     window: list[WindowDay] = Field(max_length=366, description="Days, oldest first.")
+    horizon: int = Field(1, ge=1, le=60, description="Trading days ahead.")
 
 
 class Forecast(BaseModel):
-    """A next-day avg_price forecast of a champion model, next to the naive forecast."""
+    """An avg_price forecast of a horizon's champion model, next to the naive forecast."""
 
     ticker: str
     model_version: str
+    horizon: int = Field(description="Trading days ahead.")
+    model: str = Field(description="The champion that made it: lstm, naive, sma or linear.")
     as_of: date | None = Field(None, description="Last trading date of the window (Gold).")
-    target_date: date | None = Field(None, description="Next NYSE session after as_of.")
+    target_date: date | None = Field(
+        None, description="The horizon-th NYSE session after as_of.")
     predicted_avg_price: float
-    lower_80: float = Field(description="Lower bound of the 80% prediction interval.")
-    upper_80: float = Field(description="Upper bound of the 80% prediction interval.")
+    lower_80: float = Field(description="Lower bound of the conformal 80% interval.")
+    upper_80: float = Field(description="Upper bound of the conformal 80% interval.")
     naive_avg_price: float = Field(description="Naive forecast: the window's last avg_price.")
+    backtest_rmse: float | None = Field(
+        None, description="The model's walk-forward RMSE (price unit), pooled test folds.")
     backtest_skill: float | None = Field(
-        None, description="Walk-forward skill vs naive: 1 - RMSE_lstm / RMSE_naive.")
+        None, description="Walk-forward skill vs naive: 1 - RMSE_model / RMSE_naive.")
     backtest_coverage_80: float | None = Field(
-        None, description="Share of backtest days inside the 80% interval.")
+        None, description="Share of walk-forward test days inside the model's 80% interval.")
+    dm_p_value: float | None = Field(
+        None, description="Two-sided Diebold-Mariano p-value (HLN-corrected) of the model vs "
+        "naive on the walk-forward test days; null for naive itself.")
 
 
 class Health(BaseModel):
     status: str
     model_count: int = Field(description="Registered model versions, all tickers.")
-    champions: dict[str, str] = Field(description="Champion version per ticker.")
+    champions: dict[str, str] = Field(description="Serving version per ticker.")
     gold_version: int | None = Field(description="Delta version of gold/daily_metrics.")
 
 
@@ -88,9 +102,10 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="ticklake prediction API",
         version="1",
-        description="Next-day avg_price forecasts of each ticker's champion LSTM, with the 80% "
-        "prediction interval and the naive forecast. Champions are promoted only when their "
-        "walk-forward skill vs naive is > 0.",
+        description="avg_price forecasts 1 and 5 trading days ahead (by default) of each "
+        "ticker's champion model, with a conformal 80% prediction interval and the naive "
+        "forecast. A model other than naive serves only where it beats naive significantly "
+        "(Diebold-Mariano) on the walk-forward backtest.",
     )
     app.state.settings = settings
 
@@ -109,8 +124,8 @@ def create_app(settings: Settings) -> FastAPI:
         champion = registry.champion(ticker)
         if champion is None:
             known = ", ".join(sorted(registry.champions())) or "none yet"
-            why = ("no version beat the naive forecast" if registry.versions(ticker)
-                   else "no model trained for it")
+            why = ("its versions were trained by an older ticklake: run ticklake train"
+                   if registry.versions(ticker) else "no model trained for it")
             raise HTTPException(404, f"no champion for {ticker!r} ({why}); tickers with a "
                                      f"champion: {known}")
         key = (ticker, champion["version"])
@@ -123,18 +138,23 @@ def create_app(settings: Settings) -> FastAPI:
                                              f"{err}") from None
             return cache[key]
 
-    def forecast(model: LoadedModel, price: Any, volume: Any) -> dict[str, Any]:
+    def forecast(model: LoadedModel, price: Any, volume: Any, horizon: int) -> dict[str, Any]:
+        if horizon not in model.horizons:
+            raise HTTPException(422, f"{model.ticker}'s version {model.version} serves "
+                                     f"horizons {sorted(model.horizons)}, not {horizon}")
         try:
-            out = model.forecast(price, volume)
+            out = model.forecast(price, volume, horizon)
         except (ValueError, ArithmeticError) as err:
             raise HTTPException(422, f"cannot forecast from this window: {err}") from None
-        if not all(math.isfinite(v) for v in out.values()):
+        if not all(math.isfinite(v) for v in out.values() if isinstance(v, float)):
             raise HTTPException(422, "the forecast is not finite for this window (prices too "
                                      "far apart)")
-        backtest = model.metadata.get("backtest", {}).get("overall", {})
+        metrics = model.metadata["horizons"][str(horizon)]["backtest"]["overall"][out["model"]]
+        dm = metrics.get("dm")
         return {**out, "ticker": model.ticker, "model_version": model.version,
-                "backtest_skill": backtest.get("lstm", {}).get("skill"),
-                "backtest_coverage_80": backtest.get("coverage_80")}
+                "backtest_rmse": metrics["rmse"], "backtest_skill": metrics["skill"],
+                "backtest_coverage_80": metrics["coverage_80"],
+                "dm_p_value": dm["p_value"] if dm else None}
 
     @app.get("/health", response_model=Health, summary="Models, champions, Gold version")
     def health() -> Health:
@@ -149,7 +169,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/predict/{ticker}", response_model=Forecast,
              summary="Champion forecast on current Gold",
              responses={404: {"description": "No champion, or too few days in Gold"}})
-    def predict_from_gold(ticker: TickerPath) -> Forecast:
+    def predict_from_gold(ticker: TickerPath, horizon: HorizonQuery = 1) -> Forecast:
         model = champion_model(ticker)
         series = read_table(GOLD_DAILY_METRICS, settings.lake_dir,
                             ["trading_date", "avg_price", "total_volume"],
@@ -160,8 +180,9 @@ def create_app(settings: Settings) -> FastAPI:
                                      f"{GOLD_DAILY_METRICS.name}; the model needs "
                                      f"{model.window_days}")
         as_of = series["trading_date"].iloc[-1]
-        out = forecast(model, series["avg_price"].to_numpy(), series["total_volume"].to_numpy())
-        return Forecast(**out, as_of=as_of, target_date=next_trading_day(as_of))
+        out = forecast(model, series["avg_price"].to_numpy(), series["total_volume"].to_numpy(),
+                       horizon)
+        return Forecast(**out, as_of=as_of, target_date=trading_day_after(as_of, horizon))
 
     @app.post("/predict", response_model=Forecast, summary="Champion forecast on a given window",
               responses={404: {"description": "No champion for the ticker"},
@@ -173,7 +194,7 @@ def create_app(settings: Settings) -> FastAPI:
                                      f"{request.ticker} needs exactly {model.window_days}")
         price = [d.avg_price for d in request.window]
         volume = [d.total_volume for d in request.window]
-        return Forecast(**forecast(model, price, volume))
+        return Forecast(**forecast(model, price, volume, request.horizon))
 
     return app
 

@@ -1,21 +1,27 @@
-"""Baseline forecasts of the next day's avg_price, on exactly the LSTM's windows and targets.
+"""Baseline forecasts of avg_price ``horizon`` days ahead, on exactly the LSTM's windows and
+targets.
 
 Every model in :mod:`analytics.backtest` is scored next to these, so a forecast is never shown
 without what a trivial model achieves on the same days:
 
-- ``naive``: tomorrow's avg_price = today's (the random-walk forecast; the reference of the
-  skill score, Hyndman & Athanasopoulos, *Forecasting: Principles and Practice*, 3rd ed., 5.2).
-- ``sma``: tomorrow's avg_price = the simple moving average of the window's ``window_days``
-  avg_prices (SMA(7) with the default window).
+- ``naive``: the target day's avg_price = today's (the random-walk forecast; the reference of
+  the skill score, Hyndman & Athanasopoulos, *Forecasting: Principles and Practice*, 3rd ed.,
+  5.2).
+- ``sma``: the target day's avg_price = the simple moving average of the window's
+  ``window_days`` avg_prices (SMA(7) with the default window).
 - ``linear``: ordinary least squares (scikit-learn ``LinearRegression``) from the window's
-  scaled inputs (the LSTM's inputs, flattened) to the relative next-day change, fitted on the
-  same training windows as the LSTM.
+  scaled inputs (the LSTM's inputs, flattened) to the relative change at the horizon, fitted on
+  the same training windows as the LSTM; saved as JSON (coefficients and intercept).
 
 All functions take windows from :func:`analytics.features.make_windows` and return relative
 forecasts ``predicted_avg_price / last_avg_price - 1``, shape (n,), float64.
 """
 
 from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LinearRegression
@@ -59,6 +65,28 @@ class LinearBaseline:
         if not len(X):
             return np.zeros(0)
         return np.asarray(self.model.predict(self._design(X)), dtype=np.float64)
+
+    def save(self, path: Path) -> None:
+        """Write the fitted coefficients and intercept as JSON (the scaler is saved apart)."""
+        path.write_text(json.dumps({"coef": [float(c) for c in self.model.coef_],
+                                    "intercept": float(self.model.intercept_)}))
+
+    @classmethod
+    def load(cls, path: Path, scaler: Scaler) -> LinearBaseline:
+        """A fitted baseline from :meth:`save`'s JSON and the scaler it was fitted with.
+
+        Raises:
+            ValueError: a coefficient is not finite.
+        """
+        data = json.loads(path.read_text())
+        coef = np.asarray(data["coef"], dtype=np.float64)
+        intercept = float(data["intercept"])
+        if not (np.isfinite(coef).all() and math.isfinite(intercept)):
+            raise ValueError(f"{path}: non-finite coefficient")
+        baseline = cls(scaler)
+        baseline.model.coef_, baseline.model.intercept_ = coef, intercept
+        baseline.model.n_features_in_ = len(coef)
+        return baseline
 
     def _design(self, X: np.ndarray) -> np.ndarray:
         return self.scaler.transform(X).reshape(len(X), -1).astype(np.float64)

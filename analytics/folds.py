@@ -5,6 +5,11 @@ Athanasopoulos, *FPP* 3rd ed., 5.10 "time series cross-validation": the last
 ``holdout_fraction`` of the windows is cut into ``folds`` consecutive test blocks; fold k trains
 on every window before its block; nothing is shuffled across time. Within a training part the
 last ``validation_fraction`` of windows is the validation set.
+
+For a horizon of ``h`` trading days, a window's target lies ``h`` days after its last day, so
+the ``h - 1`` windows just before a test block have targets inside it. They are left out of
+that fold's training part (the "gap" of de Prado, *Advances in Financial Machine Learning*,
+7.4 "purging"): everything a fold trains or validates on was known on its first test day.
 """
 
 from __future__ import annotations
@@ -32,15 +37,18 @@ class Fold:
 
 
 def walk_forward_folds(
-    n_windows: int, holdout_fraction: float, folds: int, validation_fraction: float
+    n_windows: int, holdout_fraction: float, folds: int, validation_fraction: float,
+    horizon: int = 1,
 ) -> list[Fold]:
     """Expanding-window folds over ``n_windows`` chronologically ordered windows.
 
     Args:
-        n_windows: windows with a known target.
+        n_windows: windows with a known target (consecutive days, one window per day).
         holdout_fraction: share of windows in the test blocks, in (0, 1).
         folds: number of consecutive test blocks (>= 1).
         validation_fraction: share of each training part kept for validation, in (0, 1).
+        horizon: trading days from a window's last day to its target; a fold's training part
+            ends ``horizon - 1`` windows before its test block (see the module docstring).
 
     Returns:
         ``folds`` folds; test blocks are contiguous, cover the last
@@ -56,7 +64,7 @@ def walk_forward_folds(
     out = []
     for number, block in enumerate(blocks):
         start = int(block[0])
-        fit, validation = _split_training(start, validation_fraction)
+        fit, validation = _split_training(start - (horizon - 1), validation_fraction)
         if len(fit) < MIN_FIT_WINDOWS:
             raise ValueError(
                 f"{n_windows} windows are too few for {folds} folds holding out "

@@ -15,9 +15,6 @@ import numpy as np
 from analytics.features import FEATURES, Scaler, Windows
 from analytics.folds import Fold
 
-INTERVAL = (0.10, 0.90)
-"""Residual quantiles of the 80% prediction interval."""
-
 ProgressFn = Callable[[int, int], None]
 """Called as ``progress(epoch_done, epochs)`` after each training epoch."""
 
@@ -54,18 +51,16 @@ LSTM_SPEC = ModelSpec()
 
 @dataclass
 class FittedLSTM:
-    """An LSTM trained on one fold, with its scaler and interval quantiles.
+    """An LSTM trained on one fold, with its scaler.
 
     Attributes:
         model: the Keras model (input (window_days, 2) scaled, output scaled relative change).
         scaler: fitted on the fold's ``fit`` windows only.
-        residual_quantiles: (q10, q90) of relative validation residuals.
         epochs_run: epochs actually trained (early stopping may end sooner).
     """
 
     model: Any
     scaler: Scaler
-    residual_quantiles: tuple[float, float]
     epochs_run: int
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -75,10 +70,6 @@ class FittedLSTM:
         scaled = self.scaler.transform(X)
         return np.asarray(self.model(scaled, training=False), dtype=np.float64)[:, 0] * \
             self.scaler.target_std
-
-    def interval(self, forecast_rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Relative (lower, upper) bounds of the 80% interval around ``forecast_rel``."""
-        return forecast_rel + self.residual_quantiles[0], forecast_rel + self.residual_quantiles[1]
 
 
 def build_model(window_days: int, seed: int, spec: ModelSpec = LSTM_SPEC) -> Any:
@@ -100,7 +91,7 @@ def fit_lstm(
     w: Windows, fold: Fold, epochs: int, seed: int, progress: ProgressFn | None = None,
     spec: ModelSpec = LSTM_SPEC,
 ) -> FittedLSTM:
-    """Train the LSTM on ``fold.fit``, early-stopping and calibrating on ``fold.validation``.
+    """Train the LSTM on ``fold.fit``, early-stopping on ``fold.validation``.
 
     Early stopping: patience ``spec.early_stopping_patience`` on validation loss, best weights
     restored. Seeded with ``keras.utils.set_random_seed(seed)``: on the same data, one thread,
@@ -127,8 +118,4 @@ def fit_lstm(
                                                  restore_best_weights=True),
                    counter],
     )
-    fitted = FittedLSTM(model, scaler, (0.0, 0.0), getattr(counter, "epochs_run", 0))
-    residuals = w.y[val].astype(np.float64) - fitted.predict(w.X[val])
-    q_lo, q_hi = np.quantile(residuals, INTERVAL)
-    fitted.residual_quantiles = (float(q_lo), float(q_hi))
-    return fitted
+    return FittedLSTM(model, scaler, getattr(counter, "epochs_run", 0))

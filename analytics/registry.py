@@ -1,28 +1,30 @@
 """The model registry: ``<lake>/models/<ticker>/<version>/`` and a champion pointer per ticker.
 
 Layout of one version directory (nothing is ever overwritten; a version name is the UTC time
-of its training, ``YYYYMMDDTHHMMSSffffffZ``):
+of its training, ``YYYYMMDDTHHMMSSffffffZ``), one sub-directory per forecast horizon ``h``:
 
-- ``model.keras``: the Keras model, loaded with ``safe_mode=True`` (no arbitrary code, such as
-  ``Lambda`` layers, is deserialised).
-- ``scaler.json``: :class:`analytics.features.Scaler` as JSON (no pickle anywhere).
-- ``metadata.json``: features, window, hyper-parameters, seed, the Gold table and its Delta
-  version, a fingerprint of the ticker's rows, the git commit of the code, the walk-forward
-  metrics of the LSTM and every baseline, interval quantiles and coverage, created time.
-- ``backtest.png``: actual vs LSTM vs naive with the 80% interval over the backtest folds.
-- ``backtest.csv``: the per-day numbers behind the plot.
+- ``h<h>/model.keras``: the horizon's LSTM, loaded with ``safe_mode=True`` (no arbitrary code,
+  such as ``Lambda`` layers, is deserialised).
+- ``h<h>/scaler.json``: :class:`analytics.features.Scaler` as JSON (no pickle anywhere).
+- ``h<h>/linear.json``: the linear baseline's coefficients.
+- ``h<h>/backtest.png`` and ``h<h>/backtest.csv``: the walk-forward test days.
+- ``metadata.json`` (``"format": 2``): features, window, hyper-parameters, seed, the Gold table
+  and its Delta version, a fingerprint of the ticker's rows, the git commit, and per horizon
+  the walk-forward metrics of the LSTM and every baseline (RMSE, skill, interval coverage,
+  Diebold-Mariano test vs naive), the conformal calibration state, the champion model with the
+  reason, and the final models' forecast from the newest window.
 
-``models/<ticker>/champion.json`` names the version that serves forecasts. The rule
-(:func:`promotion_decision`): a new version becomes champion only if its validation skill
-(walk-forward skill vs naive, pooled over the folds) is > 0 and better than the current
-champion's. Otherwise the version is kept, not promoted, and the reason is recorded.
+``models/<ticker>/champion.json`` names the version that serves forecasts and, per horizon,
+its champion model (:mod:`analytics.champion`). A newly trained version always becomes the
+serving one: it was backtested on the newest data, and within it the champion is chosen among
+models scored on the same days. Skills of two versions are measured on different days, so
+they are not compared.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import subprocess
 from dataclasses import dataclass
@@ -33,12 +35,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analytics.backtest import forecast_scale, relative_forecasts
+from analytics.baselines import LinearBaseline
+from analytics.conformal import ConformalState
 from analytics.features import Scaler, make_windows
 from analytics.lstm import FittedLSTM
 from config.errors import ModelError
 from config.tables import MODELS_DIR
 
 CHAMPION_FILE = "champion.json"
+FORMAT = 2
+"""``metadata.json`` format: 2 since forecasts have horizons and calibrated intervals."""
+
+
+def horizon_dir(version_dir: Path, horizon: int) -> Path:
+    """The sub-directory of one horizon's files in a version directory."""
+    return version_dir / f"h{horizon}"
 
 
 def code_version() -> dict[str, Any]:
@@ -68,29 +80,24 @@ def data_fingerprint(series: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def promotion_decision(skill: float | None, champion: dict[str, Any] | None) -> tuple[bool, str]:
-    """Whether a version with walk-forward ``skill`` replaces ``champion``, and why.
+@dataclass
+class HorizonModel:
+    """One horizon of a registered version: the fitted models and the calibration.
 
-    Args:
-        skill: ``1 - RMSE_lstm / RMSE_naive`` over the backtest folds (None if unknown).
-        champion: the current ``champion.json`` content, or None.
-
-    Returns:
-        ``(promote, reason)``: promote only if ``skill`` is finite, > 0 and greater than the
-        champion's skill.
+    Attributes:
+        horizon: trading days ahead.
+        lstm: the final LSTM (with its scaler).
+        linear: the final linear baseline.
+        champion: the model that serves this horizon (a name in
+            :data:`analytics.backtest.MODELS`).
+        conformal: per model the calibration state after the backtest.
     """
-    if skill is None or not math.isfinite(skill):
-        return False, "no walk-forward skill could be computed"
-    if skill <= 0:
-        return False, (f"walk-forward skill {skill:+.4f} <= 0: the LSTM does not beat the "
-                       "naive forecast")
-    if champion is not None and skill <= float(champion["skill"]):
-        return False, (f"walk-forward skill {skill:+.4f} is not better than champion "
-                       f"{champion['version']} ({float(champion['skill']):+.4f})")
-    if champion is None:
-        return True, f"walk-forward skill {skill:+.4f} > 0: first champion"
-    return True, (f"walk-forward skill {skill:+.4f} beats champion {champion['version']} "
-                  f"({float(champion['skill']):+.4f})")
+
+    horizon: int
+    lstm: FittedLSTM
+    linear: LinearBaseline
+    champion: str
+    conformal: dict[str, ConformalState]
 
 
 @dataclass
@@ -99,41 +106,54 @@ class LoadedModel:
 
     ticker: str
     version: str
-    model: Any
-    scaler: Scaler
     metadata: dict[str, Any]
+    horizons: dict[int, HorizonModel]
 
     @property
     def window_days(self) -> int:
         return int(self.metadata["window_days"])
 
-    def forecast(self, avg_price: np.ndarray, total_volume: np.ndarray) -> dict[str, float]:
-        """Next-day forecast from the last ``window_days`` days.
+    def forecast(self, avg_price: np.ndarray, total_volume: np.ndarray, horizon: int = 1,
+                 model: str | None = None) -> dict[str, Any]:
+        """Forecast ``horizon`` trading days after the last of ``window_days`` days.
 
         Args:
-            avg_price: shape (>= window_days,), > 0, in date order (ticker's price unit).
+            avg_price: shape (>= window_days,), > 0, in date order (ticker's price unit); the
+                last ``window_days`` are used.
             total_volume: same shape, >= 0 shares.
+            horizon: one of the version's horizons.
+            model: a model name; default the horizon's champion.
 
         Returns:
-            ``{"predicted_avg_price", "lower_80", "upper_80", "naive_avg_price"}``.
+            ``{"horizon", "model", "predicted_avg_price", "lower_80", "upper_80",
+            "naive_avg_price"}`` (price unit; the interval is the model's conformal 80%
+            interval, :mod:`analytics.conformal`).
 
         Raises:
-            ValueError: fewer than ``window_days`` days, or a price <= 0.
+            ValueError: fewer than ``window_days`` days, a price <= 0, an unknown horizon or
+                model.
         """
+        if horizon not in self.horizons:
+            raise ValueError(f"{self.ticker} version {self.version} has horizons "
+                             f"{sorted(self.horizons)}, not {horizon}")
+        entry = self.horizons[horizon]
+        name = model or entry.champion
+        if name not in entry.conformal:
+            raise ValueError(f"unknown model {name!r}; one of {sorted(entry.conformal)}")
         price = np.asarray(avg_price, dtype=np.float64)[-self.window_days:]
         volume = np.asarray(total_volume, dtype=np.float64)[-self.window_days:]
         if len(price) < self.window_days:
             raise ValueError(f"{self.ticker}: need {self.window_days} days, got {len(price)}")
-        w = make_windows(price, volume, self.window_days, include_last=True)
-        q_lo, q_hi = self.metadata["interval"]["residual_quantiles"]
-        fitted = FittedLSTM(self.model, self.scaler, (float(q_lo), float(q_hi)), 0)
-        rel = fitted.predict(w.X[-1:])
-        lower, upper = fitted.interval(rel)
+        X = make_windows(price, volume, self.window_days, include_last=True, horizon=1).X[-1:]
+        rel = float(relative_forecasts(X, entry.lstm, entry.linear)[name][0])
+        half = float(entry.conformal[name].half_width(forecast_scale(X, horizon))[0])
         last = float(price[-1])
         return {
-            "predicted_avg_price": last * (1 + float(rel[0])),
-            "lower_80": last * (1 + float(lower[0])),
-            "upper_80": last * (1 + float(upper[0])),
+            "horizon": horizon,
+            "model": name,
+            "predicted_avg_price": last * (1 + rel),
+            "lower_80": last * (1 + rel - half),
+            "upper_80": last * (1 + rel + half),
             "naive_avg_price": last,
         }
 
@@ -171,9 +191,13 @@ class Registry:
         return self.metadata(ticker, versions[-1]) if versions else None
 
     def champion(self, ticker: str) -> dict[str, Any] | None:
-        """``{"version", "skill", "promoted_at", "reason"}`` of the champion, or None."""
+        """``{"version", "promoted_at", "reason", "horizons": {"<h>": {"model", "reason"}}}``
+        of the serving version, or None (none yet, or a pointer of an older format)."""
         path = self.root / ticker / CHAMPION_FILE
-        return json.loads(path.read_text()) if path.exists() else None
+        if not path.exists():
+            return None
+        pointer: dict[str, Any] = json.loads(path.read_text())
+        return pointer if "horizons" in pointer else None
 
     def champions(self) -> dict[str, dict[str, Any]]:
         return {t: c for t in self.tickers() if (c := self.champion(t)) is not None}
@@ -191,41 +215,67 @@ class Registry:
         _write_json(self.version_dir(ticker, version) / "metadata.json", metadata)
 
     def consider(self, ticker: str, version: str, now: datetime) -> tuple[bool, str]:
-        """Apply :func:`promotion_decision` to ``version``; move the pointer if it wins.
+        """Make ``version`` the serving one (see the module docstring) and record why.
 
-        The decision and reason are also written into the version's metadata
-        (``promotion``). The pointer is replaced atomically (write, then rename).
+        The champion pointer holds, per horizon, the champion model and the reason from the
+        version's metadata; it is replaced atomically (write, then rename). The decision is
+        also written into the version's metadata (``promotion``).
+
+        Returns:
+            ``(promoted, reason)``; False for a version of an older format.
         """
         meta = self.metadata(ticker, version)
-        promote, reason = promotion_decision(meta["validation_skill"], self.champion(ticker))
-        meta["promotion"] = {"promoted": promote, "reason": reason, "decided_at": now.isoformat()}
+        if meta.get("format") != FORMAT:
+            return False, f"version format {meta.get('format', 1)} cannot serve; retrain"
+        previous = self.champion(ticker)
+        champions = {h: {"model": entry["champion"]["model"],
+                         "reason": entry["champion"]["reason"]}
+                     for h, entry in meta["horizons"].items()}
+        reason = "newest trained version" + (
+            f" (replaces {previous['version']})" if previous else "") + ": " + "; ".join(
+            f"h={h}: {c['model']}" for h, c in champions.items())
+        meta["promotion"] = {"promoted": True, "reason": reason, "decided_at": now.isoformat()}
         self.write_metadata(ticker, version, meta)
-        if promote:
-            _write_json(self.root / ticker / CHAMPION_FILE, {
-                "version": version, "skill": meta["validation_skill"],
-                "promoted_at": now.isoformat(), "reason": reason,
-            })
-        return promote, reason
+        _write_json(self.root / ticker / CHAMPION_FILE, {
+            "version": version, "promoted_at": now.isoformat(), "reason": reason,
+            "horizons": champions,
+        })
+        return True, reason
 
     def load(self, ticker: str, version: str) -> LoadedModel:
         """Load a version in Keras safe mode.
 
         Raises:
-            ModelError: the version does not exist, its files cannot be read, the model file
-                would need unsafe deserialisation (e.g. a Lambda layer), or the scaler holds
-                non-finite values.
+            ModelError: the version does not exist or is of an older format, its files cannot
+                be read, a model file would need unsafe deserialisation (e.g. a Lambda layer),
+                or the scaler or linear coefficients hold non-finite values.
         """
         import keras
 
         d = self.version_dir(ticker, version)
         if not (d / "metadata.json").exists():
             raise ModelError(f"no model version {ticker}/{version} under {self.root}")
+        meta = self.metadata(ticker, version)
+        if meta.get("format") != FORMAT:
+            raise ModelError(f"model version {ticker}/{version} has format "
+                             f"{meta.get('format', 1)}, this ticklake reads {FORMAT}: run "
+                             "ticklake train")
+        horizons = {}
         try:
-            model = keras.saving.load_model(d / "model.keras", compile=False, safe_mode=True)
-            scaler = Scaler.load(d / "scaler.json")
-        except (OSError, ValueError) as err:
+            for key, entry in meta["horizons"].items():
+                h, folder = int(key), horizon_dir(d, int(key))
+                model = keras.saving.load_model(folder / "model.keras", compile=False,
+                                                safe_mode=True)
+                scaler = Scaler.load(folder / "scaler.json")
+                horizons[h] = HorizonModel(
+                    h, FittedLSTM(model, scaler, 0), LinearBaseline.load(folder / "linear.json",
+                                                                         scaler),
+                    entry["champion"]["model"],
+                    {m: ConformalState(float(c["alpha"]), float(c["quantile"]), int(c["scores"]))
+                     for m, c in entry["conformal"].items()})
+        except (OSError, ValueError, KeyError) as err:
             raise ModelError(f"model version {ticker}/{version} cannot be loaded: {err}") from err
-        return LoadedModel(ticker, version, model, scaler, self.metadata(ticker, version))
+        return LoadedModel(ticker, version, meta, horizons)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

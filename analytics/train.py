@@ -1,40 +1,46 @@
-"""Train, backtest, register and promote one Keras LSTM per ticker on ``gold/daily_metrics``.
+"""Train, backtest, register and serve per-ticker forecasts on ``gold/daily_metrics``.
 
 For each ticker (in parallel worker processes, ``Settings.train_workers`` x
-``Settings.train_threads``):
+``Settings.train_threads``) and each horizon of ``Settings.forecast_horizons``:
 
-1. windows of ``window_days`` days (:mod:`analytics.features`);
-2. a walk-forward backtest of the LSTM and the baselines (:mod:`analytics.backtest`);
-3. the final LSTM on all windows (the last ``validation_fraction`` for early stopping and the
-   80% interval's residual quantiles);
-4. a new registry version (:mod:`analytics.registry`) with the model, scaler, metadata and
-   backtest plot; the champion pointer moves only if the rule of
-   :func:`analytics.registry.promotion_decision` says so.
+1. windows of ``window_days`` days with the horizon's target (:mod:`analytics.features`);
+2. a walk-forward backtest of the LSTM and the baselines, with conformal 80% intervals and a
+   Diebold-Mariano test of each model against naive (:mod:`analytics.backtest`);
+3. the horizon's champion by the rule of :mod:`analytics.champion`;
+4. the final LSTM on all windows (the last ``validation_fraction`` for early stopping) and the
+   final linear baseline.
 
-Afterwards each ticker's champion forecasts the next trading day from current Gold into
-``gold/predictions`` (with its interval and the naive forecast).
+Each ticker gets a new registry version (:mod:`analytics.registry`) with the models, scalers,
+metadata and backtest plots; it becomes the serving version. Afterwards every ticker's champion
+forecasts each horizon from current Gold into ``gold/predictions``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from analytics.backtest import MODELS, walk_forward
-from analytics.features import FEATURES, make_windows
+from analytics.backtest import MODELS, BacktestResult, relative_forecasts, walk_forward
+from analytics.baselines import LinearBaseline
+from analytics.champion import choose_champion
+from analytics.conformal import CALIBRATION_WINDOW, GAMMA, LEVEL
+from analytics.features import FEATURES, Windows, make_windows
 from analytics.folds import Fold, final_fold, walk_forward_folds
-from analytics.lstm import INTERVAL, LSTM_SPEC, fit_lstm
+from analytics.lstm import LSTM_SPEC, fit_lstm
 from analytics.parallel import ProgressBars, init_tensorflow, run_in_processes
 from analytics.plot import backtest_plot
 from analytics.predictions import write_predictions
-from analytics.registry import Registry, code_version, data_fingerprint
+from analytics.registry import FORMAT, Registry, code_version, data_fingerprint, horizon_dir
 from config.errors import TableMissing
 from config.settings import Settings
 from config.tables import GOLD_DAILY_METRICS
@@ -52,27 +58,30 @@ class TrainResult:
     """Outcome of one ticker.
 
     ``skipped`` says why no version was trained (too little data, unchanged since the last
-    version); ``promoted``/``reason`` give the champion decision for a new version.
+    version). ``horizons`` holds, per horizon, ``{"overall": pooled metrics per model,
+    "champion": {"model", "reason"}, "test_days"}``; ``promoted``/``reason`` say whether the
+    version now serves.
     """
 
     ticker: str
     version: str | None = None
-    skill: float | None = None
-    overall: dict[str, Any] | None = None
+    horizons: dict[int, dict[str, Any]] = field(default_factory=dict)
     promoted: bool | None = None
     reason: str | None = None
     skipped: str | None = None
     seconds: float = 0.0
 
 
-def training_plan(n_windows: int, settings: Settings) -> tuple[list[Fold], Fold]:
-    """The walk-forward folds and the final model's split for ``n_windows`` windows.
+def training_plan(n_windows: int, settings: Settings, horizon: int = 1
+                  ) -> tuple[list[Fold], Fold]:
+    """The walk-forward folds and the final model's split for ``n_windows`` windows at
+    ``horizon``.
 
     Raises:
         ValueError: too few windows (the message gives the counts).
     """
     folds = walk_forward_folds(n_windows, settings.holdout_fraction, settings.backtest_folds,
-                               settings.validation_fraction)
+                               settings.validation_fraction, horizon)
     return folds, final_fold(n_windows, settings.validation_fraction)
 
 
@@ -80,13 +89,14 @@ def train_ticker(
     series: pd.DataFrame, ticker: str, settings: Settings, gold_version: int, now: datetime,
     progress: ProgressFn | None = None,
 ) -> TrainResult:
-    """Backtest, train and register one ticker (no promotion; see :func:`train_all`).
+    """Backtest, train and register one ticker at every horizon (see :func:`train_all` for
+    what serves).
 
     Args:
         series: this ticker's rows of ``gold/daily_metrics`` (trading_date, avg_price,
             total_volume), any order.
         ticker: the symbol.
-        settings: window, epochs, folds, fractions, seed, lake directory.
+        settings: window, epochs, folds, fractions, seed, horizons, significance, lake.
         gold_version: Delta version of ``gold/daily_metrics`` the rows came from.
         now: UTC time, the version's name and ``created_at``.
         progress: epoch progress callback.
@@ -94,61 +104,96 @@ def train_ticker(
     started = time.monotonic()
     series = series.sort_values("trading_date").reset_index(drop=True)
     dates = series["trading_date"]
-    w = make_windows(series["avg_price"].to_numpy(), series["total_volume"].to_numpy(),
-                     settings.window_days)
-    try:
-        folds, final = training_plan(len(w.y), settings)
-    except ValueError as err:
-        return TrainResult(ticker, skipped=f"{len(series)} days: {err}")
-    epochs, n_fits = settings.epochs, len(folds) + 1
+    price, volume = series["avg_price"].to_numpy(), series["total_volume"].to_numpy()
+    plans: dict[int, tuple[Windows, list[Fold], Fold]] = {}
+    for h in settings.forecast_horizons:
+        w = make_windows(price, volume, settings.window_days, horizon=h)
+        try:
+            plans[h] = (w, *training_plan(len(w.y), settings, h))
+        except ValueError as err:
+            return TrainResult(ticker, skipped=f"{len(series)} days, horizon {h}: {err}")
+    epochs = settings.epochs
+    fits_per_horizon = [len(folds) + 1 for _, folds, _ in plans.values()]
+    n_fits = sum(fits_per_horizon)
 
-    def report(fit_number: int, done: int, _total: int) -> None:
-        if progress:
-            stage = f"fold {fit_number + 1}/{len(folds)}" if fit_number >= 0 else "final model"
-            index = fit_number if fit_number >= 0 else len(folds)
-            progress(ticker, index * epochs + done, n_fits * epochs, stage)
-
-    backtest = walk_forward(w, dates, folds, epochs, settings.seed, report)
-    fitted = fit_lstm(w, final, epochs, settings.seed, lambda d, t: report(-1, d, t))
-    report(-1, epochs, epochs)
+    def reporter(offset: int, n_folds: int, h: int) -> Callable[[int, int, int], None]:
+        def report(fit_number: int, done: int, _total: int) -> None:
+            if progress:
+                stage = (f"h={h} fold {fit_number + 1}/{n_folds}" if fit_number >= 0
+                         else f"h={h} final model")
+                index = offset + (fit_number if fit_number >= 0 else n_folds)
+                progress(ticker, index * epochs + done, n_fits * epochs, stage)
+        return report
 
     registry = Registry(settings.lake_dir)
     version, out = registry.new_version_dir(ticker, now)
-    fitted.model.save(out / "model.keras")
-    fitted.scaler.save(out / "scaler.json")
-    backtest.frame.to_csv(out / "backtest.csv", index=False)
-    backtest_plot(backtest.frame, ticker, backtest.overall, out / "backtest.png")
-    skill = backtest.overall["lstm"]["skill"]
+    horizons: dict[str, dict[str, Any]] = {}
+    offset = 0
+    latest = make_windows(price, volume, settings.window_days, include_last=True).X[-1:]
+    for (h, (w, folds, final)), n_h in zip(plans.items(), fits_per_horizon, strict=True):
+        report = reporter(offset, len(folds), h)
+        backtest = walk_forward(w, dates, folds, epochs, settings.seed, report)
+        fitted = fit_lstm(w, final, epochs, settings.seed, partial(report, -1))
+        report(-1, epochs, epochs)
+        offset += n_h
+        linear = LinearBaseline(fitted.scaler).fit(w.X, w.y)
+        champion, why = choose_champion(backtest.overall, MODELS, settings.champion_significance)
+        folder = horizon_dir(out, h)
+        folder.mkdir()
+        fitted.model.save(folder / "model.keras")
+        fitted.scaler.save(folder / "scaler.json")
+        linear.save(folder / "linear.json")
+        _save_backtest(backtest, ticker, champion, folder)
+        horizons[str(h)] = {
+            "target": f"avg_price {h} trading day(s) after the window's last day, as "
+                      "target / last avg_price - 1",
+            "backtest": {"models": list(MODELS), "overall": backtest.overall,
+                         "folds": backtest.folds, "test_days": len(backtest.frame)},
+            "conformal": {m: dataclasses.asdict(c) for m, c in backtest.conformal.items()},
+            "champion": {"model": champion, "reason": why},
+            "final_model": {"fit_windows": len(final.fit),
+                            "validation_windows": len(final.validation),
+                            "epochs_run": fitted.epochs_run},
+            "latest_forecast": {
+                "as_of": str(dates.iloc[-1]),
+                "relative": {m: float(f[0]) for m, f in
+                             relative_forecasts(latest, fitted, linear).items()}},
+        }
     metadata = {
+        "format": FORMAT,
         "ticker": ticker,
         "version": version,
         "created_at": now.isoformat(),
         "code": code_version(),
         "features": list(FEATURES),
         "window_days": settings.window_days,
-        "target": "next trading day's avg_price, as avg_price / last avg_price - 1",
         "hyper_parameters": LSTM_SPEC.metadata(epochs),
         "seed": settings.seed,
-        "backtest_folds": len(folds),
+        "backtest_folds": settings.backtest_folds,
         "holdout_fraction": settings.holdout_fraction,
         "validation_fraction": settings.validation_fraction,
         "data": {"gold_table": GOLD_DAILY_METRICS.name, "gold_version": gold_version,
                  "rows": len(series), "first_date": str(dates.iloc[0]),
                  "last_date": str(dates.iloc[-1]), "sha256": data_fingerprint(series)},
-        "final_model": {"fit_windows": len(final.fit),
-                        "validation_windows": len(final.validation),
-                        "epochs_run": fitted.epochs_run},
-        "interval": {"level": 0.8, "quantiles": list(INTERVAL),
-                     "residual_quantiles": list(fitted.residual_quantiles),
-                     "method": "quantiles of relative validation residuals",
-                     "backtest_coverage": backtest.overall["coverage_80"]},
-        "validation_skill": skill,
-        "backtest": {"models": list(MODELS), "overall": backtest.overall,
-                     "folds": backtest.folds},
+        "interval": {"level": LEVEL, "gamma": GAMMA, "calibration_window": CALIBRATION_WINDOW,
+                     "method": "adaptive conformal inference (Gibbs & Candes 2021) on "
+                               "volatility-normalised absolute residuals"},
+        "champion_rule": {"significance": settings.champion_significance,
+                          "rule": "lowest RMSE among naive and the models whose one-sided "
+                                  "Diebold-Mariano p-value vs naive is below significance"},
+        "horizons": horizons,
     }
     registry.write_metadata(ticker, version, metadata)
-    return TrainResult(ticker, version, skill, backtest.overall,
-                       seconds=time.monotonic() - started)
+    return TrainResult(ticker, version, {
+        int(h): {"overall": e["backtest"]["overall"], "champion": e["champion"],
+                 "test_days": e["backtest"]["test_days"]} for h, e in horizons.items()},
+        seconds=time.monotonic() - started)
+
+
+def _save_backtest(backtest: BacktestResult, ticker: str, champion: str, folder: Path) -> None:
+    backtest.frame.to_csv(folder / "backtest.csv", index=False)
+    backtest_plot(backtest.frame, ticker, backtest.horizon, backtest.overall, champion,
+                  folder / "backtest.png")
 
 
 def _train_in_worker(args: tuple[Any, ...], events: Any) -> TrainResult:
@@ -164,8 +209,8 @@ def train_all(
     settings: Settings, tickers: list[str] | None = None, changed_only: bool = False,
     show_progress: bool = True,
 ) -> list[TrainResult]:
-    """Train every ticker of ``gold/daily_metrics`` (or only ``tickers``), then promote and
-    forecast.
+    """Train every ticker of ``gold/daily_metrics`` (or only ``tickers``), then serve the new
+    versions and forecast every horizon.
 
     Args:
         settings: see :func:`train_ticker`; ``train_workers`` > 1 trains in that many
@@ -220,6 +265,7 @@ def train_all(
         if result.version:
             result.promoted, result.reason = registry.consider(result.ticker, result.version,
                                                                datetime.now(UTC))
+            log.info("%s: version %s serves: %s", result.ticker, result.version, result.reason)
         elif result.skipped:
             log.warning("%s skipped: %s", result.ticker, result.skipped)
     write_predictions(settings, frame, names, registry)

@@ -45,8 +45,21 @@ def next_trading_day(day: date) -> date:
     Raises:
         ConfigError: ``day`` is outside the calendar's range.
     """
-    stamp = _check(day) + pd.Timedelta(days=1)
-    return trading_calendar().date_to_session(stamp, direction="next").date()  # type: ignore[no-any-return]
+    return trading_day_after(day, 1)
+
+
+def trading_day_after(day: date, sessions: int) -> date:
+    """The ``sessions``-th XNYS session after ``day`` (weekends and exchange holidays skipped;
+    ``day`` itself need not be a session).
+
+    Raises:
+        ConfigError: ``day`` is outside the calendar's range, or ``sessions`` < 1.
+    """
+    if sessions < 1:
+        raise ConfigError(f"sessions={sessions} must be >= 1")
+    calendar = trading_calendar()
+    base = calendar.date_to_session(_check(day), direction="previous")
+    return calendar.session_offset(base, sessions).date()  # type: ignore[no-any-return]
 
 
 @lru_cache(maxsize=4096)

@@ -157,6 +157,14 @@ class Settings(BaseSettings):
     train_workers: int = Field(2, ge=1, le=64, description="Tickers trained in parallel.")
     train_threads: int = Field(1, ge=1, le=64, description="TensorFlow threads per worker.")
     seed: int = Field(42, description="Keras seed of every fit.")
+    forecast_horizons: Annotated[tuple[int, ...], NoDecode] = Field(
+        (1, 5), min_length=1, max_length=5,
+        description="Trading days ahead to forecast, each backtested, calibrated and served "
+        "(comma-separated, 1-60 each, e.g. 1,5).")
+    champion_significance: float = Field(
+        0.05, gt=0, lt=1,
+        description="One-sided Diebold-Mariano p-value a model must stay below to beat naive "
+        "and serve (analytics/champion.py).")
 
     # Prediction API
     serve_host: str = Field("127.0.0.1")
@@ -187,6 +195,23 @@ class Settings(BaseSettings):
                 "first, then upper-case letters, digits, '.' or '-'"
             )
         return tuple(value)
+
+    @field_validator("forecast_horizons", mode="before")
+    @classmethod
+    def _split_horizons(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [h for h in re.split(r"[,\s]+", value) if h]
+        return value
+
+    @field_validator("forecast_horizons")
+    @classmethod
+    def _check_horizons(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [h for h in value if not 1 <= h <= 60]
+        if bad:
+            raise ValueError(f"forecast horizon(s) {bad} out of range: each is 1-60 trading days")
+        if len(set(value)) != len(value):
+            raise ValueError(f"forecast horizons {list(value)} repeat a value")
+        return tuple(sorted(value))
 
     @field_validator("kafka_format")
     @classmethod

@@ -235,9 +235,12 @@ GOLD_PREDICTIONS = Table(
             ("naive_avg_price", pa.float64()),
             ("model_version", pa.string()),
             ("created_at", UTC_TS),
+            # added with forecast horizons (null in rows of older lakes: 1 day, the LSTM)
+            ("horizon", pa.int32()),
+            ("model", pa.string()),
         ]
     ),
-    keys=("ticker", "target_date", "model_version"),
+    keys=("ticker", "as_of", "horizon", "model_version"),
 )
 
 ALL_TABLES: tuple[Table, ...] = (

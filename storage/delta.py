@@ -16,6 +16,7 @@ delta-rs facts this module relies on (docs/architecture.md, "Measured facts"):
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
+from deltalake.schema import Field as DeltaField
 
+from config.errors import StorageError
 from config.tables import Table
+
+log = logging.getLogger(__name__)
 
 
 def open_table(table: Table, lake_dir: Path) -> DeltaTable | None:
@@ -44,14 +49,32 @@ def open_path(path: str) -> DeltaTable | None:
 
 
 def ensure_table(table: Table, lake_dir: Path) -> DeltaTable:
-    """Create ``table`` under ``lake_dir`` if it does not exist (no-op otherwise).
+    """Create ``table`` under ``lake_dir`` if it does not exist, else add the registered
+    columns it lacks.
 
     Tables registered with ``change_data_feed=True`` get ``delta.enableChangeDataFeed=true``.
+    A table written by an older ticklake gets the newer nullable columns added in one metadata
+    commit (Delta's "add columns" schema evolution: existing files are not rewritten, their rows
+    read the new columns as null).
+
+    Raises:
+        StorageError: a registered column the table lacks is not nullable (cannot be added).
     """
     path = table.path(lake_dir)
     path.mkdir(parents=True, exist_ok=True)
     config = {"delta.enableChangeDataFeed": "true"} if table.change_data_feed else None
-    return DeltaTable.create(str(path), table.schema, mode="ignore", configuration=config)
+    delta = DeltaTable.create(str(path), table.schema, mode="ignore", configuration=config)
+    have = set(delta.schema().to_arrow().names)
+    missing = [f for f in table.schema if f.name not in have]
+    if missing:
+        not_null = [f.name for f in missing if not f.nullable]
+        if not_null:
+            raise StorageError(f"{table.name} at {path} lacks the non-nullable column(s) "
+                               f"{not_null}; it cannot be upgraded in place")
+        delta.alter.add_columns([DeltaField.from_arrow(f) for f in missing])
+        log.info("%s: added column(s) %s", table.name, [f.name for f in missing])
+        delta = DeltaTable(str(path))
+    return delta
 
 
 def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -48,7 +48,7 @@ def build(lake: Path) -> dict[str, int]:
                      "volume": 1000, "vwap": 10.2 + d, "trade_count": 4, "updated_at": INGEST})
     preds = [{"ticker": "AAA", "as_of": date(2012, 1, 31), "target_date": date(2012, 2, 1),
               "predicted_avg_price": 41.0, "naive_avg_price": 40.0, "model_version": "v1",
-              "created_at": INGEST}]
+              "created_at": INGEST, "horizon": 1, "model": "lstm"}]
     for table, rows in ((BRONZE_TICKS, bronze), (SILVER_TICKS, silver),
                         (SILVER_QUARANTINE, quarantine), (GOLD_BARS_1D, bars),
                         (GOLD_PREDICTIONS, preds)):

@@ -44,14 +44,18 @@ def build_summary(
         meta = registry.latest(ticker)
         if ticker not in tickers or meta is None:
             continue
-        overall = meta["backtest"]["overall"]
         champion = registry.champion(ticker)
         models[ticker] = {
             "version": meta["version"],
-            "champion": champion["version"] if champion else None,
-            "walk_forward_rmse": {m: overall[m]["rmse"] for m in meta["backtest"]["models"]},
-            "skill_vs_naive": overall["lstm"]["skill"],
-            "coverage_80": overall["coverage_80"],
+            "serving": champion["version"] if champion else None,
+            "horizons": {
+                h: {"champion": e["champion"]["model"],
+                    "walk_forward_rmse": {m: o["rmse"] for m, o in
+                                          e["backtest"]["overall"].items()},
+                    "lstm_skill_vs_naive": e["backtest"]["overall"]["lstm"]["skill"],
+                    "champion_coverage_80":
+                        e["backtest"]["overall"][e["champion"]["model"]]["coverage_80"]}
+                for h, e in meta.get("horizons", {}).items()},
         }
     days = count_by(GOLD_DAILY_METRICS, settings.lake_dir, "ticker")
     skipped = too_short_to_train(days,
@@ -89,13 +93,15 @@ def too_short_to_train(
     Args:
         days: trading days per ticker in ``gold/daily_metrics``.
         tickers: tickers without a model.
-        settings: window, hold-out, folds and validation fraction of training.
+        settings: window, hold-out, folds, validation fraction and horizons of training.
     """
     out = {}
     for ticker in tickers:
         n = days.get(ticker, 0)
-        try:
-            training_plan(max(0, n - settings.window_days), settings)
-        except ValueError as err:
-            out[ticker] = f"{n} days: {err}"
+        for h in settings.forecast_horizons:  # windows with a known target at horizon h
+            try:
+                training_plan(max(0, n - settings.window_days - h + 1), settings, h)
+            except ValueError as err:
+                out[ticker] = f"{n} days, horizon {h}: {err}"
+                break
     return out

@@ -112,26 +112,26 @@ else:
         st.dataframe(flags.head(20), use_container_width=True, hide_index=True)
     registry = Registry(lake)
     meta = registry.latest(ticker)
-    if meta:
-        overall = meta["backtest"]["overall"]
-        st.subheader(f"{ticker}: walk-forward backtest of the newest model")
-        st.dataframe(pd.DataFrame([
-            {"model": m, **{k: overall[m][k] for k in ("rmse", "mae", "mape",
-                                                       "directional_accuracy", "skill")}}
-            for m in meta["backtest"]["models"]
-        ]), hide_index=True)
-        champion = registry.champion(ticker)
-        decision = meta.get("promotion", {}).get("reason", "not yet decided")
-        champion_name = champion["version"] if champion else "none: no version beat naive"
+    if meta and meta.get("horizons"):
+        horizon = st.radio("Horizon (trading days ahead)", list(meta["horizons"]),
+                           horizontal=True)
+        entry = meta["horizons"][horizon]
+        champion = entry["champion"]
+        st.subheader(f"{ticker}: walk-forward backtest, {horizon} day(s) ahead")
+        st.dataframe(data.backtest_table(meta, horizon), hide_index=True)
+        serving = registry.champion(ticker)
+        state = "serving" if serving and serving["version"] == meta["version"] else "not serving"
+        coverage = entry["backtest"]["overall"][champion["model"]]["coverage_80"]
         st.caption(
-            f"version {meta['version']} ({decision}) · champion {champion_name} · 80% "
-            f"interval coverage {overall['coverage_80']:.1%} · trained on "
+            f"version {meta['version']} ({state}) · champion {champion['model']}: "
+            f"{champion['reason']} · its 80% interval (conformal) covered {coverage:.1%} "
+            f"of {entry['backtest']['test_days']} test days · trained on "
             f"{meta['data']['gold_table']} v{meta['data']['gold_version']} · skill = 1 - "
-            "RMSE / RMSE(naive)")
-        plot = registry.version_dir(ticker, meta["version"]) / "backtest.png"
+            "RMSE / RMSE(naive); DM p = two-sided Diebold-Mariano p-value vs naive")
+        plot = registry.version_dir(ticker, meta["version"]) / f"h{horizon}" / "backtest.png"
         if plot.exists():
             st.image(str(plot))
-        realised = realised_summary(lake).get(ticker)
+        realised = realised_summary(lake).get(ticker, {}).get(horizon)
         if realised:
             st.caption(f"realised: {realised['forecasts']} forecasts, MAE model "
                        f"{realised['mae_model']:.4f} vs naive {realised['mae_naive']:.4f}, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -80,34 +81,63 @@ def predictions(lake_dir: Path) -> pd.DataFrame:
 
 def price_chart_frame(bars_1d: pd.DataFrame, preds: pd.DataFrame, ticker: str,
                       days: int = 120) -> pd.DataFrame:
-    """Long-format frame for one ticker's chart: close of the last ``days`` bars, then the
-    newest champion forecast, its 80% interval bounds and the naive forecast at their target
-    date, each as a segment from the last close.
+    """Long-format frame for one ticker's chart: close of the last ``days`` bars, then, for
+    each horizon, the newest forecast, its 80% interval bounds and the naive forecast at the
+    target date, each as a segment from the last close.
+
+    Args:
+        bars_1d: ``gold/bars_1d`` rows (ticker, window_start UTC, close).
+        preds: ``gold/predictions`` rows, newest first (rows of older lakes have no
+            ``horizon``/``model``: next-day LSTM forecasts).
+        ticker: the symbol.
+        days: bars shown.
 
     Returns:
-        Columns ``date`` (UTC date), ``price``, ``series`` (``close``, ``LSTM forecast``,
-        ``LSTM 80% lower``, ``LSTM 80% upper``, ``naive forecast``).
+        Columns ``date`` (UTC date), ``price``, ``series`` (``close``, then per horizon ``h``
+        ``h=<h> <model>``, ``h=<h> 80% lower``, ``h=<h> 80% upper``, ``h=<h> naive``).
     """
     own = bars_1d[bars_1d["ticker"] == ticker].tail(days)
     frame = pd.DataFrame({
         "date": pd.to_datetime(own["window_start"], utc=True).dt.tz_localize(None),
         "price": own["close"], "series": "close",
     })
-    mine = preds[preds["ticker"] == ticker].head(1)
-    if not mine.empty and not own.empty:
-        row = mine.iloc[0]
+    mine = preds[preds["ticker"] == ticker].copy()
+    if mine.empty or own.empty:
+        return frame
+    mine["horizon"] = mine["horizon"].fillna(1) if "horizon" in mine else 1
+    mine["model"] = mine["model"].fillna("lstm") if "model" in mine else "lstm"
+    last = frame.iloc[-1]
+    for horizon, rows in mine.groupby("horizon", sort=True):
+        row = rows.iloc[0]
         target = pd.Timestamp(row["target_date"])
-        last = frame.iloc[-1]
-        for series, value in (("LSTM forecast", row["predicted_avg_price"]),
-                              ("LSTM 80% lower", row["lower_80"]),
-                              ("LSTM 80% upper", row["upper_80"]),
-                              ("naive forecast", row["naive_avg_price"])):
+        segments = [(f"h={horizon} {row['model']}", row["predicted_avg_price"]),
+                    (f"h={horizon} 80% lower", row["lower_80"]),
+                    (f"h={horizon} 80% upper", row["upper_80"])]
+        if row["model"] != "naive":  # else the forecast is the naive one already
+            segments.append((f"h={horizon} naive", row["naive_avg_price"]))
+        for series, value in segments:
             if pd.isna(value):
                 continue
             frame = pd.concat([frame, pd.DataFrame({
                 "date": [last["date"], target], "price": [last["price"], value],
                 "series": [series, series]})], ignore_index=True)
     return frame
+
+
+def backtest_table(meta: dict[str, Any], horizon: str) -> pd.DataFrame:
+    """One row per model of a registry version's walk-forward backtest at ``horizon``:
+    RMSE, MAE, MAPE, directional accuracy, skill vs naive, 80% interval coverage, two-sided
+    Diebold-Mariano p-value vs naive (None for naive) and whether it is the champion."""
+    entry = meta["horizons"][horizon]
+    overall = entry["backtest"]["overall"]
+    return pd.DataFrame([
+        {"model": m, **{k: overall[m][k] for k in ("rmse", "mae", "mape",
+                                                   "directional_accuracy", "skill",
+                                                   "coverage_80")},
+         "dm_p_value": overall[m]["dm"]["p_value"] if overall[m]["dm"] else None,
+         "champion": m == entry["champion"]["model"]}
+        for m in entry["backtest"]["models"]
+    ])
 
 
 def anomalies(lake_dir: Path, ticker: str) -> pd.DataFrame:

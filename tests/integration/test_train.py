@@ -1,5 +1,6 @@
-"""Training on real daily metrics: walk-forward metrics, registry files, promotion, forecasts,
-parallel workers, reproducibility and retraining only what changed."""
+"""Training on real daily metrics: walk-forward metrics at each horizon, conformal coverage,
+Diebold-Mariano p-values, registry files, the champion rule, served forecasts, parallel
+workers, reproducibility and retraining only what changed."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
+from analytics.significance import diebold_mariano
+from config.calendar import trading_day_after
 from config.settings import Settings
 from config.tables import GOLD_DAILY_METRICS, GOLD_PREDICTIONS
 from producer.sources.replay import load_bokeh_bars
@@ -21,6 +24,18 @@ from storage.sink import DeltaSink
 pytestmark = [pytest.mark.integration]
 REPRODUCIBLE_RTOL = 1e-6
 """Documented tolerance (README): a retrain on the same data gives the same metrics."""
+MODELS = ("lstm", "naive", "sma", "linear")
+
+
+def write_series(lake: Path, ticker: str, days: list, avg: np.ndarray, volume: np.ndarray
+                 ) -> None:
+    n = len(days)
+    DeltaSink(GOLD_DAILY_METRICS, lake, "test").upsert(pa.table({
+        "trading_date": pa.array(days, pa.date32()), "ticker": [ticker] * n, "avg_price": avg,
+        "total_volume": pa.array(volume, pa.int64()), "trades": pa.array([4] * n, pa.int64()),
+        "updated_at": pa.nulls(n, GOLD_DAILY_METRICS.schema.field("updated_at").type),
+        "price_sum": avg * 4,
+    }), None)
 
 
 def write_daily_metrics(lake: Path, tickers: list[str], days: int) -> dict[str, np.ndarray]:
@@ -29,83 +44,114 @@ def write_daily_metrics(lake: Path, tickers: list[str], days: int) -> dict[str, 
     for ticker in tickers:
         bars = load_bokeh_bars([ticker]).tail(days)
         avg = ((bars.open + bars.high + bars.low + bars.close) / 4).to_numpy()
-        table = pa.table({
-            "trading_date": pa.array(list(bars.day), pa.date32()),
-            "ticker": [ticker] * days, "avg_price": avg,
-            "total_volume": pa.array(bars.volume.to_numpy(), pa.int64()),
-            "trades": pa.array([4] * days, pa.int64()),
-            "updated_at": pa.nulls(days, GOLD_DAILY_METRICS.schema.field("updated_at").type),
-            "price_sum": avg * 4,
-        })
-        DeltaSink(GOLD_DAILY_METRICS, lake, "test").upsert(table, None)
+        write_series(lake, ticker, list(bars.day), avg, bars.volume.to_numpy())
         out[ticker] = avg
     return out
 
 
-def test_train_backtests_registers_promotes_and_forecasts(lake: Path) -> None:
-    """IBM and MSFT, 400 real days each, trained in 2 worker processes: each version holds the
-    model, JSON scaler, metadata (Gold version, code commit, walk-forward metrics of every
-    model), backtest plot and numbers; naive RMSE equals the last-value RMSE recomputed from
-    the series; a promoted champion's forecast lands in Gold with its interval."""
-    import keras
+def write_momentum(lake: Path, days: int) -> np.ndarray:
+    """MOM: daily returns with strong momentum (r_t = 0.8 r_t-1 + noise), on IBM's dates: a
+    series where a model that reads the window beats "tomorrow = today" for real."""
+    rng = np.random.default_rng(11)
+    r = np.zeros(days)
+    for t in range(1, days):
+        r[t] = 0.8 * r[t - 1] + rng.normal(0, 0.01)
+    avg = 50 * np.cumprod(1 + r)
+    dates = list(load_bokeh_bars(["IBM"]).tail(days).day)
+    write_series(lake, "MOM", dates, avg, rng.integers(10**6, 2 * 10**6, days))
+    return avg
 
+
+def test_train_backtests_registers_serves_and_forecasts(lake: Path) -> None:
+    """IBM, MSFT (400 real days) and MOM (momentum), horizons 1 and 5, trained in 2 worker
+    processes: per horizon the metrics recompute from backtest.csv (naive RMSE, skill, each
+    model's interval coverage, DM p-value); the champion follows the rule; gold/predictions
+    holds one row per ticker and horizon naming its model, equal to the forecast the final
+    model made in training on the same window; MOM's momentum makes a model beat naive."""
     from analytics.registry import Registry
     from analytics.train import train_all
 
     avg = write_daily_metrics(lake, ["IBM", "MSFT"], 400)
+    avg["MOM"] = write_momentum(lake, 400)
     settings = Settings(lake_dir=lake, epochs=2, train_workers=2, backtest_folds=3)
     results = train_all(settings, show_progress=False)
-    assert [r.ticker for r in results] == ["IBM", "MSFT"]
+    assert [r.ticker for r in results] == ["IBM", "MOM", "MSFT"]
     registry = Registry(lake)
     gold_version = DeltaTable(str(GOLD_DAILY_METRICS.path(lake))).version()
     for result in results:
-        assert result.skipped is None and result.version
+        assert result.skipped is None and result.version and result.promoted
         folder = lake / "models" / result.ticker / result.version
         meta = json.loads((folder / "metadata.json").read_text())
-        assert meta["data"]["gold_table"] == "gold.daily_metrics"
+        assert meta["format"] == 2 and sorted(meta["horizons"]) == ["1", "5"]
         assert meta["data"]["gold_version"] == gold_version and meta["data"]["rows"] == 400
         assert meta["code"]["commit"] is None or len(meta["code"]["commit"]) == 40
-        assert meta["window_days"] == 7 and meta["features"] == ["avg_price", "total_volume"]
-        # 393 windows, 20% = 79 held out in 3 folds of 27, 26, 26 consecutive days
-        folds = meta["backtest"]["folds"]
-        assert [f["test_windows"] for f in folds] == [27, 26, 26]
-        backtest = pd.read_csv(folder / "backtest.csv")
-        assert len(backtest) == 79 and list(backtest["fold"].unique()) == [0, 1, 2]
-        actual, last = avg[result.ticker][-79:], avg[result.ticker][-80:-1]
-        np.testing.assert_allclose(backtest["actual"], actual)
-        overall = meta["backtest"]["overall"]
-        assert overall["naive"]["rmse"] == pytest.approx(np.sqrt(np.mean((actual - last) ** 2)))
-        assert overall["lstm"]["skill"] == pytest.approx(
-            1 - overall["lstm"]["rmse"] / overall["naive"]["rmse"])
-        assert set(overall) == {"lstm", "naive", "sma", "linear", "coverage_80"}
-        inside = ((backtest["lower"] <= backtest["actual"])
-                  & (backtest["actual"] <= backtest["upper"])).mean()
-        assert overall["coverage_80"] == pytest.approx(inside)
-        assert (folder / "backtest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert keras.saving.load_model(folder / "model.keras", safe_mode=True).input_shape == \
-            (None, 7, 2)
-        assert meta["promotion"]["promoted"] is result.promoted
-        assert result.promoted is (result.skill > 0)  # no earlier champion
+        # h=1: 393 windows, 79 held out (27, 26, 26); h=5: 389 windows, 78 held out
+        for h, sizes in ((1, [27, 26, 26]), (5, [26, 26, 26])):
+            entry = meta["horizons"][str(h)]
+            assert [f["test_windows"] for f in entry["backtest"]["folds"]] == sizes
+            n = sum(sizes)
+            backtest = pd.read_csv(folder / f"h{h}" / "backtest.csv")
+            actual, last = avg[result.ticker][-n:], avg[result.ticker][-n - h:-h]
+            np.testing.assert_allclose(backtest["actual"], actual)
+            np.testing.assert_allclose(backtest["last"], last)
+            overall = entry["backtest"]["overall"]
+            assert overall["naive"]["rmse"] == pytest.approx(
+                np.sqrt(np.mean((actual - last) ** 2)))
+            for m in MODELS:
+                inside = ((backtest[f"{m}_lower"] <= backtest["actual"])
+                          & (backtest["actual"] <= backtest[f"{m}_upper"])).mean()
+                assert overall[m]["coverage_80"] == pytest.approx(inside)
+                assert overall[m]["skill"] == pytest.approx(
+                    1 - overall[m]["rmse"] / overall["naive"]["rmse"])
+            dm = diebold_mariano(backtest["actual"], backtest["lstm"], backtest["naive"], h)
+            assert overall["lstm"]["dm"]["p_value"] == pytest.approx(dm.p_value)
+            champion = entry["champion"]["model"]
+            significant = [m for m in MODELS if m != "naive" and overall[m]["dm"]
+                           and overall[m]["dm"]["statistic"] < 0
+                           and overall[m]["dm"]["p_value_better"] < 0.05]
+            assert champion == min(["naive", *significant], key=lambda m: overall[m]["rmse"])
+            assert (folder / f"h{h}" / "backtest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        if result.ticker == "MOM":
+            assert meta["horizons"]["1"]["champion"]["model"] in ("linear", "lstm")
     predictions = read_table(GOLD_PREDICTIONS, lake).to_pylist()
-    assert sorted(p["ticker"] for p in predictions) == sorted(registry.champions())
+    assert sorted((p["ticker"], p["horizon"]) for p in predictions) == [
+        (t, h) for t in ("IBM", "MOM", "MSFT") for h in (1, 5)]
     for p in predictions:
+        meta = registry.metadata(p["ticker"], p["model_version"])
+        entry = meta["horizons"][str(p["horizon"])]
+        assert p["model"] == entry["champion"]["model"]
         assert p["naive_avg_price"] == pytest.approx(avg[p["ticker"]][-1])
-        assert p["target_date"] > p["as_of"] and p["lower_80"] <= p["upper_80"]
-        assert abs(p["predicted_avg_price"] / p["naive_avg_price"] - 1) < 0.2
+        assert p["target_date"] == trading_day_after(p["as_of"], p["horizon"])
+        # the served forecast (saved, loaded model) = the final model's in training
+        rel = entry["latest_forecast"]["relative"][p["model"]]
+        assert p["predicted_avg_price"] == pytest.approx(avg[p["ticker"]][-1] * (1 + rel),
+                                                         rel=1e-5)
+        assert p["lower_80"] < p["predicted_avg_price"] < p["upper_80"]
+    gold = read_table(GOLD_DAILY_METRICS, lake).to_pandas().sort_values("trading_date")
+    for result in results:  # every saved model, champion or not, serves what training computed
+        loaded = registry.load(result.ticker, result.version)
+        rows = gold[gold["ticker"] == result.ticker]
+        for h in (1, 5):
+            expected = loaded.metadata["horizons"][str(h)]["latest_forecast"]["relative"]
+            for m in MODELS:
+                served = loaded.forecast(rows["avg_price"].to_numpy(),
+                                         rows["total_volume"].to_numpy(), h, model=m)
+                assert served["predicted_avg_price"] == pytest.approx(
+                    avg[result.ticker][-1] * (1 + expected[m]), rel=1e-5)
 
-    # the same data again, one process this time: the same metrics; no better skill, so no
-    # promotion
+    # the same data again, one process this time: the same metrics; the new version serves
     again = train_all(settings.with_overrides(train_workers=1), show_progress=False)
     for first, second in zip(results, again, strict=True):
-        assert second.version != first.version
-        for model in ("lstm", "naive", "sma", "linear"):
-            assert second.overall[model]["rmse"] == pytest.approx(
-                first.overall[model]["rmse"], rel=REPRODUCIBLE_RTOL)
-        assert second.promoted is False
+        assert second.version != first.version and second.promoted
+        for h in (1, 5):
+            for model in MODELS:
+                assert second.horizons[h]["overall"][model]["rmse"] == pytest.approx(
+                    first.horizons[h]["overall"][model]["rmse"], rel=REPRODUCIBLE_RTOL)
+        assert registry.champion(second.ticker)["version"] == second.version
     # nothing changed in Gold: --changed-only trains nothing
     skipped = train_all(settings, changed_only=True, show_progress=False)
     assert all(r.skipped and r.skipped.startswith("unchanged since") for r in skipped)
-    assert all(len(registry.versions(t)) == 2 for t in ("IBM", "MSFT"))
+    assert all(len(registry.versions(t)) == 2 for t in ("IBM", "MSFT", "MOM"))
 
 
 def test_too_short_history_is_skipped_with_the_reason(lake: Path) -> None:

@@ -46,9 +46,11 @@ def test_up_until_caught_up_on_a_yfinance_csv(tmp_path: Path) -> None:
     assert summary["dashboard"]["healthy"] is True and summary["api"]["healthy"] is True
     assert summary["checks"]["services_healthy"] is True
     model = summary["models"]["MSFT"]
-    assert set(model["walk_forward_rmse"]) == {"lstm", "naive", "sma", "linear"}
-    assert model["champion"] in (None, model["version"])
-    assert (model["champion"] is not None) is (model["skill_vs_naive"] > 0)
+    assert model["serving"] == model["version"] and set(model["horizons"]) == {"1", "5"}
+    for entry in model["horizons"].values():
+        assert set(entry["walk_forward_rmse"]) == {"lstm", "naive", "sma", "linear"}
+        assert entry["champion"] in entry["walk_forward_rmse"]
+    assert summary["tables"]["gold.predictions"] == 2  # one forecast per horizon
     assert not any(listening(p) for p in (broker_port, dashboard_port, api_port))
     assert not list((tmp_path / "run").glob("*.pid"))
 

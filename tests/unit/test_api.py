@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,23 +16,29 @@ from hypothesis import strategies as st
 from analytics.registry import Registry
 from config.settings import Settings
 from config.tables import GOLD_DAILY_METRICS
-from tests.model_registry import FORECAST_REL, register_constant_model, write_daily_metrics
+from tests.model_registry import (
+    lstm_weights,
+    reference_forecast,
+    register_legacy_model,
+    register_model,
+    write_daily_metrics,
+)
 
 PRICES = [10.0, 10.5, 11.0, 10.8, 11.2, 11.1, 12.0, 12.5, 12.25, 12.4]
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """AAA: a champion forecasting +1% and 10 days in Gold; BBB: a version that never beat
-    naive (no champion)."""
+    """AAA: a version with known weights serving the LSTM at h=1 and the linear baseline at
+    h=5, 10 days in Gold; BBB: a version of the older format (cannot serve)."""
     from fastapi.testclient import TestClient
 
     from analytics.api import create_app
 
     lake = tmp_path_factory.mktemp("api-lake")
     write_daily_metrics(lake, "AAA", PRICES)
-    register_constant_model(lake, "AAA", "v1", 0.04)
-    register_constant_model(lake, "BBB", "v1", -0.02)
+    register_model(lake, "AAA", "v1")
+    register_legacy_model(lake, "BBB", "v1")
     registry = Registry(lake)
     assert registry.consider("AAA", "v1", datetime.now(UTC))[0]
     assert not registry.consider("BBB", "v1", datetime.now(UTC))[0]
@@ -60,9 +67,21 @@ def test_predict_from_gold_uses_the_last_seven_days(client) -> None:
     # holiday (the exchange's published 2012 calendar)
     assert body["as_of"] == "2012-01-13" and body["target_date"] == "2012-01-17"
     assert body["naive_avg_price"] == PRICES[-1] and body["model_version"] == "v1"
-    assert body["predicted_avg_price"] == pytest.approx(PRICES[-1] * (1 + FORECAST_REL))
+    assert body["horizon"] == 1 and body["model"] == "lstm"
+    volumes = np.array([1000.0 + 10 * i for i in range(len(PRICES))])[-7:]
+    rel = reference_forecast(np.array(PRICES[-7:]), volumes, lstm_weights())
+    assert body["predicted_avg_price"] == pytest.approx(PRICES[-1] * (1 + rel), rel=1e-5)
     assert body["lower_80"] < body["predicted_avg_price"] < body["upper_80"]
-    assert body["backtest_skill"] == 0.04 and body["backtest_coverage_80"] == 0.8
+    # the champion's own backtest figures (the fixture's lstm row)
+    assert body["backtest_rmse"] == 1.0 and body["backtest_skill"] == 0.01
+    assert body["backtest_coverage_80"] == 0.79 and body["dm_p_value"] == 0.04
+
+
+def test_predict_five_days_ahead_names_the_linear_champion(client) -> None:
+    body = client.get("/predict/AAA", params={"horizon": 5}).json()
+    # five NYSE sessions after Fri 2012-01-13: 17, 18, 19, 20, 23 January (16th a holiday)
+    assert body["target_date"] == "2012-01-23" and body["horizon"] == 5
+    assert body["model"] == "linear" and body["dm_p_value"] == 0.07
 
 
 def test_predict_from_a_window(client) -> None:
@@ -70,14 +89,24 @@ def test_predict_from_a_window(client) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["naive_avg_price"] == 26.0 and body["as_of"] is None
-    assert body["predicted_avg_price"] == pytest.approx(26.0 * (1 + FORECAST_REL))
+    rel = reference_forecast(np.arange(20.0, 27.0), np.arange(1000.0, 1007.0), lstm_weights())
+    assert body["predicted_avg_price"] == pytest.approx(26.0 * (1 + rel), rel=1e-5)
+    days = window()
+    permuted = [days[i] for i in (0, 3, 1, 5, 2, 4, 6)]  # same last day, another path to it
+    other = client.post("/predict", json={"ticker": "AAA", "window": permuted}).json()
+    assert other["naive_avg_price"] == 26.0
+    assert other["predicted_avg_price"] != pytest.approx(body["predicted_avg_price"], rel=1e-4)
 
 
 @pytest.mark.parametrize(
     ("method", "url", "payload", "status", "detail"),
     [
         ("get", "/predict/ZZZ", None, 404, "no model trained"),
-        ("get", "/predict/BBB", None, 404, "no version beat the naive"),
+        ("get", "/predict/BBB", None, 404, "older ticklake"),
+        ("get", "/predict/AAA?horizon=2", None, 422, "serves horizons [1, 5], not 2"),
+        ("get", "/predict/AAA?horizon=0", None, 422, "greater than or equal"),
+        ("post", "/predict", {"ticker": "AAA", "window": window(), "horizon": 3}, 422,
+         "not 3"),
         ("get", "/predict/not-a-ticker", None, 422, "pattern"),
         ("post", "/predict", {"ticker": "ZZZ", "window": window()}, 404, "no champion"),
         ("post", "/predict", {"ticker": "AAA", "window": window(6)}, 422, "needs exactly 7"),

@@ -28,6 +28,16 @@ def test_folds_are_chronological_expanding_and_cover_the_holdout_once() -> None:
     assert [f.test.start for f in folds] == sorted(f.test.start for f in folds)
 
 
+def test_a_longer_horizon_leaves_a_gap_before_each_test_block() -> None:
+    """Horizon 5: the 4 windows before a test block have targets inside it; no fold trains or
+    validates on them, so everything a fold learns from was known on its first test day."""
+    folds = walk_forward_folds(100, 0.2, 4, 0.1, horizon=5)
+    for fold in folds:
+        assert fold.validation.stop == fold.test.start - 4
+        last_target_day = fold.validation.stop - 1 + 5  # window index + horizon (in days)
+        assert last_target_day <= fold.test.start  # known by the first test origin
+
+
 def test_uneven_blocks_differ_by_at_most_one_and_too_few_windows_raise() -> None:
     folds = walk_forward_folds(103, 0.2, 3, 0.1)  # 21 test windows: 7, 7, 7
     assert [len(f.test) for f in folds] == [7, 7, 7] and folds[-1].test.stop == 103
@@ -53,19 +63,24 @@ def test_forecast_metrics_by_hand() -> None:
     assert forecast_metrics(actual, last, last)["directional_accuracy"] is None
 
 
-def test_score_gives_skill_against_naive_and_interval_coverage() -> None:
+def test_score_gives_skill_coverage_and_the_dm_test_per_model() -> None:
     frame = pd.DataFrame({
         "actual": [10.0, 12.0, 8.0, 11.0], "last": [10.0, 10.0, 10.0, 10.0],
         "lstm": [10.0, 11.0, 9.0, 11.0], "naive": [10.0] * 4, "sma": [9.0] * 4,
         "linear": [10.0, 12.0, 8.0, 11.0],
-        "lower": [9.5, 11.5, 8.5, 10.0], "upper": [10.5, 12.5, 9.5, 12.0],
     })
+    for m in ("lstm", "naive", "sma", "linear"):
+        frame[f"{m}_lower"], frame[f"{m}_upper"] = frame[m] - 0.5, frame[m] + 0.5
+    frame.loc[3, "lstm_upper"] = 12.0
     s = score(frame)
     naive_rmse = math.sqrt((0 + 4 + 4 + 1) / 4)
     assert s["naive"]["skill"] == 0.0
     assert s["lstm"]["skill"] == pytest.approx(1 - math.sqrt((0 + 1 + 1 + 0) / 4) / naive_rmse)
     assert s["linear"]["skill"] == 1.0  # perfect forecasts
-    assert s["coverage_80"] == 0.75  # 8.0 lies below [8.5, 9.5]
+    assert s["lstm"]["coverage_80"] == 0.5  # 12 and 8 lie outside +-0.5; 11 inside [10.5, 12]
+    assert s["linear"]["coverage_80"] == 1.0 and s["naive"]["coverage_80"] == 0.25
+    assert s["naive"]["dm"] is None and s["lstm"]["dm"]["n"] == 4
+    assert s["lstm"]["dm"]["statistic"] < 0  # smaller squared errors than naive
 
 
 def test_baselines_on_real_windows_match_their_definitions() -> None:
@@ -111,3 +126,6 @@ def test_each_fold_scaler_sees_only_its_fit_windows() -> None:
         folds[0].test.start, folds[-1].test.stop)]])
     assert len(result.frame) == sum(len(f.test) for f in folds)
     np.testing.assert_allclose(result.frame["naive"], result.frame["last"])
+    for m in ("lstm", "naive", "sma", "linear"):  # every model has an interval around it
+        assert (result.frame[f"{m}_lower"] <= result.frame[m]).all()
+        assert (result.frame[m] <= result.frame[f"{m}_upper"]).all()

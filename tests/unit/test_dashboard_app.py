@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -63,21 +64,27 @@ def test_dashboard_on_an_empty_lake_says_so(lake: Path, monkeypatch: pytest.Monk
 def test_dashboard_shows_the_backtest_and_the_champion(
     lake: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With a registered, promoted model for AAA: the backtest table lists the LSTM and the
-    three baselines with their skill, and the caption names the champion and coverage."""
+    """With a serving version for AAA: the backtest table lists the LSTM and the three
+    baselines with skill, coverage and DM p-value per horizon; the caption names the champion
+    and its coverage; switching the horizon shows that horizon's champion."""
     from datetime import UTC, datetime
 
     from analytics.registry import Registry
-    from tests.model_registry import register_constant_model
+    from tests.model_registry import register_model
 
     small_lake.build(lake)
-    register_constant_model(lake, "AAA", "v1", 0.04)
+    register_model(lake, "AAA", "v1", {1: "lstm", 5: "linear"})
     assert Registry(lake).consider("AAA", "v1", datetime.now(UTC))[0]
     monkeypatch.setenv("TICKLAKE_LAKE_DIR", str(lake))
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not at.exception
     backtest = next(d.value for d in at.dataframe if "skill" in d.value.columns)
     assert list(backtest["model"]) == ["lstm", "naive", "sma", "linear"]
-    assert list(backtest["skill"]) == [0.04, 0.0, 0.0, 0.0]
+    assert list(backtest["skill"]) == [0.01, 0.0, 0.03, 0.04]
+    assert list(backtest["champion"]) == [True, False, False, False]
+    assert backtest["dm_p_value"].iloc[0] == 0.04 and pd.isna(backtest["dm_p_value"].iloc[1])
     caption = " ".join(c.value for c in at.caption)
-    assert "champion v1" in caption and "coverage 80.0%" in caption
+    assert "v1 (serving)" in caption and "champion lstm" in caption and "covered 79.0%" in caption
+    at.radio[0].set_value("5").run()
+    caption = " ".join(c.value for c in at.caption)
+    assert "champion linear" in caption and "covered 82.0%" in caption

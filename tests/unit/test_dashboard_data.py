@@ -35,14 +35,25 @@ def test_records_per_utc_day() -> None:
     assert [str(d) for d in frame["day"]] == ["2026-11-21", "2026-11-22"]
 
 
-def test_price_chart_ends_in_the_forecast_its_interval_and_naive() -> None:
+def test_price_chart_ends_in_each_horizons_forecast_its_interval_and_naive() -> None:
     bars = pd.DataFrame({"ticker": ["AAA"] * 3, "close": [10.0, 11.0, 12.0],
                          "window_start": [datetime(2012, 1, d, tzinfo=UTC) for d in (4, 5, 6)]})
-    preds = pd.DataFrame([{"ticker": "AAA", "target_date": date(2012, 1, 9),
-                           "predicted_avg_price": 12.3, "lower_80": 11.9, "upper_80": 12.8,
-                           "naive_avg_price": 12.0}])
+    preds = pd.DataFrame([  # newest first, as visualization.data.predictions returns them
+        {"ticker": "AAA", "target_date": date(2012, 1, 9), "horizon": 1, "model": "lstm",
+         "predicted_avg_price": 12.3, "lower_80": 11.9, "upper_80": 12.8,
+         "naive_avg_price": 12.0},
+        {"ticker": "AAA", "target_date": date(2012, 1, 13), "horizon": 5, "model": "naive",
+         "predicted_avg_price": 12.0, "lower_80": 11.0, "upper_80": 13.0,
+         "naive_avg_price": 12.0},
+        {"ticker": "AAA", "target_date": date(2012, 1, 6), "horizon": 1, "model": "lstm",
+         "predicted_avg_price": 99.0, "lower_80": 98.0, "upper_80": 100.0,
+         "naive_avg_price": 99.0},  # an older forecast: not drawn
+    ])
     frame = price_chart_frame(bars, preds, "AAA")
     ends = frame[frame["date"] == pd.Timestamp("2012-01-09")].set_index("series")["price"]
-    assert ends.to_dict() == {"LSTM forecast": 12.3, "LSTM 80% lower": 11.9,
-                              "LSTM 80% upper": 12.8, "naive forecast": 12.0}
+    assert ends.to_dict() == {"h=1 lstm": 12.3, "h=1 80% lower": 11.9,
+                              "h=1 80% upper": 12.8, "h=1 naive": 12.0}
+    week = frame[frame["date"] == pd.Timestamp("2012-01-13")].set_index("series")["price"]
+    assert week.to_dict() == {"h=5 naive": 12.0, "h=5 80% lower": 11.0, "h=5 80% upper": 13.0}
+    assert 99.0 not in set(frame["price"])
     assert list(frame[frame["series"] == "close"]["price"]) == [10.0, 11.0, 12.0]

@@ -115,3 +115,38 @@ def test_a_merge_that_loses_a_race_with_compaction_is_retried(lake: Path, monkey
     assert table.transaction_version("app") == 3 and table.version() == 5
     got = {r["ticker"]: r["watermark"] for r in table.to_pyarrow_table().to_pylist()}
     assert got == {"A": t1, "B": t0, "C": t0}
+
+
+def test_an_older_predictions_table_gains_the_new_columns_in_place(lake: Path) -> None:
+    """gold/predictions as an older ticklake made it (no horizon, no model): the next write adds
+    both columns with one metadata commit, the old row keeps its values and reads null there,
+    and the new rows merge on the new keys."""
+    from datetime import date
+
+    from deltalake import write_deltalake
+
+    from config.tables import GOLD_PREDICTIONS
+    from storage.delta import read_table
+
+    old_schema = pa.schema([f for f in GOLD_PREDICTIONS.schema
+                            if f.name not in ("horizon", "model")])
+    path = GOLD_PREDICTIONS.path(lake)
+    old_row = {"ticker": "AAA", "as_of": date(2013, 3, 1), "target_date": date(2013, 3, 4),
+               "predicted_avg_price": 10.5, "lower_80": 10.0, "upper_80": 11.0,
+               "naive_avg_price": 10.2, "model_version": "v0",
+               "created_at": datetime(2026, 11, 1, tzinfo=UTC)}
+    write_deltalake(str(path), pa.Table.from_pylist([old_row], old_schema))
+    old_files = set(DeltaTable(str(path)).file_uris())
+    new_rows = [{**old_row, "model_version": "v1", "horizon": h, "model": "naive",
+                 "target_date": t} for h, t in ((1, date(2013, 3, 4)), (5, date(2013, 3, 8)))]
+    sink = DeltaSink(GOLD_PREDICTIONS, lake, "train")
+    sink.upsert(pa.Table.from_pylist(new_rows, GOLD_PREDICTIONS.schema), None)
+    sink.upsert(pa.Table.from_pylist(new_rows, GOLD_PREDICTIONS.schema), None)  # idempotent
+    table = DeltaTable(str(path))
+    assert set(table.schema().to_arrow().names) == set(GOLD_PREDICTIONS.schema.names)
+    assert old_files <= set(table.file_uris())  # the old file was not rewritten
+    rows = sorted(read_table(GOLD_PREDICTIONS, lake).to_pylist(),
+                  key=lambda r: (r["model_version"], r["horizon"] or 0))
+    assert [(r["model_version"], r["horizon"], r["model"]) for r in rows] == [
+        ("v0", None, None), ("v1", 1, "naive"), ("v1", 5, "naive")]
+    assert rows[0]["predicted_avg_price"] == 10.5

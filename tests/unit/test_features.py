@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analytics.features import Scaler, make_windows
+from analytics.features import Scaler, make_windows, window_volatility
 
 
 def test_window_shapes_and_relative_values() -> None:
@@ -17,7 +17,29 @@ def test_window_shapes_and_relative_values() -> None:
     assert w.X[0, :, 0] == pytest.approx(price[:7] / 16 - 1)
     assert w.X[0, -1, 0] == 0.0 and w.X[0, :, 1] == pytest.approx(np.log1p(volume[:7]))
     assert w.y == pytest.approx([17 / 16 - 1, 18 / 17 - 1, 20 / 18 - 1])
-    assert list(w.end_index) == [6, 7, 8] and list(w.next_price) == [17, 18, 20]
+    assert list(w.end_index) == [6, 7, 8] and list(w.target_price) == [17, 18, 20]
+
+
+def test_a_horizon_moves_the_target_and_drops_the_windows_without_one() -> None:
+    """Horizon 2: the target is two days after the window's last day, so 10 days and window 7
+    give 2 windows; include_last adds the 2 whose targets lie beyond the series."""
+    price = np.array([10.0, 11, 12, 13, 14, 15, 16, 17, 18, 20])
+    w = make_windows(price, np.ones(10), 7, horizon=2)
+    assert list(w.end_index) == [6, 7] and list(w.target_price) == [18, 20]
+    assert w.y == pytest.approx([18 / 16 - 1, 20 / 17 - 1]) and w.horizon == 2
+    last = make_windows(price, np.ones(10), 7, include_last=True, horizon=2)
+    assert list(last.end_index) == [6, 7, 8, 9] and np.isnan(last.y[2:]).all()
+    with pytest.raises(ValueError, match="horizon"):
+        make_windows(price, np.ones(10), 7, horizon=0)
+
+
+def test_window_volatility_is_the_rms_of_daily_changes() -> None:
+    price = np.array([100.0, 101, 99, 99, 102, 100, 100])
+    w = make_windows(np.append(price, 100.0), np.ones(8), 7)
+    changes = np.diff(price) / price[:-1]
+    assert window_volatility(w.X)[0] == pytest.approx(np.sqrt(np.mean(changes ** 2)), rel=1e-6)
+    flat = make_windows(np.full(8, 5.0), np.ones(8), 7)
+    assert window_volatility(flat.X)[0] == 0.0
 
 
 def test_include_last_adds_the_forecast_window_without_target() -> None:

@@ -13,8 +13,6 @@ from config.options import Host, Lake, Tickers, split_tickers
 from config.runtime import quiet_tensorflow, setup_logging
 from config.settings import load_settings
 
-MODELS = ("lstm", "naive", "sma", "linear")
-
 
 def _console() -> Console:
     """A console that does not wrap tables when the output is a file or a pipe."""
@@ -36,11 +34,13 @@ def train(
         "--folds", help="Walk-forward test folds \\[default: 4].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
-    """Walk-forward backtest and train one LSTM per ticker on gold/daily_metrics, next to the
-    naive, SMA and linear baselines; register each version, promote it to champion only if its
-    skill vs naive is > 0 and beats the current champion; write champion forecasts to
-    gold/predictions."""
+    """Walk-forward backtest of one LSTM per ticker and horizon next to the naive, SMA and
+    linear baselines, with conformal 80% intervals and a Diebold-Mariano test of each model
+    against naive; register a new version per ticker, which then serves; each horizon's
+    champion (the lowest RMSE among naive and the models that beat it significantly) writes
+    its forecast to gold/predictions."""
     quiet_tensorflow()  # before TensorFlow is imported
+    from analytics.backtest import MODELS
     from analytics.train import train_all
 
     setup_logging()
@@ -50,19 +50,30 @@ def train(
     if as_json:
         print(json.dumps([r.__dict__ for r in results], indent=2, default=str))
         return
-    table = Table("ticker", "version", *[f"RMSE {m}" for m in MODELS], "skill", "cover80",
-                  "champion", title="walk-forward backtest (pooled test folds)")
+    table = Table("ticker", "h", "test days", "model", "RMSE", "skill", "DM p vs naive",
+                  "cover80", "champion",
+                  title="walk-forward backtest (pooled test folds; h = trading days ahead; "
+                        "DM p two-sided, HLN-corrected)")
     for r in results:
         if r.skipped:
-            table.add_row(r.ticker, f"skipped: {r.skipped}")
+            table.add_row(r.ticker, "", "", f"skipped: {r.skipped}")
             continue
-        o: dict[str, Any] = r.overall or {}
-        skill = o["lstm"]["skill"]
-        table.add_row(
-            r.ticker, r.version, *[f"{o[m]['rmse']:.4f}" for m in MODELS],
-            f"{skill:+.4f}" if skill is not None else "n/a", f"{o['coverage_80']:.1%}",
-            ("promoted" if r.promoted else "kept, not promoted") + f": {r.reason}")
+        for h, entry in r.horizons.items():
+            o: dict[str, Any] = entry["overall"]
+            for i, m in enumerate(MODELS):
+                skill, dm, cover = o[m]["skill"], o[m]["dm"], o[m]["coverage_80"]
+                table.add_row(
+                    r.ticker if i == 0 else "", str(h) if i == 0 else "",
+                    str(entry["test_days"]) if i == 0 else "", m, f"{o[m]['rmse']:.4f}",
+                    f"{skill:+.4f}" if skill is not None else "n/a",
+                    f"{dm['p_value']:.3f}" if dm else "-",
+                    f"{cover:.1%}" if cover is not None else "n/a",
+                    "champion" if m == entry["champion"]["model"] else "",
+                    end_section=i == len(MODELS) - 1)
     _console().print(table)
+    for r in results:
+        for h, entry in r.horizons.items():
+            print(f"{r.ticker} h={h}: {entry['champion']['reason']}")
 
 
 def serve(
@@ -98,7 +109,9 @@ def status(
 
     settings = load_settings(lake_dir=lake)
     info = lake_status(settings.lake_dir)
-    info["champions"] = {t: c["version"] for t, c in Registry(settings.lake_dir).champions().items()}
+    info["champions"] = {t: {"version": c["version"],
+                             **{f"h{h}": e["model"] for h, e in c["horizons"].items()}}
+                         for t, c in Registry(settings.lake_dir).champions().items()}
     info["realised_forecasts"] = realised_summary(settings.lake_dir)
     info["jobs"] = latest_progress(settings.lake_dir)
     if as_json:
@@ -127,13 +140,15 @@ def status(
                          f"{p.get('rows') or 0:,}", f"{rate:,.0f}" if rate else "-",
                          f"{p.get('batch_duration_ms') or 0:,}")
         console.print(jobs)
-    console.print("champions: " + (", ".join(f"{t} {v}" for t, v in info["champions"].items())
-                                   or "none (ticklake train promotes a version that beats naive)"),
-                  highlight=False)
-    for ticker, e in info["realised_forecasts"].items():
-        console.print(f"  realised {ticker}: {e['forecasts']} forecasts, MAE model "
-                      f"{e['mae_model']:.4f} vs naive {e['mae_naive']:.4f}, 80% interval "
-                      f"coverage {e['coverage_80']:.0%}", highlight=False)
+    console.print("champions: " + (", ".join(
+        f"{t} {c['version']} (" + ", ".join(f"{k}: {v}" for k, v in c.items() if k != "version")
+        + ")" for t, c in info["champions"].items())
+                                   or "none yet (ticklake train)"), highlight=False)
+    for ticker, horizons in info["realised_forecasts"].items():
+        for h, e in horizons.items():
+            console.print(f"  realised {ticker} h={h}: {e['forecasts']} forecasts, MAE model "
+                          f"{e['mae_model']:.4f} vs naive {e['mae_naive']:.4f}, 80% interval "
+                          f"coverage {e['coverage_80']:.0%}", highlight=False)
 
 
 def maintain(
