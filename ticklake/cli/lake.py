@@ -74,6 +74,22 @@ def train(
     for r in results:
         for h, entry in r.horizons.items():
             print(f"{r.ticker} h={h}: {entry['champion']['reason']}")
+    for h, line in pooled_coverage(results, MODELS).items():
+        print(f"80% interval coverage pooled over tickers, h={h}: {line}")
+
+
+def pooled_coverage(results: list[Any], models: tuple[str, ...]) -> dict[int, str]:
+    """Per horizon, each model's interval coverage over the test days of every trained ticker
+    (a test-day-weighted mean of the per-ticker coverages), as one printable line."""
+    out = {}
+    horizons = sorted({h for r in results for h in r.horizons})
+    for h in horizons:
+        entries = [r.horizons[h] for r in results if h in r.horizons]
+        days = sum(e["test_days"] for e in entries)
+        parts = [f"{m} {sum(e['overall'][m]['coverage_80'] * e['test_days'] for e in entries) / days:.1%}"
+                 for m in models]
+        out[h] = ", ".join(parts) + f" ({days} test days)"
+    return out
 
 
 def serve(
