@@ -64,6 +64,16 @@ class PredictRequest(BaseModel):
     horizon: int = Field(1, ge=1, le=60, description="Trading days ahead.")
 
 
+class ModelBacktest(BaseModel):
+    """One model's walk-forward figures at the forecast's horizon (pooled test folds)."""
+
+    rmse: float = Field(description="RMSE, price unit.")
+    skill: float | None = Field(description="1 - RMSE / RMSE_naive.")
+    coverage_80: float | None = Field(description="Share of test days inside its 80% interval.")
+    dm_p_value: float | None = Field(
+        description="Two-sided Diebold-Mariano p-value vs naive; null for naive.")
+
+
 class Forecast(BaseModel):
     """An avg_price forecast of a horizon's champion model, next to the naive forecast."""
 
@@ -87,6 +97,9 @@ class Forecast(BaseModel):
     dm_p_value: float | None = Field(
         None, description="Two-sided Diebold-Mariano p-value (HLN-corrected) of the model vs "
         "naive on the walk-forward test days; null for naive itself.")
+    backtest: dict[str, ModelBacktest] = Field(
+        default_factory=dict, description="Every model's walk-forward figures at this horizon "
+        "(lstm, naive, sma, linear), as ticklake train printed them.")
 
 
 class Health(BaseModel):
@@ -149,12 +162,15 @@ def create_app(settings: Settings) -> FastAPI:
         if not all(math.isfinite(v) for v in out.values() if isinstance(v, float)):
             raise HTTPException(422, "the forecast is not finite for this window (prices too "
                                      "far apart)")
-        metrics = model.metadata["horizons"][str(horizon)]["backtest"]["overall"][out["model"]]
-        dm = metrics.get("dm")
+        overall = model.metadata["horizons"][str(horizon)]["backtest"]["overall"]
+        every = {m: ModelBacktest(rmse=o["rmse"], skill=o["skill"], coverage_80=o["coverage_80"],
+                                  dm_p_value=o["dm"]["p_value"] if o.get("dm") else None)
+                 for m, o in overall.items()}
+        champion = every[out["model"]]
         return {**out, "ticker": model.ticker, "model_version": model.version,
-                "backtest_rmse": metrics["rmse"], "backtest_skill": metrics["skill"],
-                "backtest_coverage_80": metrics["coverage_80"],
-                "dm_p_value": dm["p_value"] if dm else None}
+                "backtest_rmse": champion.rmse, "backtest_skill": champion.skill,
+                "backtest_coverage_80": champion.coverage_80,
+                "dm_p_value": champion.dm_p_value, "backtest": every}
 
     @app.get("/health", response_model=Health, summary="Models, champions, Gold version")
     def health() -> Health:

@@ -75,6 +75,10 @@ def test_predict_from_gold_uses_the_last_seven_days(client) -> None:
     # the champion's own backtest figures (the fixture's lstm row)
     assert body["backtest_rmse"] == 1.0 and body["backtest_skill"] == 0.01
     assert body["backtest_coverage_80"] == 0.79 and body["dm_p_value"] == 0.04
+    # and every model's figures, as the registry holds them
+    assert body["backtest"]["linear"] == pytest.approx(
+        {"rmse": 1.3, "skill": 0.04, "coverage_80": 0.82, "dm_p_value": 0.07})
+    assert body["backtest"]["naive"]["dm_p_value"] is None
 
 
 def test_predict_five_days_ahead_names_the_linear_champion(client) -> None:
