@@ -8,6 +8,10 @@ Endpoints (OpenAPI at ``/docs`` and ``/openapi.json``):
   conformal 80% interval, the naive forecast, and the champion's walk-forward RMSE, skill,
   interval coverage and Diebold-Mariano p-value against naive.
 - ``POST /predict``: the same from an explicit window of daily (avg_price, total_volume).
+- ``GET /metrics``: Prometheus text format: the API's request counts and latencies
+  (``ticklake_api_requests_total{method,route,status}``,
+  ``ticklake_api_request_duration_seconds{method,route}``) and the pipeline's health read at
+  scrape time (:mod:`pipeline.monitoring`: jobs' rows/s, Kafka lag, table facts).
 
 Every bad input is a 4xx with a ``detail`` saying what is wrong: 404 for a ticker without a
 serving version (never trained) or without enough days in Gold, 422 for a malformed ticker, a
@@ -22,6 +26,8 @@ from __future__ import annotations
 
 import math
 import threading
+import time
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any
 
@@ -29,14 +35,17 @@ import pyarrow.compute as pc
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.routing import Match
 
 from analytics.registry import LoadedModel, Registry
 from config.calendar import trading_day_after
 from config.errors import ModelError
 from config.settings import TICKER_PATTERN, Settings
 from config.tables import GOLD_DAILY_METRICS
+from pipeline.monitoring import LakeCollector
 from storage.delta import open_table, read_table
 
 TickerPath = Annotated[str, Path(pattern=TICKER_PATTERN.pattern,
@@ -128,6 +137,31 @@ def create_app(settings: Settings) -> FastAPI:
         # (a 500 instead of the 422): non-finite numbers are echoed as strings.
         return JSONResponse(status_code=422,
                             content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
+
+    metrics = CollectorRegistry()
+    metrics.register(LakeCollector(settings))
+    requests = Counter("ticklake_api_requests_total", "Prediction API requests.",
+                       ["method", "route", "status"], registry=metrics)
+    latency = Histogram("ticklake_api_request_duration_seconds",
+                        "Prediction API request latency.", ["method", "route"],
+                        registry=metrics)
+
+    @app.middleware("http")
+    async def count(request: Request,
+                    call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # the route template (/predict/{ticker}), not the path: one series per endpoint
+        route = next((r.path for r in app.router.routes  # type: ignore[attr-defined]
+                      if r.matches(request.scope)[0] == Match.FULL), "unmatched")
+        started = time.perf_counter()
+        response = await call_next(request)
+        latency.labels(request.method, route).observe(time.perf_counter() - started)
+        requests.labels(request.method, route, str(response.status_code)).inc()
+        return response
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
+             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
     registry = Registry(settings.lake_dir)
     cache: dict[tuple[str, str], LoadedModel] = {}

@@ -175,6 +175,18 @@ class Settings(BaseSettings):
     dashboard_port: int = Field(8501, ge=1, le=65535)
     healthy_ingest_age_s: float = Field(60.0, gt=0)
     stalled_ingest_age_s: float = Field(600.0, gt=0)
+    dashboard_refresh_s: float = Field(
+        10.0, ge=1, le=3600,
+        description="Seconds between the dashboard's automatic refreshes (a toggle pauses).")
+
+    # Alerts
+    alert_webhook_url: str | None = Field(
+        None, pattern=r"^https?://[^\s]+$",
+        description="Webhook that new anomaly flags and a stalled ingestion are posted to (JSON "
+        "with a Slack-compatible 'text'); unset: no alerts.")
+    alert_max_per_check: int = Field(
+        20, ge=1, le=1000,
+        description="Alerts posted one by one per check; more new ones are summed up in one.")
 
     @field_validator("tickers", "ticker_allowlist", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from ticklake.services import (
 log = logging.getLogger(__name__)
 DEFAULT_SYNTHETIC_RATE = 50.0
 RETRAIN_INTERVAL_S = 600.0
+ALERT_INTERVAL_S = 30.0
+"""Seconds between alert checks while `up` runs with TICKLAKE_ALERT_WEBHOOK_URL set."""
 
 
 @dataclass
@@ -131,7 +134,7 @@ def _run_live(
     producer.start()
     from storage.facts import lake_status
 
-    last_train = 0.0
+    last_train = last_alerts = 0.0
     last_maintenance = time.monotonic()
     try:
         while True:
@@ -146,6 +149,11 @@ def _run_live(
                              entry["files_after"])
             if "error" in outcome:
                 raise TicklakeError(f"producer failed: {outcome.pop('error')}")
+            if settings.alert_webhook_url and time.monotonic() - last_alerts > ALERT_INTERVAL_S:
+                last_alerts = time.monotonic()
+                from visualization.alerts import check_alerts
+
+                check_alerts(settings, settings.lake_dir, datetime.now(UTC))
             gold = lake_status(settings.lake_dir)["tables"].get("gold.daily_metrics")
             if gold and gold["rows"] and time.monotonic() - last_train > RETRAIN_INTERVAL_S:
                 last_train = time.monotonic()

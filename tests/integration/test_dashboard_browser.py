@@ -1,9 +1,10 @@
-"""The dashboard in a real browser (Debian chromium driven by Playwright)."""
+"""The dashboard in a real browser (Debian chromium driven by Playwright): every page."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,44 +21,86 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic"]
+DONE = """([title, bars]) => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+  if (![...document.querySelectorAll('h1')].some(h => h.innerText.trim() === title)) return false;
+  if (!bars) return true;
+  const plot = document.querySelector('.js-plotly-plot');
+  return !!(plot && plot._fullData && plot.layout.title.text.includes(bars + ' bars'));
+}"""
+TRACES = """() => Object.fromEntries(document.querySelector('.js-plotly-plot')._fullData
+  .map(t => [t.name, (t.x || []).length]))"""
 
 
-def test_dashboard_renders_metrics_and_charts(lake: Path, tmp_path: Path) -> None:
-    """Served by Streamlit and opened in chromium, the page shows the lake's counts, the
-    charts and the quarantine log."""
+def test_every_page_in_chromium(lake: Path, tmp_path: Path, monkeypatch) -> None:
+    """Markets: the candlestick trace has the 30 bars of the default range, the SMA 7 overlay,
+    two anomaly marks and the forecasts of both horizons; the theme flips the chart to dark.
+    Pipeline: health, and the lag table has one row per partition. Data quality: reconciled.
+    Models: the serving version's champion. A screenshot of each page is written."""
     assert os.path.exists(CHROMIUM), "chromium is missing: run `make test` (it installs it)"
     from playwright.sync_api import sync_playwright
 
+    from analytics.registry import Registry
+    from tests.model_registry import register_model
+
     small_lake.build(lake)
+    register_model(lake, "AAA", "v1", {1: "lstm", 5: "naive"})
+    Registry(lake).consider("AAA", "v1", datetime.now(UTC))
+    monkeypatch.setenv("TICKLAKE_TOPIC", "t")
+    monkeypatch.setenv("TICKLAKE_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")
     settings = Settings(lake_dir=lake, dashboard_port=free_port())
     log = (tmp_path / "streamlit.log").open("wb")
     server = subprocess.Popen(dashboard_command(settings), stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
+    base = f"http://127.0.0.1:{settings.dashboard_port}"
     try:
         assert wait_for_dashboard(settings), "streamlit did not come up"
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
-                page = browser.new_page(viewport={"width": 1400, "height": 2600})
-                page.goto(f"http://127.0.0.1:{settings.dashboard_port}")
-                page.wait_for_selector('[data-testid="stMetric"]', timeout=60_000)
-                # the three charts (ingestion per day, quarantine reasons, price + forecast)
-                # and the quarantine log: wait for the elements, not for a fixed time
+                page = browser.new_page(viewport={"width": 1400, "height": 1400})
+                page.goto(base)
+                page.wait_for_function(DONE, arg=["Markets", "1d"], timeout=90_000)
+                traces = page.evaluate(TRACES)
+                page.screenshot(path=str(tmp_path / "markets.png"), full_page=True)
+                page.get_by_text("dark", exact=True).click()
                 page.wait_for_function(
-                    "document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] canvas, "
-                    "[data-testid=\"stVegaLiteChart\"] svg').length >= 3", timeout=60_000)
-                page.get_by_text("Quarantine log").wait_for(timeout=60_000)
-                page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
-                text = page.inner_text("body")
-                charts = page.locator('[data-testid="stVegaLiteChart"]').count()
+                    "() => (document.querySelector('.js-plotly-plot')?._fullLayout"
+                    "?.paper_bgcolor || '').replace(/ /g, '') === 'rgb(17,17,17)'",
+                    timeout=60_000)
+                page.get_by_text("light", exact=True).click()
+                page.get_by_text("1h", exact=True).click()
+                page.get_by_text("No 1h bars for AAA yet").wait_for(timeout=60_000)
+
+                page.goto(f"{base}/pipeline")
+                page.wait_for_function(DONE, arg=["Pipeline", None], timeout=90_000)
+                page.get_by_text("Kafka: topic t, per partition").wait_for(timeout=60_000)
+                lag_rows = page.locator('[data-testid="stTable"] tbody tr').count()
+                pipeline_text = page.inner_text("body")
+                page.screenshot(path=str(tmp_path / "pipeline.png"), full_page=True)
+
+                page.goto(f"{base}/quality")
+                page.wait_for_function(DONE, arg=["Data quality", None], timeout=90_000)
+                quality_text = page.inner_text("body")
+                page.screenshot(path=str(tmp_path / "quality.png"), full_page=True)
+
+                page.goto(f"{base}/models")
+                page.wait_for_function(DONE, arg=["Models", None], timeout=90_000)
+                models_text = page.inner_text("body")
+                page.screenshot(path=str(tmp_path / "models.png"), full_page=True)
             finally:
                 browser.close()
     finally:
         stop_pid(server.pid)
         log.close()
-    assert "Total ingested records" in text and "Ingestion health" in text
-    assert "stalled" in text and "Quarantine log" in text
-    metrics = text.split("Total ingested records", 1)[1].split("\n")
-    assert "12" in [m.strip() for m in metrics[:3]]
-    assert charts >= 3  # ingestion per day, quarantine reasons, price + forecast
-    assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+    assert traces["OHLC"] == small_lake.BARS and traces["volume"] == small_lake.BARS
+    assert traces["sma_7"] == small_lake.BARS
+    assert traces["anomaly"] == len(small_lake.ANOMALY_DAYS)
+    assert traces["h=1 lstm"] == 1 and traces["h=5 naive"] == 1
+    assert lag_rows == len(small_lake.PROCESSED)
+    assert "Ingestion health" in pipeline_text and "stalled" in pipeline_text
+    assert "Reconciled" in quality_text and "not_json" in quality_text
+    assert "champion lstm" in models_text and "v1 (serving)" in models_text
+    for name in ("markets", "pipeline", "quality", "models"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000

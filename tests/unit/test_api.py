@@ -135,9 +135,9 @@ def test_bad_requests_get_a_4xx_that_says_why(client, method, url, payload, stat
     assert detail in json.dumps(response.json()["detail"])
 
 
-def test_openapi_documents_the_three_endpoints(client) -> None:
+def test_openapi_documents_the_four_endpoints(client) -> None:
     spec = client.get("/openapi.json").json()
-    assert set(spec["paths"]) == {"/health", "/predict/{ticker}", "/predict"}
+    assert set(spec["paths"]) == {"/health", "/predict/{ticker}", "/predict", "/metrics"}
     assert "404" in spec["paths"]["/predict/{ticker}"]["get"]["responses"]
 
 
@@ -176,3 +176,24 @@ def test_no_ticker_path_gives_a_5xx(client, ticker) -> None:
     response = client.get(f"/predict/{quote(ticker, safe='')}")
     assert response.status_code < 500, (ticker, response.text)
 
+
+
+def test_metrics_count_requests_by_route_and_read_the_lake(client) -> None:
+    """/metrics (Prometheus text format): requests per route template and status, latency
+    histogram, and the lake's table facts read at scrape time."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for _ in range(3):
+        client.get("/predict/AAA")
+    client.get("/predict/ZZZ")
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith(
+        "text/plain")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(response.text) for s in f.samples}
+    route = (("method", "GET"), ("route", "/predict/{ticker}"))
+    assert samples[("ticklake_api_requests_total", (*route, ("status", "200")))] >= 3
+    assert samples[("ticklake_api_requests_total", (*route, ("status", "404")))] >= 1
+    assert samples[("ticklake_api_request_duration_seconds_count", route)] >= 4
+    assert samples[("ticklake_table_rows", (("table", "gold.daily_metrics"),))] == len(PRICES)
+    assert ("ticklake_broker_up", ()) in samples

@@ -5,7 +5,9 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from visualization.data import ingestion_health, ingestion_per_day, price_chart_frame
+from pipeline.monitoring import lag_table, processed_offsets
+from visualization.charts import market_figure
+from visualization.data import ingestion_health, latest_forecasts, quarantine_by_day, read_bars
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -26,34 +28,42 @@ def test_no_data_and_naive_times() -> None:
         ingestion_health(datetime(2026, 11, 22), NOW, 60, 600)  # noqa: DTZ001 (the point)
 
 
-def test_records_per_utc_day() -> None:
-    """Counts group by the UTC date of ingest time."""
-    times = pd.Series(pd.to_datetime(["2026-11-21T23:59:59Z", "2026-11-22T00:00:00Z",
-                                      "2026-11-22T13:00:00Z"], utc=True))
-    frame = ingestion_per_day(times)
-    assert frame["records"].tolist() == [1, 2]
-    assert [str(d) for d in frame["day"]] == ["2026-11-21", "2026-11-22"]
+def test_lag_is_end_minus_processed_per_partition() -> None:
+    """Partition 1 is caught up, 0 lags by 5; a partition Bronze never read lags by its whole
+    end; without the broker the end and lag are unknown."""
+    lag = lag_table({0: 12, 1: 7, 2: 4}, {0: 7, 1: 7})
+    assert list(lag["partition"]) == [0, 1, 2] and list(lag["lag"]) == [5, 0, 4]
+    assert list(lag["processed_offset"].isna()) == [False, False, True]
+    assert list(lag_table({0: 3}, {})["lag"]) == [3]  # Bronze has read nothing yet
+    unknown = lag_table(None, {0: 7})
+    assert unknown["end_offset"].isna().all() and unknown["lag"].isna().all()
 
 
-def test_price_chart_ends_in_each_horizons_forecast_its_interval_and_naive() -> None:
-    bars = pd.DataFrame({"ticker": ["AAA"] * 3, "close": [10.0, 11.0, 12.0],
-                         "window_start": [datetime(2012, 1, d, tzinfo=UTC) for d in (4, 5, 6)]})
-    preds = pd.DataFrame([  # newest first, as visualization.data.predictions returns them
-        {"ticker": "AAA", "target_date": date(2012, 1, 9), "horizon": 1, "model": "lstm",
-         "predicted_avg_price": 12.3, "lower_80": 11.9, "upper_80": 12.8,
-         "naive_avg_price": 12.0},
-        {"ticker": "AAA", "target_date": date(2012, 1, 13), "horizon": 5, "model": "naive",
-         "predicted_avg_price": 12.0, "lower_80": 11.0, "upper_80": 13.0,
-         "naive_avg_price": 12.0},
-        {"ticker": "AAA", "target_date": date(2012, 1, 6), "horizon": 1, "model": "lstm",
-         "predicted_avg_price": 99.0, "lower_80": 98.0, "upper_80": 100.0,
-         "naive_avg_price": 99.0},  # an older forecast: not drawn
-    ])
-    frame = price_chart_frame(bars, preds, "AAA")
-    ends = frame[frame["date"] == pd.Timestamp("2012-01-09")].set_index("series")["price"]
-    assert ends.to_dict() == {"h=1 lstm": 12.3, "h=1 80% lower": 11.9,
-                              "h=1 80% upper": 12.8, "h=1 naive": 12.0}
-    week = frame[frame["date"] == pd.Timestamp("2012-01-13")].set_index("series")["price"]
-    assert week.to_dict() == {"h=5 naive": 12.0, "h=5 80% lower": 11.0, "h=5 80% upper": 13.0}
-    assert 99.0 not in set(frame["price"])
-    assert list(frame[frame["series"] == "close"]["price"]) == [10.0, 11.0, 12.0]
+def test_reads_push_the_ticker_and_range_into_the_scan(lake) -> None:
+    """read_bars returns only the ticker's bars in [start, end), in time order;
+    latest_forecasts keeps the newest forecast of each horizon."""
+    from tests import small_lake
+
+    small_lake.build(lake)
+    bars = read_bars(lake, "1d", "AAA", pd.Timestamp("2012-01-05", tz="UTC"),
+                     pd.Timestamp("2012-01-08", tz="UTC"))
+    assert list(bars["close"]) == [13.5, 14.5, 15.5]
+    assert read_bars(lake, "1d", "ZZZ").empty
+    assert processed_offsets(lake, "t") == {0: 7, 1: 0, 2: 3, 3: 12}
+    assert processed_offsets(lake, "other") == {}
+    forecasts = latest_forecasts(lake, "AAA")
+    assert list(forecasts["horizon"]) == [1, 5]
+    by_day = quarantine_by_day(lake)
+    assert by_day.to_dict("records") == [
+        {"day": date(2026, 11, 20), "reason": "duplicate_tick_id", "records": 1},
+        {"day": date(2026, 11, 20), "reason": "not_json", "records": 1}]
+
+
+def test_market_figure_refuses_unknown_choices() -> None:
+    bars = pd.DataFrame({"window_start": [datetime(2012, 1, 2, tzinfo=UTC)], "open": [1.0],
+                         "high": [1.0], "low": [1.0], "close": [1.0], "volume": [1]})
+    with pytest.raises(ValueError, match="overlays: "):
+        market_figure(bars, overlays=["SMA 999"])
+    with pytest.raises(ValueError, match="panel"):
+        market_figure(bars, panel="ADX")
+    assert [t.name for t in market_figure(bars, panel="MACD").data] == ["OHLC", "volume"]

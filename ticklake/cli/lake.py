@@ -198,3 +198,35 @@ def dashboard(
     settings = load_settings(lake_dir=lake, dashboard_host=host, dashboard_port=port)
     print(f"dashboard: http://{settings.dashboard_host}:{settings.dashboard_port}")
     raise typer.Exit(subprocess.call(dashboard_command(settings)))
+
+
+def alerts(
+    lake: Lake = None,
+    webhook: Annotated[str | None, typer.Option(
+        "--webhook", help="URL to POST alerts to \\[default: TICKLAKE_ALERT_WEBHOOK_URL].")] = None,
+    interval: Annotated[float, typer.Option(
+        "--interval", min=1.0, help="Seconds between checks.")] = 30.0,
+    once: Annotated[bool, typer.Option("--once", help="Check once and exit.")] = False,
+) -> None:
+    """Post new anomaly flags and a stalled ingestion to a webhook, each once (also across
+    restarts: <lake>/_alerts/sent.jsonl). JSON with a Slack-compatible 'text'. Stops on
+    Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+    from datetime import UTC, datetime
+
+    from visualization.alerts import check_alerts
+
+    setup_logging()
+    settings = load_settings(lake_dir=lake, alert_webhook_url=webhook)
+    if not settings.alert_webhook_url:
+        raise typer.BadParameter("no webhook: pass --webhook URL or set "
+                                 "TICKLAKE_ALERT_WEBHOOK_URL", param_hint="--webhook")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while True:
+        delivered = check_alerts(settings, settings.lake_dir, datetime.now(UTC))
+        print(f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC: {len(delivered)} alert(s) delivered",
+              flush=True)
+        if once or stop.wait(interval):
+            return
