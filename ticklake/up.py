@@ -8,6 +8,7 @@ returns, fails or is interrupted.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -67,12 +68,24 @@ def _ensure_broker(settings: Settings, services: Services) -> None:
     services.cleanups.append(lambda: broker.stop(with_storage=own_s3))
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run_up(settings: Settings, options: UpOptions) -> dict[str, Any] | None:
-    """Run the lakehouse; with ``until_caught_up`` return the summary, else run until Ctrl-C.
+    """Run the lakehouse; with ``until_caught_up`` return the summary, else run until Ctrl-C
+    or SIGTERM.
+
+    SIGTERM and SIGINT both stop everything started, in reverse order (also when the process
+    was started in the background, where a shell leaves SIGINT ignored).
 
     Raises:
         TicklakeError: a step failed (everything started is stopped first).
+        KeyboardInterrupt: stopped by a signal during ``until_caught_up`` (after stopping what
+            it started).
     """
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     started = time.monotonic()
     source = build_source(settings, options.source, options.csv, options.tickers,
                           options.rate if options.rate or options.until_caught_up

@@ -64,3 +64,46 @@ def test_up_refuses_an_unbounded_until_caught_up(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "needs a finite source" in result.stderr
+
+
+def test_sigterm_to_a_live_up_stops_everything_it_started(tmp_path: Path) -> None:
+    """A live `ticklake up` (synthetic source) started in the background gets SIGTERM once
+    its API answers: it exits 0 and no process it started is left (broker, jobs and their JVM,
+    dashboard, API)."""
+    import time
+
+    import psutil
+
+    broker_port, dashboard_port, api_port = free_port(), free_port(), free_port()
+    env = {**os.environ, "TICKLAKE_BOOTSTRAP_SERVERS": f"127.0.0.1:{broker_port}",
+           "TICKLAKE_DASHBOARD_PORT": str(dashboard_port), "TICKLAKE_SERVE_PORT": str(api_port),
+           "TICKLAKE_RUN_DIR": str(tmp_path / "run")}
+    up = subprocess.Popen(
+        [sys.executable, "-m", "ticklake", "up", "--source", "synthetic", "--rate", "20",
+         "--lake", str(tmp_path / "lake")],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    children: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 180
+        while not listening(api_port) and time.monotonic() < deadline:
+            assert up.poll() is None, up.stdout.read().decode()[-3000:] if up.stdout else ""
+            time.sleep(1)
+        assert listening(api_port), "the API did not come up"
+        children = psutil.Process(up.pid).children(recursive=True)
+        assert len(children) >= 4  # broker, dashboard, API, jobs (+ the JVM)
+        up.terminate()
+        out, _ = up.communicate(timeout=120)
+        assert up.returncode == 0, out.decode()[-3000:]
+        assert "stopping" in out.decode()
+        left = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        assert not left, [c.cmdline()[:3] for c in left]
+        assert not any(listening(p) for p in (broker_port, dashboard_port, api_port))
+    finally:  # whatever happened, nothing outlives the test
+        if up.poll() is None:
+            up.kill()
+        for process in children:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
