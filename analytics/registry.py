@@ -30,18 +30,19 @@ import subprocess
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from analytics.backtest import forecast_scale, relative_forecasts
-from analytics.baselines import LinearBaseline
 from analytics.conformal import ConformalState
 from analytics.features import Scaler, make_windows
 from analytics.lstm import FittedLSTM
 from config.errors import ModelError
 from config.tables import MODELS_DIR
+
+if TYPE_CHECKING:  # scikit-learn takes a second to import: only where a model is loaded
+    from analytics.baselines import LinearBaseline
 
 CHAMPION_FILE = "champion.json"
 FORMAT = 2
@@ -145,6 +146,8 @@ class LoadedModel:
         if len(price) < self.window_days:
             raise ValueError(f"{self.ticker}: need {self.window_days} days, got {len(price)}")
         X = make_windows(price, volume, self.window_days, include_last=True, horizon=1).X[-1:]
+        from analytics.backtest import forecast_scale, relative_forecasts
+
         rel = float(relative_forecasts(X, entry.lstm, entry.linear)[name][0])
         half = float(entry.conformal[name].half_width(forecast_scale(X, horizon))[0])
         last = float(price[-1])
@@ -251,6 +254,8 @@ class Registry:
                 or the scaler or linear coefficients hold non-finite values.
         """
         import keras
+
+        from analytics.baselines import LinearBaseline
 
         d = self.version_dir(ticker, version)
         if not (d / "metadata.json").exists():

@@ -121,16 +121,25 @@ def broker_status(bootstrap_servers: Bootstrap = None) -> None:
         raise typer.Exit(1)
 
 
+MasterPort = Annotated[int | None, typer.Option(
+    "--port", help="Master port \\[default: 7077]. The local cluster binds 127.0.0.1 only.")]
+WebUIPort = Annotated[int | None, typer.Option(
+    "--webui-port", help="Master web UI port \\[default: 8080].")]
+
+
 @cluster_app.command("start")
 def cluster_start(
-    workers: Annotated[int | None, typer.Option(help="Workers [default: 2].")] = None,
+    workers: Annotated[int | None, typer.Option(help="Workers \\[default: 2].")] = None,
+    port: MasterPort = None,
+    webui_port: WebUIPort = None,
 ) -> None:
-    """Start a standalone Spark master and its workers (spark-class), wait until every worker
-    is ALIVE, and print the master URL."""
+    """Start a standalone Spark master and its workers (spark-class) on 127.0.0.1, wait until
+    every worker is ALIVE, and print the master URL."""
     from ticklake.cluster import LocalCluster
 
     setup_logging()
-    cluster = LocalCluster(load_settings(cluster_workers=workers))
+    cluster = LocalCluster(load_settings(cluster_workers=workers, cluster_master_port=port,
+                                         cluster_webui_port=webui_port))
     url = cluster.start()
     print(f"Spark master {url} with {cluster.alive_workers()} worker(s); UI {cluster.web_url}")
     print(f"run the jobs on it: spark-submit --master {url} pipeline/bronze.py, or "
@@ -139,7 +148,7 @@ def cluster_start(
 
 @cluster_app.command("stop")
 def cluster_stop(
-    workers: Annotated[int | None, typer.Option(help="Workers [default: 2].")] = None,
+    workers: Annotated[int | None, typer.Option(help="Workers \\[default: 2].")] = None,
 ) -> None:
     """Stop the workers and the master started by `ticklake cluster start` (by PID)."""
     from ticklake.cluster import LocalCluster
@@ -149,11 +158,11 @@ def cluster_stop(
 
 
 @cluster_app.command("status")
-def cluster_status() -> None:
+def cluster_status(port: MasterPort = None, webui_port: WebUIPort = None) -> None:
     """Workers and applications the standalone master knows (its /json/ status)."""
     from ticklake.cluster import LocalCluster
 
-    cluster = LocalCluster(load_settings())
+    cluster = LocalCluster(load_settings(cluster_master_port=port, cluster_webui_port=webui_port))
     state = cluster.state()
     if state is None:
         print(f"no Spark master answers on {cluster.web_url}")
