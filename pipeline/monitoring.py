@@ -54,12 +54,14 @@ def broker_end_offsets(settings: Settings, timeout_s: float = BROKER_TIMEOUT_S
         ``(offsets, state)``: offsets None and state ``"unreachable: ..."`` when the broker
         does not answer within ``timeout_s``; state ``"up"`` otherwise.
     """
+    from confluent_kafka import KafkaException
+
     from config.kafka import client_config
     from pipeline.connectors.kafka_offsets import KafkaSourceError, OffsetProbe
 
     try:
         probe = OffsetProbe(client_config(settings, "consumer", **{
-            "group.id": "ticklake-dashboard",
+            "group.id": "ticklake-monitoring",  # assigned partitions only: never joins
             "log_level": 2,  # a broker that is down is shown on the page, not logged per retry
         }), timeout_s)
     except Exception as err:  # noqa: BLE001 (librdkafka config errors: say so, do not fail)
@@ -68,7 +70,7 @@ def broker_end_offsets(settings: Settings, timeout_s: float = BROKER_TIMEOUT_S
         tps = probe.partitions([settings.topic])
         ends = probe.latest(tps, wait_s=0.3)
         return {p: o for (_, p), o in ends.items()}, "up"
-    except KafkaSourceError as err:
+    except (KafkaSourceError, KafkaException) as err:  # down, or went down meanwhile
         return None, f"unreachable: {err}"
     finally:
         probe.close()
