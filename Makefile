@@ -2,7 +2,7 @@
 VENV ?= .venv
 ARGS ?=
 
-.PHONY: setup run test test-unit bench clean
+.PHONY: setup run test test-unit compose-test bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -15,6 +15,12 @@ test:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest $(ARGS)
+	@if docker info >/dev/null 2>&1; then $(MAKE) compose-test; \
+	else echo "make test: no Docker daemon answers, compose-test skipped (make compose-test sets one up)"; fi
+
+# docker-compose.yml end to end (docs/docker.md): image, cluster, two tickers, checks, down -v
+compose-test: setup
+	bash scripts/compose-test.sh
 
 test-unit: setup
 	$(VENV)/bin/pytest -m "not integration and not spark" $(ARGS)

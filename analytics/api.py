@@ -13,6 +13,13 @@ Endpoints (OpenAPI at ``/docs`` and ``/openapi.json``):
   ``ticklake_api_request_duration_seconds{method,route}``) and the pipeline's health read at
   scrape time (:mod:`pipeline.monitoring`: jobs' rows/s, Kafka lag, table facts).
 
+Security: with ``TICKLAKE_API_KEY`` set, every endpoint but the OpenAPI docs requires it in the
+``X-API-Key`` header (401 without it or with another key, compared in constant time); the app
+refuses to start bound to anything but loopback without a key (:func:`check_exposure`). A
+request body over ``TICKLAKE_API_MAX_BODY_BYTES`` (64 KiB) gets 413 before it is read: by its
+``Content-Length``, or, for a chunked body, as soon as the bytes received pass the limit
+(:class:`BodySizeLimit`), so a huge or slow upload cannot hold the event loop.
+
 Every bad input is a 4xx with a ``detail`` saying what is wrong: 404 for a ticker without a
 serving version (never trained) or without enough days in Gold, 422 for a malformed ticker, a
 horizon the version does not serve, a window of the wrong length, or a price/volume that is not
@@ -24,6 +31,8 @@ Run it with ``ticklake serve`` (127.0.0.1:8000 by default).
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import math
 import threading
 import time
@@ -32,17 +41,19 @@ from datetime import date
 from typing import Annotated, Any
 
 import pyarrow.compute as pc
-from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi import FastAPI, HTTPException, Path, Query, Request, Security
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from analytics.registry import LoadedModel, Registry
 from config.calendar import trading_day_after
-from config.errors import ModelError
+from config.errors import ConfigError, ModelError
 from config.settings import TICKER_PATTERN, Settings
 from config.tables import GOLD_DAILY_METRICS
 from pipeline.monitoring import LakeCollector
@@ -118,10 +129,111 @@ class Health(BaseModel):
     gold_version: int | None = Field(description="Delta version of gold/daily_metrics.")
 
 
+API_KEY_HEADER = "X-API-Key"
+"""The request header that carries ``TICKLAKE_API_KEY``."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding to ``host`` keeps the server on this machine (127.0.0.0/8, ::1,
+    ``localhost``); ``0.0.0.0``, ``::`` and every other name or address do not."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[] ")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to serve off loopback without an API key.
+
+    Raises:
+        ConfigError: ``serve_host`` is not loopback and ``api_key`` is unset.
+    """
+    if settings.api_key is None and not is_loopback(settings.serve_host):
+        raise ConfigError(
+            f"the prediction API binds to {settings.serve_host!r}, which is not loopback "
+            "(127.0.0.1, ::1, localhost), and TICKLAKE_API_KEY is unset: set a key of 16+ "
+            "characters (clients send it as X-API-Key) or bind to 127.0.0.1")
+
+
+class BodySizeLimit:
+    """ASGI middleware answering 413 to a request whose body exceeds ``max_bytes``.
+
+    A ``Content-Length`` over the limit is refused before the body is read; a chunked body is
+    counted as it arrives and refused once it passes the limit. Nothing larger than
+    ``max_bytes`` is ever buffered.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> HTTPException:
+        return HTTPException(413, f"request body over {self.max_bytes} bytes "
+                                  "(TICKLAKE_API_MAX_BODY_BYTES)")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await self._reject(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # FastAPI passes an HTTPException raised while reading the body through
+                    raise self._too_large()
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except HTTPException as err:
+            if err.status_code != 413 or started:
+                raise
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        err = self._too_large()
+        await JSONResponse({"detail": err.detail}, status_code=413,
+                           headers={"Connection": "close"})(scope, receive, send)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The FastAPI app over ``settings.lake_dir`` (registry and Gold are read per request, so a
-    new champion or new Gold rows are served without a restart)."""
+    new champion or new Gold rows are served without a restart).
+
+    Raises:
+        ConfigError: ``serve_host`` is not loopback and no API key is set
+            (:func:`check_exposure`).
+    """
+    check_exposure(settings)
+    key = settings.api_key.get_secret_value().encode() if settings.api_key else None
+    header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
+                          description="TICKLAKE_API_KEY (required when one is set).")
+
+    # a default, not Annotated: the annotation is a string here and cannot name ``header``
+    async def require_key(given: str | None = Security(header)) -> None:
+        if key is not None and (given is None
+                                or not hmac.compare_digest(given.encode(), key)):
+            raise HTTPException(401, f"missing or wrong {API_KEY_HEADER} header",
+                                headers={"WWW-Authenticate": "APIKey"})
+
     app = FastAPI(
+        dependencies=[Security(require_key)],
         title="ticklake prediction API",
         version="1",
         description="avg_price forecasts 1 and 5 trading days ahead (by default) of each "
@@ -130,6 +242,7 @@ def create_app(settings: Settings) -> FastAPI:
         "(Diebold-Mariano) on the walk-forward backtest.",
     )
     app.state.settings = settings
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -167,8 +167,17 @@ class Settings(BaseSettings):
         "and serve (analytics/champion.py).")
 
     # Prediction API
-    serve_host: str = Field("127.0.0.1")
+    serve_host: str = Field("127.0.0.1", description="Address the prediction API binds to; "
+                            "anything but loopback needs TICKLAKE_API_KEY.")
     serve_port: int = Field(8000, ge=1, le=65535)
+    api_key: SecretStr | None = Field(
+        None, min_length=16,
+        description="Key the prediction API requires in the X-API-Key header (16+ characters; "
+        "a secret: never logged). Required when serve_host is not loopback.")
+    api_max_body_bytes: int = Field(
+        65_536, ge=1_024, le=16_777_216,
+        description="Largest request body the prediction API reads; larger ones get 413 before "
+        "they are read (a 366-day POST /predict window is ~20 KB).")
 
     # Dashboard
     dashboard_host: str = Field("127.0.0.1")

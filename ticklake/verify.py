@@ -57,3 +57,23 @@ def compare_with_lake(source_bars: pd.DataFrame, lake_dir: Path) -> dict[str, An
     gold = read_table(GOLD_BARS_1D, lake_dir).to_pandas()
     gold = gold[gold["ticker"].isin(source_bars["ticker"].unique())]
     return compare_bars(source_bars, gold)
+
+
+def main() -> int:
+    """``python -m ticklake.verify``: compare ``gold/bars_1d`` of ``TICKLAKE_LAKE_DIR`` with
+    the bokeh-sampledata bars of ``TICKLAKE_TICKERS`` (what ``ticklake produce --source
+    replay`` publishes); print one JSON line per ticker's counts and exit 0 only when every
+    bar is equal (what ``make compose-test`` waits for)."""
+    import json
+
+    from config.settings import load_settings
+    from producer.sources.replay import load_bokeh_bars
+
+    settings = load_settings()
+    report = compare_with_lake(load_bokeh_bars(settings.tickers), settings.lake_dir)
+    print(json.dumps(report))
+    return 0 if report["all_equal"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -105,9 +105,10 @@ def serve(
     from analytics.api import create_app
 
     settings = load_settings(lake_dir=lake, serve_host=host, serve_port=port)
-    print(f"ticklake prediction API on http://{settings.serve_host}:{settings.serve_port}/docs",
-          flush=True)
-    uvicorn.run(create_app(settings), host=settings.serve_host, port=settings.serve_port,
+    app = create_app(settings)  # refuses a non-loopback host without an API key
+    print(f"ticklake prediction API on http://{settings.serve_host}:{settings.serve_port}/docs"
+          + (" (X-API-Key required)" if settings.api_key else ""), flush=True)
+    uvicorn.run(app, host=settings.serve_host, port=settings.serve_port,
                 log_level="info")
 
 

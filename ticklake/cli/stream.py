@@ -88,6 +88,25 @@ def broker_start(bootstrap_servers: Bootstrap = None, storage: Storage = None) -
           f"{settings.broker_storage}); topic {settings.topic} has {partitions} partitions")
 
 
+@broker_app.command("topic")
+def broker_topic(
+    bootstrap_servers: Bootstrap = None,
+    wait_s: Annotated[float, typer.Option(
+        "--wait-s", min=0, max=3600,
+        help="Wait this long for the broker to answer first (0-3600 s).")] = 0.0,
+) -> None:
+    """Create the topic if it is missing, on any broker (the embedded one or your own)."""
+    from ticklake.broker import broker_reachable, ensure_topic
+    from ticklake.processes import wait_until
+
+    setup_logging()
+    settings = load_settings(bootstrap_servers=bootstrap_servers)
+    if wait_s:
+        wait_until(lambda: broker_reachable(settings, 1.0), wait_s)
+    partitions = ensure_topic(settings)
+    print(f"topic {settings.topic} on {settings.bootstrap_servers} has {partitions} partitions")
+
+
 @broker_app.command("stop")
 def broker_stop(
     bootstrap_servers: Bootstrap = None,

