@@ -33,6 +33,7 @@ bench: setup
 	$(VENV)/bin/python bench/kafka_source.py
 	$(VENV)/bin/python bench/broker_s3.py
 	$(VENV)/bin/python bench/dashboard.py
+	$(VENV)/bin/python bench/api_load.py
 
 clean:
 	rm -rf lake .ticklake

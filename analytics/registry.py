@@ -37,7 +37,7 @@ import pandas as pd
 
 from analytics.conformal import ConformalState
 from analytics.features import Scaler, make_windows
-from analytics.lstm import FittedLSTM
+from analytics.lstm import FittedLSTM, compiled_inference
 from config.errors import ModelError
 from config.tables import MODELS_DIR
 
@@ -273,8 +273,8 @@ class Registry:
                                                 safe_mode=True)
                 scaler = Scaler.load(folder / "scaler.json")
                 horizons[h] = HorizonModel(
-                    h, FittedLSTM(model, scaler, 0), LinearBaseline.load(folder / "linear.json",
-                                                                         scaler),
+                    h, FittedLSTM(model, scaler, 0, compiled_inference(model)),
+                    LinearBaseline.load(folder / "linear.json", scaler),
                     entry["champion"]["model"],
                     {m: ConformalState(float(c["alpha"]), float(c["quantile"]), int(c["scores"]))
                      for m, c in entry["conformal"].items()})
