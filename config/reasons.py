@@ -43,7 +43,8 @@ REASON_MEANINGS: dict[Reason, str] = {
     Reason.UNKNOWN_SCHEMA_VERSION: "schema_version is missing from the supported set {1}",
     Reason.MISSING_FIELD: "a required field is missing",
     Reason.WRONG_TYPE: "a field has the wrong JSON type (e.g. price as a string)",
-    Reason.TICKER_MALFORMED: "ticker does not match ^[A-Z][A-Z0-9.-]{0,9}$",
+    Reason.TICKER_MALFORMED: "ticker does not match config.settings.TICKER_PATTERN "
+                             "(^?[A-Z0-9][A-Z0-9.=-]{0,11}: AAPL, BRK.B, ^GSPC, EURUSD=X)",
     Reason.TICKER_UNKNOWN: "ticker is well-formed but not in the ticker allow-list "
                            "(TICKLAKE_TICKER_ALLOWLIST)",
     Reason.TICK_ID_MALFORMED: "tick_id is not 32 lower-case hex digits",

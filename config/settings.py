@@ -18,8 +18,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from config.errors import ConfigError
 
-TICKER_PATTERN = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
-"""A ticker symbol: 1-10 characters, upper-case letters first, then letters, digits, '.' or '-'."""
+TICKER_PATTERN = re.compile(r"^\^?[A-Z0-9][A-Z0-9.=\-]{0,11}$")
+"""A ticker symbol as Yahoo Finance writes them: an optional ``^`` (index, ``^GSPC``), then
+1-12 characters: an upper-case letter or digit first, then letters, digits, ``.``, ``=`` or
+``-`` (``AAPL``, ``BRK.B``, ``BRK-B``, ``EURUSD=X``, ``BTC-USD``, ``GC=F``, ``0700.HK``). No
+``/`` or spaces: a ticker names a folder of the model registry and a Kafka key."""
+TICKER_RULE = "an optional '^', then 1-12 of A-Z, 0-9, '.', '=', '-' (a letter or digit first)"
+""":data:`TICKER_PATTERN` in words, for error messages."""
 
 BOKEH_TICKERS = ("AAPL", "IBM", "MSFT", "GOOG", "FB")
 
@@ -209,12 +214,9 @@ class Settings(BaseSettings):
     def _check_tickers(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         if value is None:
             return None
-        bad = [t for t in value if not TICKER_PATTERN.match(t)]
+        bad = [t for t in value if not TICKER_PATTERN.fullmatch(t)]
         if bad:
-            raise ValueError(
-                f"invalid ticker(s) {bad}: a ticker is 1-10 characters, an upper-case letter "
-                "first, then upper-case letters, digits, '.' or '-'"
-            )
+            raise ValueError(f"invalid ticker(s) {bad}: a ticker is {TICKER_RULE}")
         return tuple(value)
 
     @field_validator("forecast_horizons", mode="before")

@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from config.errors import SourceError
-from config.settings import TICKER_PATTERN
+from config.settings import TICKER_PATTERN, TICKER_RULE
 from producer.messages import SCHEMA_VERSION, TickMessage, make_tick_id
 from producer.sources import EXCHANGE_TZ
 
@@ -162,9 +162,9 @@ def load_csv_bars(path: Path, ticker: str | None = None) -> pd.DataFrame:
     frame["day"] = [date.fromisoformat(str(d).strip()[:10]) for d in frame["date"]]
     frame["volume"] = frame["volume"].round().astype("int64")
     symbol = (ticker or path.stem).upper()
-    if not TICKER_PATTERN.match(symbol):
+    if not TICKER_PATTERN.fullmatch(symbol):
         raise SourceError(
-            f"{path}: {symbol!r} is not a ticker (1-10 of A-Z, 0-9, '.', '-', a letter first); "
+            f"{path}: {symbol!r} is not a ticker ({TICKER_RULE}); "
             "name the file after its ticker (AAPL.csv) or pass --tickers"
         )
     frame["ticker"] = symbol

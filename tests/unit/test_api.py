@@ -197,3 +197,21 @@ def test_metrics_count_requests_by_route_and_read_the_lake(client) -> None:
     assert samples[("ticklake_api_request_duration_seconds_count", route)] >= 4
     assert samples[("ticklake_table_rows", (("table", "gold.daily_metrics"),))] == len(PRICES)
     assert ("ticklake_broker_up", ()) in samples
+
+
+def test_yahoo_symbols_are_served_and_named_in_errors(tmp_path) -> None:
+    """A model registered under EURUSD=X serves at /predict/EURUSD=X; ^GSPC, sent encoded as
+    %5EGSPC, is decoded and named in the 404."""
+    from fastapi.testclient import TestClient
+
+    from analytics.api import create_app
+
+    write_daily_metrics(tmp_path, "EURUSD=X", PRICES)
+    register_model(tmp_path, "EURUSD=X", "v1")
+    assert Registry(tmp_path).consider("EURUSD=X", "v1", datetime.now(UTC))[0]
+    with TestClient(create_app(Settings(lake_dir=tmp_path))) as client:
+        body = client.get("/predict/EURUSD=X").json()
+        assert (body["ticker"], body["model_version"]) == ("EURUSD=X", "v1")
+        assert body["predicted_avg_price"] > 0
+        missing = client.get(f"/predict/{quote('^GSPC')}")
+        assert missing.status_code == 404 and "'^GSPC'" in missing.json()["detail"]

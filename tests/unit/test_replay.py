@@ -112,3 +112,16 @@ def test_tickers_must_match_csv_files_one_to_one() -> None:
     """Two tickers for one CSV is an error that explains the rule."""
     with pytest.raises(SourceError, match="one ticker per file"):
         ReplaySource(["IBM", "MSFT"], [DATA / "yf_download_MSFT.csv"])
+
+
+def test_a_crypto_csv_replays_with_its_yahoo_symbol_and_its_weekend_days() -> None:
+    """BTC-USD from the Ticker row; Saturday and Sunday bars are kept; every bar's ticks fall
+    on its UTC day and rebuild it exactly."""
+    source = ReplaySource([], [DATA / "yf_download_BTC-USD.csv"])
+    assert set(source.bars.ticker) == {"BTC-USD"} and len(source.bars) == 10
+    assert {d.weekday() for d in source.bars.day} == set(range(7))
+    ticks = list(source.ticks())
+    assert len(ticks) == 40 and {t.ticker for t in ticks} == {"BTC-USD"}
+    for bar in source.iter_bars():
+        own = [t for t in ticks if t.event_time.date() == bar.day]
+        assert rebuild(own) == (bar.open, bar.high, bar.low, bar.close, bar.volume)

@@ -193,3 +193,28 @@ def test_batch_validation_equals_row_by_row_on_mutated_messages(values: list[byt
 def test_batch_validation_equals_row_by_row_with_random_bytes(values: list[bytes]) -> None:
     """Property: mixed with random bytes (chunks pyarrow refuses): batch = row by row."""
     assert batch(values) == per_row(values)
+
+
+@pytest.mark.parametrize("ticker", ["AAPL", "BRK.B", "BRK-B", "^GSPC", "^STOXX50E", "EURUSD=X",
+                                    "BTC-USD", "GC=F", "0700.HK", "RELIANCE.NS"])
+def test_yahoo_symbols_are_well_formed(ticker: str) -> None:
+    """Index, FX, crypto, futures and non-US symbols as Yahoo writes them pass, in the message
+    and in the settings."""
+    from config.settings import Settings
+
+    tick, reason, _ = check(with_(ticker=ticker))
+    assert reason is None and tick.ticker == ticker
+    assert Settings(tickers=ticker).tickers == (ticker,)
+
+
+@pytest.mark.parametrize("ticker", ["^^GSPC", "^", "=X", "-USD", ".B", "A/B", "../AAPL",
+                                    "BTC USD", "eurusd=x", "AAPL\n", "TOOLONGTICKER", ""])
+def test_malformed_symbols_are_quarantined_and_refused_in_settings(ticker: str) -> None:
+    from pydantic import ValidationError
+
+    from config.settings import Settings
+
+    assert check(with_(ticker=ticker))[1] == "ticker_malformed"
+    if ticker.strip():
+        with pytest.raises(ValidationError, match="an optional '\\^'"):
+            Settings(tickers=[ticker])
