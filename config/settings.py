@@ -78,6 +78,18 @@ class Settings(BaseSettings):
     kafka_ssl_key_location: Path | None = Field(
         None, description="librdkafka ssl.key.location (client key, mTLS).")
 
+    # Live source (ticklake produce --source yfinance)
+    yahoo_interval: Literal["1m", "2m", "5m", "15m", "30m", "60m", "1h"] = Field(
+        "1m", description="Bar interval the yfinance source polls (Yahoo's intraday intervals).")
+    yahoo_poll_s: float = Field(
+        60.0, ge=5, le=3600, description="Seconds between two polls of Yahoo (5-3600).")
+    yahoo_deadline_s: float = Field(
+        30.0, ge=1, le=600,
+        description="Wall-clock budget of one ticker's poll, retries included (1-600 s).")
+    yahoo_fallback: Literal["none", "synthetic", "replay"] = Field(
+        "none", description="Source to publish instead when Yahoo cannot be reached at the "
+        "start; none: exit non-zero.")
+
     # Lake
     lake_dir: Path = Field(Path("lake"), description="Root directory of the Delta tables.")
     checkpoint_dir: Path | None = Field(
@@ -292,6 +304,6 @@ def load_settings(**overrides: object) -> Settings:
 
 def _shown(error: Any) -> str:
     """The bad input of a validation error, masked for secret fields."""
-    if any("password" in str(part) for part in error["loc"]):
+    if any(secret in str(part) for part in error["loc"] for secret in ("password", "api_key")):
         return "'**********'"
     return repr(error.get("input"))

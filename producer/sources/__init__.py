@@ -1,4 +1,5 @@
-"""Tick sources behind one protocol: replay (real history) and synthetic (GBM)."""
+"""Tick sources behind one protocol: replay (real history), synthetic (GBM) and yfinance (live
+intraday bars from Yahoo Finance)."""
 
 from __future__ import annotations
 
@@ -29,4 +30,4 @@ class TickSource(Protocol):
         ...
 
 
-SOURCE_NAMES = ("replay", "synthetic")
+SOURCE_NAMES = ("replay", "synthetic", "yfinance")

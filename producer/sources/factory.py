@@ -24,12 +24,16 @@ def build_source(
         csv: CSV files to replay (replay only); bokeh-sampledata when empty.
         tickers: symbols (default ``settings.tickers``, or the CSVs' own for a CSV replay).
         rate: synthetic ticks per second (None = as fast as possible).
+            yfinance polls Yahoo (interval, poll period, deadline, fallback from ``settings``)
+            before returning, so an unreachable Yahoo fails here, before a broker is needed.
         count: synthetic: stop after this many ticks (None = unbounded).
 
     Raises:
         ConfigError: an unknown source name or a bad rate/count (the message names the value
             and the allowed range).
-        SourceError: the replay input cannot be read.
+        SourceError: the replay input cannot be read; for yfinance
+            (:class:`~producer.sources.yahoo.YahooUnavailable`), Yahoo gave no bars at the
+            first poll and ``settings.yahoo_fallback`` is ``none``.
     """
     if source == "replay":
         from producer.sources.replay import ReplaySource
@@ -41,4 +45,14 @@ def build_source(
         return SyntheticSource(tickers or list(settings.tickers), seed=settings.seed,
                                rate_per_s=rate, count=count,
                                clock=MarketClock.days_back(SYNTHETIC_DAYS_BACK, step_s=1.0))
+    if source == "yfinance":
+        from producer.sources.yahoo import YahooSource
+
+        symbols = tickers or list(settings.tickers)
+        backup = settings.yahoo_fallback
+        return YahooSource(
+            symbols, settings.yahoo_interval, settings.yahoo_poll_s, settings.yahoo_deadline_s,
+            fallback=None if backup == "none" else
+            lambda: build_source(settings, backup, csv, symbols, rate, count),
+        ).connect()
     raise ConfigError(f"source {source!r} is not one of {', '.join(SOURCE_NAMES)}")

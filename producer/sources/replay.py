@@ -57,6 +57,19 @@ class Bar:
     volume: int
 
 
+def price_path(open_: float, high: float, low: float, close: float) -> tuple[float, ...]:
+    """The four tick prices of a bar: open, the low then the high on an up bar (close >= open)
+    or the reverse on a down bar, close (the usual O-L-H-C / O-H-L-C path assumption)."""
+    middle = (low, high) if close >= open_ else (high, low)
+    return (open_, *middle, close)
+
+
+def split_volume(volume: int) -> list[int]:
+    """``volume`` in :data:`TICKS_PER_BAR` integer parts that sum to it exactly."""
+    quarter = volume // TICKS_PER_BAR
+    return [quarter] * (TICKS_PER_BAR - 1) + [volume - quarter * (TICKS_PER_BAR - 1)]
+
+
 def bar_to_ticks(bar: Bar, source: str = "replay") -> list[TickMessage]:
     """Turn a daily bar into four ticks whose OHLCV is the bar's.
 
@@ -64,11 +77,8 @@ def bar_to_ticks(bar: Bar, source: str = "replay") -> list[TickMessage]:
         Four :class:`TickMessage` in event-time order; ``seq`` is ``day.toordinal() * 10 + k``
         so it increases across days and does not depend on where the replay started.
     """
-    up_day = bar.close >= bar.open
-    middle = (bar.low, bar.high) if up_day else (bar.high, bar.low)
-    prices = (bar.open, *middle, bar.close)
-    quarter = bar.volume // TICKS_PER_BAR
-    volumes = [quarter] * (TICKS_PER_BAR - 1) + [bar.volume - quarter * (TICKS_PER_BAR - 1)]
+    prices = price_path(bar.open, bar.high, bar.low, bar.close)
+    volumes = split_volume(bar.volume)
     ticks = []
     for k, (local_time, price, volume) in enumerate(zip(TICK_TIMES, prices, volumes, strict=True)):
         event_time = datetime.combine(bar.day, local_time, EXCHANGE_TZ).astimezone(UTC)

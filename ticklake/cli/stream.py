@@ -198,6 +198,11 @@ def produce(
     tickers: Tickers = None,
     rate: Annotated[float | None, typer.Option(help="Ticks per second (synthetic).")] = None,
     count: Annotated[int | None, typer.Option(help="Stop after N ticks.")] = None,
+    interval: Annotated[str | None, typer.Option(
+        help="yfinance: bar interval, 1m 2m 5m 15m 30m 60m or 1h \\[default: 1m].")] = None,
+    fallback: Annotated[str | None, typer.Option(
+        help="yfinance: publish this source instead if Yahoo cannot be reached: synthetic or "
+        "replay \\[default: none, exit non-zero].")] = None,
     bootstrap_servers: Bootstrap = None,
 ) -> None:
     """Publish ticks to the topic (key = ticker, idempotent producer, acks=all)."""
@@ -206,7 +211,8 @@ def produce(
     from ticklake.broker import ensure_topic
 
     setup_logging()
-    settings = load_settings(bootstrap_servers=bootstrap_servers, tickers=split_tickers(tickers))
+    settings = load_settings(bootstrap_servers=bootstrap_servers, tickers=split_tickers(tickers),
+                             yahoo_interval=interval, yahoo_fallback=fallback)
     tick_source = build_source(settings, _check_source(source), list(csv or []),
                                split_tickers(tickers), rate, count)
     ensure_topic(settings)

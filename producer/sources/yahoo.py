@@ -1,0 +1,312 @@
+"""Live intraday bars from Yahoo Finance (through ``yfinance``), published as ticks.
+
+Every ``poll_s`` seconds the source asks yfinance for each ticker's bars of the current
+session (``Ticker.history(period="1d"/"5d", interval=...)``, regular session only, prices as
+traded: ``auto_adjust=False``) and turns each **completed** bar (its end at or before the
+clock, UTC) that it has not published yet into four ticks, as the replay does for daily bars:
+open at the bar's start, the two extremes at a quarter and half of the bar (low first on an up
+bar), close one second before its end; the volume split in four integer parts that sum to the
+bar's. Tick ids derive from the content and the bar's start, so a bar published twice (a
+restart re-polls the session) has the same ids and Silver quarantines the copies as
+``duplicate_tick_id``; within one run a bar is published once.
+
+Yahoo can fail in four ways and each is handled (``tests/unit/test_yahoo.py``):
+
+* **a hang**: yfinance's own ``timeout`` does not bound a call whose host answers DNS and then
+  stalls, so every call runs in a daemon thread with a wall-clock deadline;
+* **an error** (DNS, connection, 5xx): retried with exponential back-off (tenacity), one log
+  line per failure, within ``deadline_s`` per ticker and poll;
+* **a rate limit** (HTTP 429, ``YFRateLimitError``): retried after ``RATE_LIMIT_WAIT_S``, or
+  what is left of the deadline;
+* **an empty answer** (before the open, a holiday): no bars, one info line.
+
+When no ticker's first poll succeeds (:meth:`YahooSource.connect`, which ``ticklake produce``
+runs before it needs the broker), the source raises :class:`YahooUnavailable` naming the
+tickers and the last error, unless a fallback source was given: then it logs that once and
+the fallback's ticks are published instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from tenacity import RetryCallState, Retrying, retry_if_exception
+
+from config.errors import SourceError
+from producer.messages import SCHEMA_VERSION, TickMessage, make_tick_id
+from producer.sources import TickSource
+from producer.sources.replay import price_path, split_volume
+
+log = logging.getLogger(__name__)
+
+INTERVAL_SECONDS = {"1m": 60, "2m": 120, "5m": 300, "15m": 900, "30m": 1800, "60m": 3600,
+                    "1h": 3600}
+"""Yahoo's intraday bar intervals and their length in seconds."""
+PERIOD = {"1m": "1d"}
+"""The history period asked per interval (``5d`` for all but 1m): long enough to hold the
+current session, short enough to be one small answer."""
+RATE_LIMIT_WAIT_S = 30.0
+"""Pause after Yahoo's "Too Many Requests" before the next attempt (capped by the deadline)."""
+
+
+class YahooUnavailable(SourceError):
+    """Yahoo Finance did not answer usable data for any ticker within the deadline."""
+
+
+def call_with_deadline(fn: Callable[[], Any], deadline_s: float) -> Any:
+    """``fn()`` in a daemon thread; its result, or its exception re-raised.
+
+    Raises:
+        TimeoutError: no result within ``deadline_s`` seconds (the thread is abandoned; being
+            a daemon it does not keep the process alive).
+    """
+    box: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+
+    def run() -> None:
+        try:
+            box.put((True, fn()))
+        except BaseException as err:  # noqa: BLE001 (handed to the caller)
+            box.put((False, err))
+
+    threading.Thread(target=run, daemon=True, name="yfinance-call").start()
+    try:
+        ok, value = box.get(timeout=max(deadline_s, 0.001))
+    except queue.Empty:
+        raise TimeoutError(f"no answer within {deadline_s:.1f} s") from None
+    if ok:
+        return value
+    raise value
+
+
+def yfinance_bars(ticker: str, interval: str, timeout_s: float) -> pd.DataFrame:
+    """The current session's bars of ``ticker`` from yfinance: columns Open, High, Low, Close,
+    Volume, index the bars' starts (tz-aware, the exchange's zone); empty when Yahoo has none.
+
+    Raises:
+        yfinance.exceptions.YFRateLimitError: Yahoo answered 429.
+        Exception: whatever the HTTP layer raised (DNS, connection, timeout).
+    """
+    import yfinance as yf
+    from yfinance.exceptions import YFPricesMissingError
+
+    yf.config.debug.hide_exceptions = False  # raise, do not log and return an empty frame
+    try:
+        bars: pd.DataFrame = yf.Ticker(ticker).history(
+            period=PERIOD.get(interval, "5d"), interval=interval, auto_adjust=False,
+            actions=False, prepost=False, repair=False, timeout=timeout_s)
+        return bars
+    except YFPricesMissingError:
+        return pd.DataFrame(columns=["Open", "High", "Low", "Close", "Volume"])
+
+
+def _is_rate_limit(err: BaseException) -> bool:
+    from yfinance.exceptions import YFRateLimitError
+
+    return isinstance(err, YFRateLimitError)
+
+
+def intraday_bar_ticks(ticker: str, start: datetime, seconds: int, open_: float, high: float,
+                       low: float, close: float, volume: int,
+                       source: str = "yfinance") -> list[TickMessage]:
+    """Four ticks whose first/max/min/last price and summed volume are the bar's.
+
+    Args:
+        start: the bar's start, timezone-aware (converted to UTC).
+        seconds: the bar's length.
+
+    Returns:
+        Ticks at ``start``, ``start + seconds/4``, ``start + seconds/2`` and
+        ``start + seconds - 1 s``; ``seq`` = epoch second of the start x 10 + k.
+    """
+    start = start.astimezone(UTC)
+    offsets = (0.0, seconds / 4, seconds / 2, seconds - 1.0)
+    base = int(start.timestamp()) * 10
+    ticks = []
+    for k, (offset, price, part) in enumerate(zip(offsets, price_path(open_, high, low, close),
+                                                  split_volume(volume), strict=True)):
+        event_time = start + timedelta(seconds=offset)
+        ticks.append(TickMessage(
+            schema_version=SCHEMA_VERSION,
+            tick_id=make_tick_id(source, ticker, event_time, price, part,
+                                 f"{start.isoformat()}#{k}"),
+            ticker=ticker, event_time=event_time, price=float(price), volume=int(part),
+            source=source, seq=base + k))
+    return ticks
+
+
+class YahooSource:
+    """Polls Yahoo Finance for completed intraday bars and yields them as ticks (unbounded).
+
+    Args:
+        tickers: Yahoo symbols (``AAPL``, ``^GSPC``, ``EURUSD=X``).
+        interval: a key of :data:`INTERVAL_SECONDS`.
+        poll_s: seconds between the starts of two polls.
+        deadline_s: wall-clock budget of one ticker's poll, retries included.
+        fallback: builds the source to use when Yahoo cannot be reached at the start.
+        clock: the current time (UTC); decides which bars are complete.
+        fetch: ``(ticker, interval, timeout_s) -> bars`` (default :func:`yfinance_bars`).
+        max_polls: stop after this many polls (None: run until stopped).
+        sleep: how to wait between polls.
+
+    Raises:
+        SourceError: an unknown interval (the message lists the allowed ones).
+    """
+
+    name = "yfinance"
+
+    def __init__(
+        self, tickers: Sequence[str], interval: str = "1m", poll_s: float = 60.0,
+        deadline_s: float = 30.0, fallback: Callable[[], TickSource] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        fetch: Callable[[str, str, float], pd.DataFrame] = yfinance_bars,
+        max_polls: int | None = None, sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if interval not in INTERVAL_SECONDS:
+            raise SourceError(f"interval {interval!r} is not one of "
+                              f"{', '.join(INTERVAL_SECONDS)}")
+        if not tickers:
+            raise SourceError("the yfinance source needs at least one ticker (--tickers)")
+        self.tickers = list(tickers)
+        self.interval, self.seconds = interval, INTERVAL_SECONDS[interval]
+        self.poll_s, self.deadline_s = poll_s, deadline_s
+        self.fallback, self.clock, self.fetch = fallback, clock, fetch
+        self.max_polls, self.sleep = max_polls, sleep
+        self.published: dict[str, set[pd.Timestamp]] = {t: set() for t in self.tickers}
+        self._pending: list[TickMessage] | None = None
+        self._started = time.monotonic()
+
+    def expected_count(self) -> int | None:
+        """None: a live source does not end."""
+        return None
+
+    def poll(self, ticker: str) -> pd.DataFrame:
+        """The ticker's bars, retried within :attr:`deadline_s` (see the module docstring).
+
+        Raises:
+            the last error once the deadline has passed.
+        """
+        ends_at = time.monotonic() + self.deadline_s
+
+        def remaining() -> float:
+            return max(ends_at - time.monotonic(), 0.0)
+
+        def pause(state: RetryCallState) -> float:
+            err = state.outcome.exception() if state.outcome else None
+            if err is not None and _is_rate_limit(err):
+                return RATE_LIMIT_WAIT_S
+            return min(0.5 * 2.0 ** (state.attempt_number - 1), 8.0)
+
+        def out_of_time(state: RetryCallState) -> bool:
+            # no attempt that would have less than 0.1 s left after its pause: the error
+            # reported is then the last real one, not a zero-second timeout
+            return remaining() - pause(state) < 0.1
+
+        def log_failure(state: RetryCallState) -> None:
+            err = state.outcome.exception() if state.outcome else None
+            log.warning("yfinance %s: attempt %d failed (%s: %s); retrying in %.1f s", ticker,
+                        state.attempt_number, type(err).__name__, str(err).splitlines()[0]
+                        if err else "", state.next_action.sleep if state.next_action else 0)
+
+        retrying = Retrying(stop=out_of_time, wait=pause,
+                            retry=retry_if_exception(lambda e: not isinstance(e, SourceError)),
+                            before_sleep=log_failure, reraise=True)
+        result: pd.DataFrame = retrying(lambda: call_with_deadline(
+            lambda: self.fetch(ticker, self.interval, max(remaining(), 0.1)), remaining()))
+        return result
+
+    def new_bar_ticks(self, ticker: str, bars: pd.DataFrame) -> list[TickMessage]:
+        """Ticks of the completed bars of ``bars`` not yet published (rows with a missing
+        price are skipped: Yahoo leaves minutes without trades empty)."""
+        now = pd.Timestamp(self.clock())
+        ticks: list[TickMessage] = []
+        bars = bars.sort_index()
+        row: Any
+        for begin, row in zip(pd.DatetimeIndex(bars.index), bars.itertuples(), strict=True):
+            if begin + pd.Timedelta(seconds=self.seconds) > now:
+                continue  # still forming
+            prices = (row.Open, row.High, row.Low, row.Close)
+            if begin in self.published[ticker] or any(pd.isna(p) for p in prices):
+                continue
+            volume = 0 if pd.isna(row.Volume) else int(row.Volume)
+            open_, high, low, close = (float(p) for p in prices)
+            ticks += intraday_bar_ticks(ticker, begin.to_pydatetime(), self.seconds, open_, high,
+                                        low, close, volume, self.name)
+            self.published[ticker].add(begin)
+        horizon = now - pd.Timedelta(days=7)  # keep the memory of published bars bounded
+        self.published[ticker] = {b for b in self.published[ticker] if b >= horizon}
+        return ticks
+
+    def poll_all(self) -> tuple[list[TickMessage], dict[str, BaseException]]:
+        """One poll of every ticker: the new bars' ticks, and the error of each ticker whose
+        poll failed (logged, one line each)."""
+        errors: dict[str, BaseException] = {}
+        batch: list[TickMessage] = []
+        for ticker in self.tickers:
+            try:
+                bars = self.poll(ticker)
+            except Exception as err:  # noqa: BLE001 (reported; the source goes on)
+                errors[ticker] = err
+                log.warning("yfinance %s: no answer this poll (%s)", ticker, _reason(err))
+                continue
+            if bars.empty:
+                log.info("yfinance %s: no %s bars yet (market closed?)", ticker, self.interval)
+            batch += self.new_bar_ticks(ticker, bars)
+        return batch, errors
+
+    def connect(self) -> TickSource:
+        """The first poll, before anything is published: this source with the first ticks
+        pending, or the fallback source when no ticker answered.
+
+        Raises:
+            YahooUnavailable: no ticker answered and there is no fallback (the message names
+                the tickers, the deadline and the last error).
+        """
+        batch, errors = self.poll_all()
+        if len(errors) == len(self.tickers):
+            reason = _reason(next(reversed(errors.values())))
+            if self.fallback is None:
+                raise YahooUnavailable(
+                    f"Yahoo Finance gave no bars for {', '.join(self.tickers)} within "
+                    f"{self.deadline_s:g} s per ticker ({reason}); check the network, or go on "
+                    "without it with --fallback synthetic|replay")
+            log.warning("Yahoo Finance unreachable (%s): publishing the fallback source "
+                        "instead", reason)
+            return self.fallback()
+        self._pending = batch
+        self._started = time.monotonic()
+        return self
+
+    def ticks(self) -> Iterator[TickMessage]:
+        """The first poll's ticks (:meth:`connect`, run here if it was not), then every
+        ``poll_s`` seconds the new completed bars' ticks, until ``max_polls``.
+
+        Raises:
+            YahooUnavailable: see :meth:`connect`.
+        """
+        if self._pending is None:
+            source = self.connect()
+            if source is not self:
+                yield from source.ticks()
+                return
+        polls = 1
+        yield from self._pending or []
+        self._pending = []
+        while self.max_polls is None or polls < self.max_polls:
+            self.sleep(max(self.poll_s - (time.monotonic() - self._started), 0.0))
+            self._started = time.monotonic()
+            batch, _ = self.poll_all()
+            polls += 1
+            yield from batch
+
+
+def _reason(err: BaseException) -> str:
+    """``Type: first line of the message`` of an error, for one-line logs."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
