@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -139,20 +140,29 @@ def test_unreachable_yahoo_falls_back_to_synthetic_when_asked(
     assert caplog.text.count("publishing the fallback source instead") == 1
 
 
-def test_produce_exits_non_zero_with_one_line_when_yahoo_is_unreachable(
-        yahoo: list[Any], monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("verb", [["produce"], ["up", "--no-dashboard", "--no-api"]])
+def test_the_verbs_exit_non_zero_with_one_line_when_yahoo_is_unreachable(
+        verb: list[str], yahoo: list[Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """As ``ticklake produce`` runs (``ticklake.cli.main``); no broker is needed to find out:
-    the first poll comes before the topic."""
+    """As ``ticklake produce`` / ``ticklake up`` run (``ticklake.cli.main``); no broker is
+    needed to find out: the first poll comes before the broker and the topic."""
     from config.runtime import exit_on_error
     from ticklake.cli import app
 
     yahoo.append(ConnectionError("Could not resolve host: query2.finance.yahoo.com"))
     monkeypatch.setenv("TICKLAKE_YAHOO_DEADLINE_S", "1")
-    with pytest.raises(SystemExit) as exited:
-        exit_on_error(lambda: app(["produce", "--source", "yfinance", "--tickers", "AAPL",
-                                   "--bootstrap-servers", "127.0.0.1:1"], standalone_mode=False))
+    monkeypatch.setenv("TICKLAKE_LAKE_DIR", str(tmp_path / "lake"))
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with pytest.raises(SystemExit) as exited:
+            exit_on_error(lambda: app([*verb, "--source", "yfinance", "--tickers", "AAPL",
+                                       "--bootstrap-servers", "127.0.0.1:1"],
+                                      standalone_mode=False))
+    finally:  # ticklake up installs its own
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     assert exited.value.code == 2
+    assert not (tmp_path / "lake").exists()  # nothing started, nothing written
     errors = [line for line in capsys.readouterr().err.splitlines()
               if line.startswith("error:")]
     assert len(errors) == 1 and "Yahoo Finance gave no bars for AAPL" in errors[0]

@@ -24,6 +24,11 @@ Source = Annotated[str, typer.Option(help=f"Tick source: {' | '.join(SOURCE_NAME
 Csv = Annotated[list[Path] | None, typer.Option(
     "--csv", help="Replay these CSVs (yfinance layout, one ticker per file) instead of "
     "bokeh-sampledata.")]
+Interval = Annotated[str | None, typer.Option(
+    help="yfinance: bar interval, 1m 2m 5m 15m 30m 60m or 1h \\[default: 1m].")]
+Fallback = Annotated[str | None, typer.Option(
+    help="yfinance: publish this source instead if Yahoo cannot be reached: synthetic or "
+    "replay \\[default: none, exit non-zero].")]
 Storage = Annotated[
     str | None,
     typer.Option("--storage", help="Broker storage: memory (lost on restart) or s3 (kept in an "
@@ -50,6 +55,8 @@ def up(
     rate: Annotated[float | None, typer.Option(help="Ticks per second (default: as fast as "
                                                "possible for replay, 50 for synthetic).")] = None,
     count: Annotated[int | None, typer.Option(help="Synthetic: stop after N ticks.")] = None,
+    interval: Interval = None,
+    fallback: Fallback = None,
     bootstrap_servers: Bootstrap = None,
     dashboard: Annotated[bool, typer.Option(help="Serve the Streamlit dashboard.")] = True,
     api: Annotated[bool, typer.Option(help="Serve the prediction API (FastAPI).")] = True,
@@ -62,7 +69,8 @@ def up(
 
     setup_logging()
     settings = load_settings(lake_dir=lake, bootstrap_servers=bootstrap_servers,
-                             tickers=split_tickers(tickers))
+                             tickers=split_tickers(tickers), yahoo_interval=interval,
+                             yahoo_fallback=fallback)
     options = UpOptions(
         source=_check_source(source), csv=list(csv or []),
         tickers=split_tickers(tickers), rate=rate, count=count,
@@ -198,11 +206,8 @@ def produce(
     tickers: Tickers = None,
     rate: Annotated[float | None, typer.Option(help="Ticks per second (synthetic).")] = None,
     count: Annotated[int | None, typer.Option(help="Stop after N ticks.")] = None,
-    interval: Annotated[str | None, typer.Option(
-        help="yfinance: bar interval, 1m 2m 5m 15m 30m 60m or 1h \\[default: 1m].")] = None,
-    fallback: Annotated[str | None, typer.Option(
-        help="yfinance: publish this source instead if Yahoo cannot be reached: synthetic or "
-        "replay \\[default: none, exit non-zero].")] = None,
+    interval: Interval = None,
+    fallback: Fallback = None,
     bootstrap_servers: Bootstrap = None,
 ) -> None:
     """Publish ticks to the topic (key = ticker, idempotent producer, acks=all)."""
