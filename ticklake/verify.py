@@ -1,4 +1,4 @@
-"""Round-trip check: do the Gold daily bars equal the bars the replay source started from?"""
+"""Round-trip check: do the Gold bars equal the bars the replay source started from?"""
 
 from __future__ import annotations
 
@@ -7,28 +7,42 @@ from typing import Any
 
 import pandas as pd
 
-from config.tables import GOLD_BARS_1D
+from config.tables import GOLD_BARS_1D, GOLD_BARS_1H, GOLD_BARS_1M
+from producer.sources.replay import DAY_S
 from storage.delta import read_table
 
 OHLCV = ["open", "high", "low", "close", "volume"]
 
 
+GOLD_BY_SECONDS = {60: GOLD_BARS_1M, 3600: GOLD_BARS_1H, DAY_S: GOLD_BARS_1D}
+"""The Gold bar table that holds bars of each length (seconds)."""
+
+
 def compare_bars(source_bars: pd.DataFrame, gold_bars: pd.DataFrame) -> dict[str, Any]:
-    """Compare source daily bars with Gold bars, exactly (no tolerance).
+    """Compare source bars with Gold bars, exactly (no tolerance).
 
     Args:
-        source_bars: columns ticker, day (``datetime.date``), open, high, low, close, volume.
-        gold_bars: ``gold/bars_1d`` rows (window_start is the UTC day).
+        source_bars: columns ticker, open, high, low, close, volume and either day
+            (``datetime.date``; daily bars, matched to Gold's UTC day) or, for intraday bars,
+            start (UTC) and seconds < 86,400 (matched to Gold's window_start).
+        gold_bars: rows of the Gold bar table of the same length (window_start UTC).
 
     Returns:
         ``{"tickers": {ticker: {"source_bars", "gold_bars", "equal", "missing", "extra",
-        "different"}}, "all_equal": bool}``, where ``equal`` counts days whose OHLCV is
-        identical, ``missing`` source days without a Gold bar, ``extra`` Gold days not in the
-        source, ``different`` days present in both whose values differ.
+        "different"}}, "all_equal": bool}``, where ``equal`` counts bars whose OHLCV is
+        identical, ``missing`` source bars without a Gold bar, ``extra`` Gold bars not in the
+        source, ``different`` bars present in both whose values differ.
     """
-    gold = gold_bars.assign(day=pd.to_datetime(gold_bars["window_start"], utc=True).dt.date)
-    merged = source_bars[["ticker", "day", *OHLCV]].merge(
-        gold[["ticker", "day", *OHLCV]], on=["ticker", "day"], how="outer",
+    starts = pd.to_datetime(gold_bars["window_start"], utc=True).astype("datetime64[ns, UTC]")
+    intraday = "seconds" in source_bars and bool((source_bars["seconds"] < DAY_S).all())
+    if intraday:
+        key = "start"
+        source = source_bars.assign(start=source_bars["start"].astype("datetime64[ns, UTC]"))
+        gold = gold_bars.assign(start=starts)
+    else:
+        key, source, gold = "day", source_bars, gold_bars.assign(day=starts.dt.date)
+    merged = source[["ticker", key, *OHLCV]].merge(
+        gold[["ticker", key, *OHLCV]], on=["ticker", key], how="outer",
         suffixes=("_src", "_gold"), indicator=True,
     )
     report: dict[str, Any] = {}
@@ -52,11 +66,26 @@ def compare_bars(source_bars: pd.DataFrame, gold_bars: pd.DataFrame) -> dict[str
 
 
 def compare_with_lake(source_bars: pd.DataFrame, lake_dir: Path) -> dict[str, Any]:
-    """:func:`compare_bars` against the current ``gold/bars_1d`` of ``lake_dir``,
-    restricted to the tickers of ``source_bars``."""
-    gold = read_table(GOLD_BARS_1D, lake_dir).to_pandas()
-    gold = gold[gold["ticker"].isin(source_bars["ticker"].unique())]
-    return compare_bars(source_bars, gold)
+    """:func:`compare_bars` against the current Gold bars of ``lake_dir`` of the same length
+    (``gold/bars_1d`` for daily bars, ``bars_1h`` / ``bars_1m`` for hourly / 1-minute bars),
+    restricted to the tickers of ``source_bars``; one report over every length.
+
+    Raises:
+        ValueError: the source has bars of a length no Gold table holds (e.g. 5 minutes).
+    """
+    lengths = source_bars["seconds"] if "seconds" in source_bars else pd.Series([DAY_S])
+    report: dict[str, Any] = {"tickers": {}, "all_equal": not source_bars.empty}
+    for seconds in sorted(set(lengths.astype(int))):
+        table = GOLD_BY_SECONDS.get(seconds)
+        if table is None:
+            raise ValueError(f"no Gold table holds {seconds} s bars (Gold has 1m, 1h and 1d)")
+        part = source_bars if "seconds" not in source_bars else (
+            source_bars[source_bars["seconds"] == seconds])
+        gold = read_table(table, lake_dir).to_pandas()
+        one = compare_bars(part, gold[gold["ticker"].isin(part["ticker"].unique())])
+        report["tickers"].update(one["tickers"])
+        report["all_equal"] = report["all_equal"] and one["all_equal"]
+    return report
 
 
 def main() -> int:

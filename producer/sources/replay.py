@@ -14,19 +14,27 @@ Ticks carry the prices of the input's Open/High/Low/Close columns unchanged (for
 bokeh-sampledata: as traded; for a yfinance CSV: whatever yfinance wrote, split- and
 dividend-adjusted by default since yfinance 0.2.51). ``Adj Close`` is never used.
 
-Each bar becomes four ticks inside the regular US session (America/New_York, converted to UTC):
-open at 09:30, then the two extremes at 11:00 and 14:00, close at 15:59. On an up day
+Each daily bar becomes four ticks inside the regular US session (America/New_York, converted to
+UTC): open at 09:30, then the two extremes at 11:00 and 14:00, close at 15:59. On an up day
 (close >= open) the low comes first, on a down day the high (the usual O-L-H-C / O-H-L-C path
 assumption). Volume is split in four integer parts that sum exactly to the bar's volume. So
 ``gold.bars_1d`` rebuilt from the ticks equals the input bar exactly.
+
+A CSV of **intraday** bars (its most common step between two rows is shorter than a day, e.g.
+the hourly ``FOREX_EURUSD_1H_ASK.csv`` of ``gym-anytrading``) becomes four ticks per bar inside
+the bar (:func:`intraday_bar_ticks`: its start, a quarter, a half, one second before its end),
+so ``gold.bars_1m`` / ``gold.bars_1h`` rebuilt from the ticks equal 1-minute / 1-hour input
+bars that start on the UTC minute / hour. Times with an offset are converted to UTC; times
+without one are read as UTC.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +50,28 @@ log = logging.getLogger(__name__)
 TICK_TIMES = (time(9, 30), time(11, 0), time(14, 0), time(15, 59))
 TICKS_PER_BAR = len(TICK_TIMES)
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
+BAR_FRAME_COLUMNS = ["ticker", "day", "start", "seconds", "line", *BAR_COLUMNS]
+"""Columns of the bar frames the loaders return (see :func:`load_csv_bars`)."""
+
+
+DAY_S = 86_400
+"""Length of a daily bar (seconds); shorter bars are intraday."""
+TIME_COLUMNS = ("date", "datetime", "time", "gmt_time", "timestamp")
+"""Names of a CSV's time column (lower-cased, spaces as ``_``), in the order they are looked for."""
+TIME_FORMATS = ("ISO8601", "%d.%m.%Y %H:%M:%S.%f", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M",
+                "%d.%m.%Y", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y")
+"""Time layouts a CSV may use (the first that reads every row wins): ISO 8601 with or without
+an offset (yfinance), ``DD.MM.YYYY HH:MM:SS.fff`` (Dukascopy exports, gym-anytrading), US dates."""
+_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 
 
 @dataclass(frozen=True)
 class Bar:
-    """One daily OHLCV bar. Prices in quote currency per share, volume in shares."""
+    """One OHLCV bar. Prices in quote currency per unit, volume in units (shares).
+
+    A daily bar (``seconds == DAY_S``) is the session of ``day``; an intraday bar starts at
+    ``start`` (UTC) and lasts ``seconds``.
+    """
 
     ticker: str
     day: date
@@ -55,6 +80,8 @@ class Bar:
     low: float
     close: float
     volume: int
+    start: datetime | None = None
+    seconds: int = DAY_S
 
 
 def price_path(open_: float, high: float, low: float, close: float) -> tuple[float, ...]:
@@ -70,13 +97,46 @@ def split_volume(volume: int) -> list[int]:
     return [quarter] * (TICKS_PER_BAR - 1) + [volume - quarter * (TICKS_PER_BAR - 1)]
 
 
-def bar_to_ticks(bar: Bar, source: str = "replay") -> list[TickMessage]:
-    """Turn a daily bar into four ticks whose OHLCV is the bar's.
+def intraday_bar_ticks(ticker: str, start: datetime, seconds: int, open_: float, high: float,
+                       low: float, close: float, volume: int,
+                       source: str = "yfinance") -> list[TickMessage]:
+    """Four ticks whose first/max/min/last price and summed volume are an intraday bar's.
+
+    Args:
+        start: the bar's start, timezone-aware (converted to UTC).
+        seconds: the bar's length (at least 4).
 
     Returns:
-        Four :class:`TickMessage` in event-time order; ``seq`` is ``day.toordinal() * 10 + k``
-        so it increases across days and does not depend on where the replay started.
+        Ticks at ``start``, ``start + seconds/4``, ``start + seconds/2`` and
+        ``start + seconds - 1 s``; ``seq`` = epoch second of the start x 10 + k.
     """
+    start = start.astimezone(UTC)
+    offsets = (0.0, seconds / 4, seconds / 2, seconds - 1.0)
+    base = int(start.timestamp()) * 10
+    ticks = []
+    for k, (offset, price, part) in enumerate(zip(offsets, price_path(open_, high, low, close),
+                                                  split_volume(volume), strict=True)):
+        event_time = start + timedelta(seconds=offset)
+        ticks.append(TickMessage(
+            schema_version=SCHEMA_VERSION,
+            tick_id=make_tick_id(source, ticker, event_time, price, part,
+                                 f"{start.isoformat()}#{k}"),
+            ticker=ticker, event_time=event_time, price=float(price), volume=int(part),
+            source=source, seq=base + k))
+    return ticks
+
+
+def bar_to_ticks(bar: Bar, source: str = "replay") -> list[TickMessage]:
+    """Turn a bar into four ticks whose OHLCV is the bar's.
+
+    Returns:
+        Four :class:`TickMessage` in event-time order. For a daily bar ``seq`` is
+        ``day.toordinal() * 10 + k``, so it increases across days and does not depend on where
+        the replay started; an intraday bar's are :func:`intraday_bar_ticks`'.
+    """
+    if bar.seconds < DAY_S and bar.start is not None:
+        return intraday_bar_ticks(bar.ticker, bar.start, bar.seconds, bar.open, bar.high,
+                                  bar.low, bar.close, bar.volume, source)
     prices = price_path(bar.open, bar.high, bar.low, bar.close)
     volumes = split_volume(bar.volume)
     ticks = []
@@ -99,11 +159,19 @@ def bar_to_ticks(bar: Bar, source: str = "replay") -> list[TickMessage]:
     return ticks
 
 
+def _session_open_utc(days: pd.Series) -> pd.Series:
+    """09:30 New York of each day, in UTC (where a daily bar's first tick goes)."""
+    return pd.Series([pd.Timestamp(datetime.combine(d, TICK_TIMES[0], EXCHANGE_TZ)).tz_convert(UTC)
+                      for d in days], index=days.index, dtype="datetime64[ns, UTC]")
+
+
 def load_bokeh_bars(tickers: Sequence[str]) -> pd.DataFrame:
     """Daily bars from ``bokeh-sampledata`` for ``tickers``.
 
     Returns:
-        DataFrame with columns ticker, day (``datetime.date``), open, high, low, close, volume.
+        DataFrame with columns ticker, day (``datetime.date``), start (the session's open,
+        UTC), seconds (:data:`DAY_S`), line (0: not from a file), open, high, low, close,
+        volume.
 
     Raises:
         SourceError: a ticker is not in the sample data (the message lists those that are).
@@ -120,25 +188,85 @@ def load_bokeh_bars(tickers: Sequence[str]) -> pd.DataFrame:
         )
     frame = data[data["ticker"].isin(list(tickers))].copy()
     frame["day"] = frame["date"].dt.date
-    return frame[["ticker", "day", *BAR_COLUMNS]].reset_index(drop=True)
+    frame["start"] = _session_open_utc(frame["day"])
+    frame["seconds"], frame["line"] = DAY_S, 0
+    return frame[BAR_FRAME_COLUMNS].reset_index(drop=True)
+
+
+def _parse_times(path: Path, values: pd.Series, lines: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(UTC instants, local wall-clock times) of a CSV's time column, in the first of
+    :data:`TIME_FORMATS` that reads every value; times without an offset are read as UTC.
+
+    Raises:
+        SourceError: no layout reads every value; names the first line no layout reads.
+    """
+    text = values.astype(str).str.strip()
+    local_text = text.str.replace(_OFFSET, "", regex=True)
+    best: tuple[int, pd.Series] | None = None
+    for layout in TIME_FORMATS:
+        local = pd.to_datetime(local_text, format=layout, errors="coerce")
+        if local.notna().all():
+            instants = pd.to_datetime(text, format=layout, utc=True)
+            return instants, local
+        if best is None or local.notna().sum() > best[0]:
+            best = (int(local.notna().sum()), local)
+    assert best is not None
+    first_bad = int(best[1].isna().to_numpy().argmax())
+    raise SourceError(
+        f"{path}, line {int(lines.iloc[first_bad])}: {text.iloc[first_bad]!r} is not a date "
+        "or time "
+        "(layouts read: ISO 8601 with or without an offset, DD.MM.YYYY[ HH:MM[:SS[.fff]]], "
+        "MM/DD/YYYY[ HH:MM[:SS]])")
+
+
+def _bar_seconds(path: Path, instants: pd.Series, lines: pd.Series) -> int:
+    """The bars' length: the most common step between two consecutive rows; 1 day when it is
+    23 hours or more (daily bars across a DST change). One row is a daily bar.
+
+    Raises:
+        SourceError: two rows have the same time, or a bar starts before the previous one
+            ends (the line is named).
+    """
+    steps = instants.diff().dt.total_seconds().iloc[1:]
+    if steps.empty:
+        return DAY_S
+    if (steps <= 0).any():
+        at = steps.index[(steps <= 0).to_numpy()][0]
+        raise SourceError(f"{path}, line {int(lines[at])}: {instants[at]} is not after the "
+                          "row before it (rows must be in time order, one per bar)")
+    seconds = int(steps.mode().iloc[0])
+    if seconds >= 23 * 3600:
+        return DAY_S
+    short = steps < seconds
+    if short.any():
+        at = steps.index[short.to_numpy()][0]
+        raise SourceError(f"{path}, line {int(lines[at])}: the bar at {instants[at]} starts "
+                          f"{steps[at]:.0f} s after the one before, inside its {seconds} s")
+    return seconds
 
 
 def load_csv_bars(path: Path, ticker: str | None = None) -> pd.DataFrame:
-    """Daily bars from a CSV in yfinance's layouts or a plain Date/Open/High/Low/Close/Volume.
+    """Daily or intraday bars from a CSV in yfinance's layouts or plain
+    ``Date|Datetime|Time, Open, High, Low, Close[, Adj Close], Volume`` columns.
 
     Args:
-        path: the CSV file.
+        path: the CSV file, rows in time order.
         ticker: symbol to use; default the ``Ticker`` header row of a ``yf.download`` CSV, else
             the file name without extension, upper-cased.
 
     Returns:
-        DataFrame with columns ticker, day, open, high, low, close, volume. Rows with a
-        missing value (yfinance writes NaN rows for some holidays) are left out and counted
-        in a warning.
+        DataFrame with columns ticker, day (``datetime.date``: a daily bar's date as written,
+        an intraday bar's UTC date), start (UTC: an intraday bar's start, a daily bar's
+        session open), seconds (the bars' length, :func:`_bar_seconds`; :data:`DAY_S` for
+        daily bars), line (the row's line in the file), open, high, low, close, volume (int:
+        a fractional volume is rounded, with a warning, as tick messages carry whole units).
+        Rows with an empty value (yfinance writes empty rows for some holidays) are left out
+        and counted in a warning that names their lines.
 
     Raises:
-        SourceError: the file is missing, has no Date/Open/High/Low/Close/Volume columns, or
-            no complete row.
+        SourceError: the file is missing, lacks a column, has a value that is not a number or
+            a time (the line is named), rows out of time order or overlapping, or no complete
+            row.
     """
     if not path.is_file():
         raise SourceError(f"CSV file {path} does not exist")
@@ -149,27 +277,52 @@ def load_csv_bars(path: Path, ticker: str | None = None) -> pd.DataFrame:
         # yf.download layout: Price,Close,...  / Ticker,AAPL,... / Date,,,...
         ticker = ticker or next((t for t in head[1][1:] if t), None)
         skip = [1, 2] if head[2][:1] == ["Date"] else [1]
-    frame = pd.read_csv(path, skiprows=skip)
-    frame.columns = [str(c).strip().lower().replace(" ", "_") for c in frame.columns]
-    if "price" in frame.columns and "date" not in frame.columns:
+    frame = pd.read_csv(path, skiprows=skip, dtype=str, keep_default_na=False,
+                        skip_blank_lines=False).fillna("")
+    frame["line"] = frame.index + 2 + len(skip)  # 1-based, after the header row(s)
+    frame = frame[frame.drop(columns="line").apply(lambda c: c.str.strip()).ne("").any(axis=1)]
+    frame.columns = [c if c == "line" else str(c).strip().lower().replace(" ", "_")
+                     for c in frame.columns]
+    if "price" in frame.columns and not any(c in frame.columns for c in TIME_COLUMNS):
         frame = frame.rename(columns={"price": "date"})
-    needed = ["date", *BAR_COLUMNS]
+    time_column = next((c for c in TIME_COLUMNS if c in frame.columns), "date")
+    needed = [time_column, *BAR_COLUMNS]
     absent = [c for c in needed if c not in frame.columns]
     if absent:
         raise SourceError(
-            f"{path}: missing column(s) {absent}; expected Date, Open, High, Low, Close, "
-            f"[Adj Close,] Volume (found {list(frame.columns)})"
+            f"{path}: missing column(s) {absent}; expected Date (or Datetime, Time), Open, "
+            f"High, Low, Close, [Adj Close,] Volume (found {list(frame.columns)})"
         )
-    for column in BAR_COLUMNS:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    incomplete = frame[needed].isna().any(axis=1)
+    empty = frame[needed].apply(lambda c: c.str.strip().str.lower().isin(["", "nan", "null"]))
+    incomplete = empty.any(axis=1)
     if incomplete.any():
-        log.warning("%s: left out %d row(s) with missing values", path, int(incomplete.sum()))
+        lines = frame.loc[incomplete, "line"].tolist()
+        log.warning("%s: left out %d row(s) with an empty value (lines %s%s)", path,
+                    len(lines), ", ".join(map(str, lines[:5])), ", ..." if len(lines) > 5 else "")
     frame = frame[~incomplete].copy()
     if frame.empty:
         raise SourceError(f"{path}: no complete OHLCV row")
-    # "2020-01-02", "2020-01-02 00:00:00-05:00": the date part is the trading day.
-    frame["day"] = [date.fromisoformat(str(d).strip()[:10]) for d in frame["date"]]
+    for column in BAR_COLUMNS:
+        numbers = pd.to_numeric(frame[column].str.strip(), errors="coerce")
+        if numbers.isna().any():
+            at = numbers.index[numbers.isna().to_numpy()][0]
+            raise SourceError(f"{path}, line {int(frame.at[at, 'line'])}: {column} "
+                              f"{frame.at[at, column]!r} is not a number")
+        frame[column] = numbers
+    instants, local = _parse_times(path, frame[time_column], frame["line"])
+    frame["seconds"] = seconds = _bar_seconds(path, instants, frame["line"])
+    if seconds == DAY_S:  # the trading day as written ("2020-01-02 00:00:00-05:00": the 2nd)
+        frame["day"] = local.dt.date
+        frame["start"] = _session_open_utc(frame["day"])
+    else:
+        frame["start"] = instants
+        frame["day"] = instants.dt.date
+    fractional = frame["volume"] != frame["volume"].round()
+    if fractional.any():
+        first = frame[fractional].iloc[0]
+        log.warning("%s: %d bar(s) have a fractional volume (first: line %d, %s); tick messages "
+                    "carry whole units, so they are rounded to the nearest integer", path,
+                    int(fractional.sum()), int(first["line"]), first["volume"])
     frame["volume"] = frame["volume"].round().astype("int64")
     symbol = (ticker or path.stem).upper()
     if not TICKER_PATTERN.fullmatch(symbol):
@@ -178,7 +331,8 @@ def load_csv_bars(path: Path, ticker: str | None = None) -> pd.DataFrame:
             "name the file after its ticker (AAPL.csv) or pass --tickers"
         )
     frame["ticker"] = symbol
-    return frame[["ticker", "day", *BAR_COLUMNS]].reset_index(drop=True)
+    bars: pd.DataFrame = frame[BAR_FRAME_COLUMNS].reset_index(drop=True)
+    return bars
 
 
 def check_bars(bars: pd.DataFrame) -> int:
@@ -199,12 +353,14 @@ def check_bars(bars: pd.DataFrame) -> int:
 
 
 class ReplaySource:
-    """Replays daily bars as ticks, bar by bar in date order, tickers interleaved by day.
+    """Replays daily or intraday bars as ticks, bar by bar in time order (by start: a daily
+    bar's session open, an intraday bar's start), tickers interleaved.
 
     Args:
         tickers: symbols to replay (bokeh-sampledata default) or to name CSV files.
-        csv_paths: CSV files to replay instead of bokeh-sampledata; one ticker per file.
-        limit_days: replay only the last N days of each ticker (None = all).
+        csv_paths: CSV files to replay instead of bokeh-sampledata; one ticker per file, daily
+            or intraday bars (see :func:`load_csv_bars`).
+        limit_days: replay only the last N bars of each ticker (None = all).
     """
 
     name = "replay"
@@ -229,7 +385,7 @@ class ReplaySource:
             bars = load_bokeh_bars(tickers)
         if limit_days is not None:
             bars = bars.groupby("ticker", group_keys=False).tail(limit_days)
-        self.bars = bars.sort_values(["day", "ticker"], kind="stable").reset_index(drop=True)
+        self.bars = bars.sort_values(["start", "ticker"], kind="stable").reset_index(drop=True)
         check_bars(self.bars)
 
     def expected_count(self) -> int:
@@ -242,7 +398,7 @@ class ReplaySource:
         for row in self.bars.itertuples(index=False):
             yield Bar(
                 row.ticker, row.day, float(row.open), float(row.high), float(row.low),
-                float(row.close), int(row.volume),
+                float(row.close), int(row.volume), row.start.to_pydatetime(), int(row.seconds),
             )
 
     def ticks(self) -> Iterator[TickMessage]:

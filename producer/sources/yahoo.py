@@ -33,16 +33,16 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from config.errors import SourceError
-from producer.messages import SCHEMA_VERSION, TickMessage, make_tick_id
+from producer.messages import TickMessage
 from producer.sources import TickSource
-from producer.sources.replay import price_path, split_volume
+from producer.sources.replay import intraday_bar_ticks
 
 log = logging.getLogger(__name__)
 
@@ -110,35 +110,6 @@ def _is_rate_limit(err: BaseException) -> bool:
     from yfinance.exceptions import YFRateLimitError
 
     return isinstance(err, YFRateLimitError)
-
-
-def intraday_bar_ticks(ticker: str, start: datetime, seconds: int, open_: float, high: float,
-                       low: float, close: float, volume: int,
-                       source: str = "yfinance") -> list[TickMessage]:
-    """Four ticks whose first/max/min/last price and summed volume are the bar's.
-
-    Args:
-        start: the bar's start, timezone-aware (converted to UTC).
-        seconds: the bar's length.
-
-    Returns:
-        Ticks at ``start``, ``start + seconds/4``, ``start + seconds/2`` and
-        ``start + seconds - 1 s``; ``seq`` = epoch second of the start x 10 + k.
-    """
-    start = start.astimezone(UTC)
-    offsets = (0.0, seconds / 4, seconds / 2, seconds - 1.0)
-    base = int(start.timestamp()) * 10
-    ticks = []
-    for k, (offset, price, part) in enumerate(zip(offsets, price_path(open_, high, low, close),
-                                                  split_volume(volume), strict=True)):
-        event_time = start + timedelta(seconds=offset)
-        ticks.append(TickMessage(
-            schema_version=SCHEMA_VERSION,
-            tick_id=make_tick_id(source, ticker, event_time, price, part,
-                                 f"{start.isoformat()}#{k}"),
-            ticker=ticker, event_time=event_time, price=float(price), volume=int(part),
-            source=source, seq=base + k))
-    return ticks
 
 
 class YahooSource:

@@ -1,6 +1,6 @@
 """The replay source: real daily bars -> ticks, and yfinance CSV layouts."""
 
-from datetime import UTC, date, time
+from datetime import UTC, date, time, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +125,74 @@ def test_a_crypto_csv_replays_with_its_yahoo_symbol_and_its_weekend_days() -> No
     for bar in source.iter_bars():
         own = [t for t in ticks if t.event_time.date() == bar.day]
         assert rebuild(own) == (bar.open, bar.high, bar.low, bar.close, bar.volume)
+
+
+def test_real_hourly_eurusd_bars_replay_inside_their_hours(
+        eurusd_1h_csv: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """gym-anytrading's EURUSD hourly ask bars of 2017 (real, day-first times without an
+    offset, read as UTC): detected as 1-hour bars; each bar's four ticks fall inside its UTC
+    hour and rebuild it; the 30 fractional volumes are rounded with one warning naming the
+    first line."""
+    source = ReplaySource(["EURUSD=X"], [eurusd_1h_csv])
+    bars = source.bars
+    assert len(bars) == 6225 and set(bars.seconds) == {3600}
+    assert str(bars.start.iloc[0]) == "2017-01-01 22:00:00+00:00"
+    assert str(bars.start.iloc[-1]) == "2017-12-29 21:00:00+00:00"
+    assert (bars.start.dt.minute == 0).all() and bars.line.tolist() == list(range(2, 6227))
+    assert "30 bar(s) have a fractional volume (first: line 2, 143539993.3)" in caplog.text
+    ticks = list(source.ticks())
+    assert len(ticks) == 4 * 6225 and len({t.tick_id for t in ticks}) == len(ticks)
+    for bar, own in zip(source.iter_bars(), (ticks[i:i + 4] for i in range(0, len(ticks), 4)),
+                        strict=True):
+        assert bar.start is not None
+        assert all(bar.start <= t.event_time < bar.start + timedelta(hours=1) for t in own)
+        assert rebuild(own) == (bar.open, bar.high, bar.low, bar.close, bar.volume)
+    assert [t.seq for t in ticks] == sorted(t.seq for t in ticks)
+
+
+def test_intraday_times_with_offsets_are_converted_to_utc(tmp_path: Path) -> None:
+    """Ticker.history(interval="1m").to_csv layout: New York times with an offset."""
+    path = tmp_path / "AAPL.csv"
+    path.write_text(
+        "Datetime,Open,High,Low,Close,Volume,Dividends,Stock Splits\n"
+        "2026-11-23 09:30:00-05:00,230.1,230.5,229.9,230.2,120000,0.0,0.0\n"
+        "2026-11-23 09:31:00-05:00,230.2,230.4,230.0,230.3,80000,0.0,0.0\n"
+        "2026-11-23 09:33:00-05:00,230.3,230.9,230.3,230.8,95000,0.0,0.0\n")
+    bars = load_csv_bars(path)
+    assert set(bars.seconds) == {60} and bars.ticker.tolist() == ["AAPL"] * 3
+    assert [str(s) for s in bars.start] == ["2026-11-23 14:30:00+00:00",
+                                            "2026-11-23 14:31:00+00:00",
+                                            "2026-11-23 14:33:00+00:00"]
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ("2017-01-02 00:00,1,2,0.5,1.5,10\n2017-01-02 01:00,1,2,0.5,abc,10\n",
+     r"line 3: close 'abc' is not a number"),
+    ("2017-01-02 00:00,1,2,0.5,1.5,10\n02/30/2017 01:00,1,2,0.5,1.5,10\n",
+     r"line 3: '02/30/2017 01:00' is not a date or time"),
+    ("2017-01-02 00:00,1,2,0.5,1.5,10\n2017-01-02 01:00,1,2,0.5,1.5,10\n"
+     "2017-01-02 02:00,1,2,0.5,1.5,10\n2017-01-02 02:30,1,2,0.5,1.5,10\n"
+     "2017-01-02 04:00,1,2,0.5,1.5,10\n",
+     r"line 5: the bar at 2017-01-02 02:30:00\+00:00 starts 1800 s after the one before, "
+     r"inside its 3600 s"),
+    ("2017-01-02 01:00,1,2,0.5,1.5,10\n2017-01-02 00:00,1,2,0.5,1.5,10\n",
+     r"line 3: 2017-01-02 00:00:00\+00:00 is not after the row before it"),
+])
+def test_a_bad_row_is_named_by_its_line(tmp_path: Path, rows: str, message: str) -> None:
+    path = tmp_path / "X.csv"
+    path.write_text("Datetime,Open,High,Low,Close,Volume\n" + rows)
+    with pytest.raises(SourceError, match=message):
+        load_csv_bars(path)
+
+
+def test_empty_rows_are_left_out_with_their_lines(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An empty value (yfinance's holiday rows) and a blank line: the bar is left out and the
+    warning names its line; the blank line is not a bar."""
+    path = tmp_path / "X.csv"
+    path.write_text("Date,Open,High,Low,Close,Volume\n2012-01-03,1,2,0.5,1.5,10\n\n"
+                    "2012-01-04,,,,,\n2012-01-05,1,2,0.5,1.5,10\n")
+    bars = load_csv_bars(path)
+    assert bars.day.tolist() == [date(2012, 1, 3), date(2012, 1, 5)]
+    assert bars.line.tolist() == [2, 5] and set(bars.seconds) == {86400}
+    assert "left out 1 row(s) with an empty value (lines 4)" in caplog.text

@@ -35,3 +35,17 @@ def test_changed_missing_and_extra_days_are_counted() -> None:
     assert not report["all_equal"]
     assert {k: report["tickers"]["AAA"][k] for k in ("equal", "different", "missing", "extra")} == {
         "equal": 1, "different": 1, "missing": 1, "extra": 1}
+
+
+def test_intraday_bars_are_matched_on_their_start_not_their_day() -> None:
+    """Three hourly bars of one UTC day: matched to Gold's window_start hour by hour, so a
+    volume off by one in one hour is one different bar (a day key would merge all three)."""
+    starts = pd.to_datetime(["2017-01-02 00:00", "2017-01-02 01:00", "2017-01-02 02:00"],
+                            utc=True)
+    source = SOURCE.assign(start=starts, seconds=3600)
+    gold = source.drop(columns=["day", "start", "seconds"]).assign(
+        window_start=starts.astype("datetime64[us, UTC]"))
+    assert compare_bars(source, gold)["tickers"]["AAA"]["equal"] == 3
+    gold.loc[1, "volume"] = 21
+    report = compare_bars(source, gold)["tickers"]["AAA"]
+    assert (report["equal"], report["different"], report["missing"]) == (2, 1, 0)
