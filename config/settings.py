@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from config.errors import ConfigError
+from config.tables import DEFAULT_BAR_INTERVALS, REQUIRED_BAR_INTERVALS, bar_interval_seconds
 
 TICKER_PATTERN = re.compile(r"^\^?[A-Z0-9][A-Z0-9.=\-]{0,11}$")
 """A ticker symbol as Yahoo Finance writes them: an optional ``^`` (index, ``^GSPC``), then
@@ -109,6 +110,10 @@ class Settings(BaseSettings):
         300.0, ge=0, description="Ticks whose event time is further in the future are rejected."
     )
 
+    bar_intervals: Annotated[tuple[str, ...], NoDecode] = Field(
+        DEFAULT_BAR_INTERVALS, min_length=2, max_length=8,
+        description="Gold's OHLCV bar intervals, one table each (gold/bars_<interval>); "
+        "comma-separated, 1h and 1d always among them (the indicators read them).")
     allowed_lateness_s: float = Field(
         3600.0, ge=0,
         description="Watermark delay: a tick whose event time is more than this behind the "
@@ -214,9 +219,11 @@ class Settings(BaseSettings):
         20, ge=1, le=1000,
         description="Alerts posted one by one per check; more new ones are summed up in one.")
 
-    @field_validator("tickers", "ticker_allowlist", mode="before")
+    @field_validator("tickers", "ticker_allowlist", "forecast_horizons", "bar_intervals",
+                     mode="before")
     @classmethod
-    def _split_tickers(cls, value: object) -> object:
+    def _split_lists(cls, value: object) -> object:
+        """A list setting from the environment: comma- or space-separated."""
         if isinstance(value, str):
             value = [t for t in re.split(r"[,\s]+", value) if t]
         return value
@@ -231,13 +238,6 @@ class Settings(BaseSettings):
             raise ValueError(f"invalid ticker(s) {bad}: a ticker is {TICKER_RULE}")
         return tuple(value)
 
-    @field_validator("forecast_horizons", mode="before")
-    @classmethod
-    def _split_horizons(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [h for h in re.split(r"[,\s]+", value) if h]
-        return value
-
     @field_validator("forecast_horizons")
     @classmethod
     def _check_horizons(cls, value: tuple[int, ...]) -> tuple[int, ...]:
@@ -247,6 +247,18 @@ class Settings(BaseSettings):
         if len(set(value)) != len(value):
             raise ValueError(f"forecast horizons {list(value)} repeat a value")
         return tuple(sorted(value))
+
+    @field_validator("bar_intervals")
+    @classmethod
+    def _check_intervals(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        seconds = {i: bar_interval_seconds(i) for i in value}  # ValueError names a bad one
+        if len(set(seconds.values())) != len(value):
+            raise ValueError(f"bar intervals {list(value)} repeat a length")
+        missing = [i for i in REQUIRED_BAR_INTERVALS if i not in value]
+        if missing:
+            raise ValueError(f"bar intervals {list(value)} lack {missing}: Gold's indicators "
+                             "read the 1h and 1d bars")
+        return tuple(sorted(value, key=seconds.__getitem__))
 
     @field_validator("kafka_format")
     @classmethod

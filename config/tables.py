@@ -8,7 +8,9 @@ precision.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pyarrow as pa
@@ -121,8 +123,31 @@ SILVER_WATERMARKS = Table(
 )
 """Silver's state: the latest event time it accepted per ticker (one row per ticker)."""
 
-BAR_INTERVALS = {"1m": "1 minute", "1h": "1 hour", "1d": "1 day"}
-"""Bar interval name -> Spark window duration."""
+BAR_INTERVAL_RULE = ("Nm (minutes, N = 1-59), Nh (hours, N = 1-23) or 1d, N dividing the hour or "
+                     "the day (1m, 5m, 15m, 1h, 4h, 1d)")
+"""What a bar interval name is, for error messages."""
+_INTERVAL = re.compile(r"([1-9][0-9]?)([mh])|(1d)")
+REQUIRED_BAR_INTERVALS = ("1h", "1d")
+"""Intervals Gold always keeps: ``gold/indicators_1h`` and ``gold/indicators_1d`` read them."""
+DEFAULT_BAR_INTERVALS = ("1m", "5m", "1h", "1d")
+"""``TICKLAKE_BAR_INTERVALS`` when unset."""
+
+
+def bar_interval_seconds(interval: str) -> int:
+    """Length of a bar interval in seconds (``"5m"`` -> 300, ``"1d"`` -> 86,400).
+
+    Raises:
+        ValueError: ``interval`` is not :data:`BAR_INTERVAL_RULE` (the message names it).
+    """
+    match = _INTERVAL.fullmatch(interval)
+    if match is None:
+        raise ValueError(f"bar interval {interval!r} is not {BAR_INTERVAL_RULE}")
+    if match.group(3):
+        return 86_400
+    n, unit = int(match.group(1)), match.group(2)
+    if (unit == "m" and (n > 59 or 60 % n)) or (unit == "h" and (n > 23 or 24 % n)):
+        raise ValueError(f"bar interval {interval!r} is not {BAR_INTERVAL_RULE}")
+    return n * (60 if unit == "m" else 3600)
 
 
 _BAR_STATE: Fields = [
@@ -135,7 +160,29 @@ the (event time, seq, tick_id) of its open and close ticks, sum of price x volum
 prices."""
 
 
-def _bars(interval: str) -> Table:
+def bar_interval_name(seconds: int) -> str:
+    """The interval name of bars ``seconds`` long (3,600 -> ``"1h"``), the inverse of
+    :func:`bar_interval_seconds`.
+
+    Raises:
+        ValueError: no bar interval is ``seconds`` long (:data:`BAR_INTERVAL_RULE`).
+    """
+    name = ("1d" if seconds == 86_400 else f"{seconds // 3600}h" if seconds % 3600 == 0
+            else f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s")
+    if bar_interval_seconds(name) != seconds:  # e.g. 90 min -> "90m", refused above
+        raise ValueError(f"no bar interval is {seconds} s long")
+    return name
+
+
+@cache
+def bar_table(interval: str) -> Table:
+    """The Gold bar table of ``interval`` (``gold/bars_<interval>``); windows aligned on the
+    UTC epoch (a ``1d`` bar is a UTC day).
+
+    Raises:
+        ValueError: ``interval`` is not a bar interval (:func:`bar_interval_seconds`).
+    """
+    bar_interval_seconds(interval)
     return Table(
         f"gold.bars_{interval}",
         f"gold/bars_{interval}",
@@ -160,10 +207,16 @@ def _bars(interval: str) -> Table:
     )
 
 
-GOLD_BARS_1M = _bars("1m")
-GOLD_BARS_1H = _bars("1h")
-GOLD_BARS_1D = _bars("1d")
-GOLD_BARS = {"1m": GOLD_BARS_1M, "1h": GOLD_BARS_1H, "1d": GOLD_BARS_1D}
+def bar_tables(intervals: tuple[str, ...] = DEFAULT_BAR_INTERVALS) -> dict[str, Table]:
+    """Interval -> Gold bar table, shortest first (``Settings.bar_intervals``)."""
+    return {i: bar_table(i) for i in sorted(intervals, key=bar_interval_seconds)}
+
+
+GOLD_BARS_1M = bar_table("1m")
+GOLD_BARS_1H = bar_table("1h")
+GOLD_BARS_1D = bar_table("1d")
+GOLD_BARS = bar_tables()
+"""The bar tables of the default intervals."""
 
 _F64 = pa.float64()
 _INDICATOR_KEYS: Fields = [("ticker", pa.string()), ("window_start", UTC_TS), ("close", _F64),
@@ -248,15 +301,30 @@ ALL_TABLES: tuple[Table, ...] = (
     SILVER_TICKS,
     SILVER_QUARANTINE,
     SILVER_WATERMARKS,
-    GOLD_BARS_1M,
-    GOLD_BARS_1H,
-    GOLD_BARS_1D,
+    *GOLD_BARS.values(),
     GOLD_DAILY_METRICS,
     GOLD_INDICATORS_1D,
     GOLD_INDICATORS_1H,
     GOLD_ANOMALIES,
     GOLD_PREDICTIONS,
 )
+
+
+
+def lake_tables(lake_dir: Path) -> tuple[Table, ...]:
+    """:data:`ALL_TABLES` and the bar tables of other intervals that ``lake_dir`` holds (a
+    lake written with a non-default ``TICKLAKE_BAR_INTERVALS``), for status and maintenance."""
+    extra = []
+    for path in sorted((Path(lake_dir) / "gold").glob("bars_*")):
+        interval = path.name.removeprefix("bars_")
+        try:
+            table = bar_table(interval)
+        except ValueError:
+            continue
+        if table not in ALL_TABLES:
+            extra.append(table)
+    return (*ALL_TABLES, *extra)
+
 
 MODELS_DIR = "models"
 """Model registry directory under the lake: ``models/<ticker>/<version>/``."""

@@ -1,4 +1,5 @@
-"""Gold: OHLCV bars (1m, 1h, 1d), daily metrics, indicators and anomalies from Silver ticks.
+"""Gold: OHLCV bars (``TICKLAKE_BAR_INTERVALS``, default 1m, 5m, 1h, 1d), daily metrics,
+indicators and anomalies from Silver ticks.
 
 Runnable as ``spark-submit pipeline/gold.py [--lake DIR] [--until-caught-up]``.
 
@@ -34,13 +35,14 @@ from pyspark.sql import functions as F
 
 from config.settings import Settings
 from config.tables import (
-    BAR_INTERVALS,
+    DEFAULT_BAR_INTERVALS,
     GOLD_ANOMALIES,
-    GOLD_BARS,
     GOLD_DAILY_METRICS,
     GOLD_INDICATORS_1D,
     GOLD_INDICATORS_1H,
     SILVER_TICKS,
+    bar_interval_seconds,
+    bar_tables,
 )
 from pipeline import gold_indicators
 from pipeline.runner import Job, main
@@ -89,7 +91,8 @@ METRICS_MERGE: dict[str, str] = {
 
 
 def gold_bars(ticks: DataFrame, interval: str) -> DataFrame:
-    """Silver ticks -> OHLCV bars of ``interval`` (``1m``, ``1h``, ``1d``) per ticker.
+    """Silver ticks -> OHLCV bars of ``interval`` (``1m``, ``5m``, ``1h``, ``1d``, ...: see
+    :func:`config.tables.bar_interval_seconds`) per ticker.
 
     Windows are aligned on the UTC epoch (a ``1d`` bar is a UTC day). Columns: ticker;
     window_start, window_end (UTC); open (price of the first tick by event time), high, low,
@@ -100,13 +103,14 @@ def gold_bars(ticks: DataFrame, interval: str) -> DataFrame:
     is the batch's partial bar; over all ticks, the bar.
 
     Raises:
-        KeyError: an unknown interval.
+        ValueError: an unknown interval.
     """
+    window = F.window("event_time", f"{bar_interval_seconds(interval)} seconds")
     order = F.struct("event_time", "seq", "tick_id")
     first = F.min_by(F.struct("price", "event_time", "seq", "tick_id"), order)
     last = F.max_by(F.struct("price", "event_time", "seq", "tick_id"), order)
     return (
-        ticks.groupBy("ticker", F.window("event_time", BAR_INTERVALS[interval]).alias("w"))
+        ticks.groupBy("ticker", window.alias("w"))
         .agg(
             first.alias("_open"),
             F.max("price").alias("high"),
@@ -136,11 +140,12 @@ def gold_bars(ticks: DataFrame, interval: str) -> DataFrame:
     )
 
 
-def all_partial_bars(ticks: DataFrame) -> DataFrame:
-    """:func:`gold_bars` of every interval of ``config.tables.BAR_INTERVALS`` in one
-    DataFrame, with an ``interval`` column: one Spark job instead of one per interval."""
+def all_partial_bars(ticks: DataFrame,
+                     intervals: tuple[str, ...] = DEFAULT_BAR_INTERVALS) -> DataFrame:
+    """:func:`gold_bars` of every interval of ``intervals`` in one DataFrame, with an
+    ``interval`` column: one Spark job instead of one per interval."""
     frames = [gold_bars(ticks, interval).withColumn("interval", F.lit(interval))
-              for interval in BAR_INTERVALS]
+              for interval in intervals]
     return reduce(DataFrame.unionByName, frames)
 
 
@@ -179,7 +184,8 @@ def gold_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], N
     first touched time per ticker, never the batch's ticks.
     """
     lake = settings.lake_dir
-    bars = {name: job_sink(table, settings, app_id) for name, table in GOLD_BARS.items()}
+    bars = {name: job_sink(table, settings, app_id)
+            for name, table in bar_tables(settings.bar_intervals).items()}
     metrics = job_sink(GOLD_DAILY_METRICS, settings, app_id)
     derived = {table.name: job_sink(table, settings, app_id)
                for table in (GOLD_INDICATORS_1D, GOLD_INDICATORS_1H, GOLD_ANOMALIES)}
@@ -191,7 +197,7 @@ def gold_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], N
         started = time.monotonic()
         ticks = batch.persist(StorageLevel.MEMORY_AND_DISK)
         try:  # two Spark jobs: every interval's partial bars, then the daily metrics
-            partial = all_partial_bars(ticks).toArrow()
+            partial = all_partial_bars(ticks, tuple(bars)).toArrow()
             daily = gold_daily_metrics(ticks).toArrow() if not metrics.committed(batch_id) else None
         finally:
             ticks.unpersist()

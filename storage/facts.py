@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from config.reasons import Reason
-from config.tables import ALL_TABLES, BRONZE_TICKS, SILVER_QUARANTINE, SILVER_TICKS, Table
+from config.tables import BRONZE_TICKS, SILVER_QUARANTINE, SILVER_TICKS, Table, lake_tables
 from storage.delta import count_by, open_table, read_table
 
 
@@ -50,9 +50,10 @@ def lake_status(lake_dir: Path) -> dict[str, Any]:
         ``balanced`` is ``bronze == silver + quarantine``, where quarantine includes the
         duplicates.
     """
-    tables: dict[str, Any] = {table.name: table_facts(table, lake_dir) for table in ALL_TABLES}
+    registered = lake_tables(lake_dir)
+    tables: dict[str, Any] = {table.name: table_facts(table, lake_dir) for table in registered}
     by_reason = count_by(SILVER_QUARANTINE, lake_dir, "reason")
-    rows = {t.name: (tables[t.name] or {}).get("rows", 0) for t in ALL_TABLES}
+    rows = {t.name: (tables[t.name] or {}).get("rows", 0) for t in registered}
     bronze, silver = rows[BRONZE_TICKS.name], rows[SILVER_TICKS.name]
     quarantine = rows[SILVER_QUARANTINE.name]
     duplicates = by_reason.get(Reason.DUPLICATE_TICK_ID, 0)

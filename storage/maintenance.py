@@ -16,7 +16,7 @@ from typing import Any
 from deltalake.exceptions import CommitFailedError, DeltaError
 
 from config.errors import ConfigError
-from config.tables import ALL_TABLES
+from config.tables import lake_tables
 from storage.delta import open_table
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def maintain(lake_dir: Path, retention_hours: int = DEFAULT_RETENTION_HOURS) -> 
             "older table versions (lagging streams, time travel) could lose files"
         )
     report: dict[str, Any] = {}
-    for table in ALL_TABLES:
+    for table in lake_tables(lake_dir):
         delta = open_table(table, lake_dir)
         if delta is None:
             continue

@@ -7,15 +7,11 @@ from typing import Any
 
 import pandas as pd
 
-from config.tables import GOLD_BARS_1D, GOLD_BARS_1H, GOLD_BARS_1M
+from config.tables import bar_interval_name, bar_table
 from producer.sources.replay import DAY_S
-from storage.delta import read_table
+from storage.delta import open_table, read_table
 
 OHLCV = ["open", "high", "low", "close", "volume"]
-
-
-GOLD_BY_SECONDS = {60: GOLD_BARS_1M, 3600: GOLD_BARS_1H, DAY_S: GOLD_BARS_1D}
-"""The Gold bar table that holds bars of each length (seconds)."""
 
 
 def compare_bars(source_bars: pd.DataFrame, gold_bars: pd.DataFrame) -> dict[str, Any]:
@@ -67,18 +63,21 @@ def compare_bars(source_bars: pd.DataFrame, gold_bars: pd.DataFrame) -> dict[str
 
 def compare_with_lake(source_bars: pd.DataFrame, lake_dir: Path) -> dict[str, Any]:
     """:func:`compare_bars` against the current Gold bars of ``lake_dir`` of the same length
-    (``gold/bars_1d`` for daily bars, ``bars_1h`` / ``bars_1m`` for hourly / 1-minute bars),
-    restricted to the tickers of ``source_bars``; one report over every length.
+    (``gold/bars_1d`` for daily bars, ``bars_1h`` for hourly bars, ``bars_5m`` for 5-minute
+    bars...), restricted to the tickers of ``source_bars``; one report over every length.
 
     Raises:
-        ValueError: the source has bars of a length no Gold table holds (e.g. 5 minutes).
+        ValueError: the source has bars of a length Gold does not keep (the message says which
+            setting adds it).
     """
     lengths = source_bars["seconds"] if "seconds" in source_bars else pd.Series([DAY_S])
     report: dict[str, Any] = {"tickers": {}, "all_equal": not source_bars.empty}
     for seconds in sorted(set(lengths.astype(int))):
-        table = GOLD_BY_SECONDS.get(seconds)
-        if table is None:
-            raise ValueError(f"no Gold table holds {seconds} s bars (Gold has 1m, 1h and 1d)")
+        table = bar_table(bar_interval_name(seconds))
+        if open_table(table, lake_dir) is None:
+            raise ValueError(f"the source has {seconds} s bars and {lake_dir} has no "
+                             f"{table.relative_path}: add {bar_interval_name(seconds)} to "
+                             "TICKLAKE_BAR_INTERVALS")
         part = source_bars if "seconds" not in source_bars else (
             source_bars[source_bars["seconds"] == seconds])
         gold = read_table(table, lake_dir).to_pandas()

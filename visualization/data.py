@@ -11,12 +11,12 @@ import pyarrow.compute as pc
 
 from config.tables import (
     GOLD_ANOMALIES,
-    GOLD_BARS,
     GOLD_INDICATORS_1D,
     GOLD_INDICATORS_1H,
     GOLD_PREDICTIONS,
     SILVER_QUARANTINE,
     Table,
+    bar_table,
 )
 from storage.delta import open_table, read_table
 from storage.progress import latest_progress, progress_records
@@ -83,13 +83,13 @@ def _between(ticker: str, start: pd.Timestamp | None, end: pd.Timestamp | None) 
 
 def bar_tickers(lake_dir: Path, interval: str = "1d") -> list[str]:
     """Tickers with bars at ``interval``, sorted."""
-    column = read_table(GOLD_BARS[interval], lake_dir, ["ticker"]).column("ticker")
+    column = read_table(bar_table(interval), lake_dir, ["ticker"]).column("ticker")
     return sorted(str(t) for t in pc.unique(column).to_pylist() if t is not None)
 
 
 def bar_span(lake_dir: Path, interval: str, ticker: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """First and last ``window_start`` (UTC) of ``ticker``'s bars at ``interval``, or None."""
-    column = read_table(GOLD_BARS[interval], lake_dir, ["window_start"],
+    column = read_table(bar_table(interval), lake_dir, ["window_start"],
                         where=pc.field("ticker") == ticker).column("window_start")
     if not len(column):
         return None
@@ -102,7 +102,7 @@ def read_bars(lake_dir: Path, interval: str, ticker: str, start: pd.Timestamp | 
     """``ticker``'s bars at ``interval`` with ``start <= window_start < end`` (UTC), in time
     order; the filter is pushed into the Delta scan (files whose statistics exclude the range
     are not read)."""
-    frame = read_table(GOLD_BARS[interval], lake_dir, BAR_COLUMNS,
+    frame = read_table(bar_table(interval), lake_dir, BAR_COLUMNS,
                        where=_between(ticker, start, end)).to_pandas()
     return frame.sort_values("window_start").reset_index(drop=True)
 

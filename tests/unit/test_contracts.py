@@ -21,6 +21,8 @@ from config.tables import (
     SILVER_QUARANTINE,
     SILVER_TICKS,
     UTC_TS,
+    bar_table,
+    lake_tables,
 )
 from producer.messages import TickMessage
 
@@ -117,6 +119,18 @@ def test_the_data_dictionary_lists_every_column_of_every_table() -> None:
     assert set(documented) == {t.relative_path for t in ALL_TABLES}
     for table in ALL_TABLES:
         assert documented[table.relative_path] == set(table.schema.names), table.name
+
+
+def test_status_and_maintenance_see_the_bar_tables_a_lake_holds(tmp_path: Path) -> None:
+    """A lake written with TICKLAKE_BAR_INTERVALS=15m,1h,4h,1d: its gold/bars_15m and
+    bars_4h are registered beside the default tables; a stray directory is not a table."""
+    for name in ("bars_15m", "bars_4h", "bars_1h", "bars_old"):
+        (tmp_path / "gold" / name).mkdir(parents=True)
+    tables = lake_tables(tmp_path)
+    assert tables[:len(ALL_TABLES)] == ALL_TABLES
+    assert [t.relative_path for t in tables[len(ALL_TABLES):]] == ["gold/bars_15m",
+                                                                   "gold/bars_4h"]
+    assert bar_table("15m").schema == bar_table("1m").schema
 
 
 def test_every_reason_has_a_meaning_and_is_in_the_readme() -> None:

@@ -33,6 +33,10 @@ def test_environment_overrides_with_prefix(monkeypatch: pytest.MonkeyPatch) -> N
         ("bootstrap_servers", "h:99999", "HOST:PORT with PORT in 1..65535"),
         ("tickers", "AAPL,bad!", "invalid ticker"),
         ("kafka_format", "jdbc", "not one of 'ticklake-kafka', 'kafka'"),
+        ("bar_intervals", "1m,7m,1h,1d", r"'7m' is not Nm \(minutes, N = 1-59\)"),
+        ("bar_intervals", "1m,90m,1h,1d", "'90m' is not Nm"),
+        ("bar_intervals", "5m,1h", r"lack \['1d'\]"),
+        ("bar_intervals", "1h,24h,1d", "'24h' is not"),
     ],
 )
 def test_bad_values_name_the_value_and_the_allowed_range(field: str, value: object,
@@ -54,3 +58,12 @@ def test_producer_linger_defaults_to_the_broker_storage() -> None:
     assert producer_config(Settings())["linger.ms"] == 5
     assert producer_config(Settings(broker_storage="s3"))["linger.ms"] == 100
     assert producer_config(Settings(broker_storage="s3", producer_linger_ms=20))["linger.ms"] == 20
+
+
+def test_bar_intervals_come_sorted_by_length_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """TICKLAKE_BAR_INTERVALS in any order: shortest first, as Gold writes and the dashboard
+    lists them; the default is 1m, 5m, 1h, 1d."""
+    assert Settings().bar_intervals == ("1m", "5m", "1h", "1d")
+    monkeypatch.setenv("TICKLAKE_BAR_INTERVALS", "1d, 4h,15m 1h")
+    assert load_settings().bar_intervals == ("15m", "1h", "4h", "1d")

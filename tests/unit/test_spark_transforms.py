@@ -94,8 +94,9 @@ def test_daily_metrics_average_and_sum_per_utc_day(spark) -> None:
 
 
 def test_longer_bars_are_the_rollup_of_shorter_ones(spark) -> None:
-    """On the same intraday ticks, 1h bars equal the rollup of 1m bars and 1d bars the
-    rollup of 1h bars: first open, max high, min low, last close, summed volume and count."""
+    """On the same intraday ticks, 5m bars equal the rollup of 1m bars, 1h bars the rollup
+    of 5m bars and 1d bars the rollup of 1h bars: first open, max high, min low, last close,
+    summed volume and count."""
     import pandas as pd
 
     from pipeline.gold import gold_bars
@@ -110,7 +111,7 @@ def test_longer_bars_are_the_rollup_of_shorter_ones(spark) -> None:
          for t in ticks],
         "ticker string, event_time timestamp, seq long, tick_id string, price double, volume long")
     bars = {i: gold_bars(frame, i).toPandas().sort_values(["ticker", "window_start"])
-            for i in ("1m", "1h", "1d")}
+            for i in ("1m", "5m", "1h", "1d")}
     # 6.5 h sessions at 9 s per tick: 2,600 ticks a day, so 6,000 ticks span 3 days x 2 tickers
     assert bars["1d"]["trade_count"].sum() == 6000 and len(bars["1d"]) == 6
 
@@ -122,7 +123,8 @@ def test_longer_bars_are_the_rollup_of_shorter_ones(spark) -> None:
                             "volume": g["volume"].sum(), "trade_count": g["trade_count"].sum()})
         return out.reset_index(drop=True)
 
-    for short, long, freq in (("1m", "1h", "h"), ("1h", "1d", "D")):
+    assert len(bars["5m"]) < len(bars["1m"]) and len(bars["5m"]) > len(bars["1h"])
+    for short, long, freq in (("1m", "5m", "5min"), ("5m", "1h", "h"), ("1h", "1d", "D")):
         expected = rollup(bars[short], freq)
         got = bars[long][expected.columns].reset_index(drop=True)
         pd.testing.assert_frame_equal(got, expected, check_dtype=False)

@@ -8,33 +8,47 @@ import pandas as pd
 import streamlit as st
 
 from analytics.registry import Registry
-from config.tables import GOLD_ANOMALIES, GOLD_BARS, GOLD_PREDICTIONS
+from config.tables import (
+    GOLD_ANOMALIES,
+    GOLD_BARS_1D,
+    GOLD_PREDICTIONS,
+    bar_interval_seconds,
+    bar_table,
+    bar_tables,
+)
 from visualization import charts
 from visualization.common import Context, cached, live, table
 from visualization.data import INDICATORS
 
 # How much history a chart shows at first, per interval (ending at the ticker's last bar):
 # one day of 1m bars (1,440 candles for a 24/7 market; two days took Plotly ~1.2 s to draw).
+# Other intervals: 1,440 bars (5m: 5 days).
 DEFAULT_SPAN = {"1m": timedelta(days=1), "1h": timedelta(days=30), "1d": timedelta(days=365)}
+
+
+def default_span(interval: str) -> timedelta:
+    """How far back a chart of ``interval`` bars starts (see :data:`DEFAULT_SPAN`)."""
+    return DEFAULT_SPAN.get(interval, timedelta(seconds=1_440 * bar_interval_seconds(interval)))
 
 
 def render(ctx: Context) -> None:
     st.title("Markets")
-    tickers = cached("bar_tickers", ctx, (GOLD_BARS["1d"],))
+    tickers = cached("bar_tickers", ctx, (GOLD_BARS_1D,))
     if not tickers:
         st.info("No Gold bars yet: run the pipeline (ticklake up, or ticklake job gold).")
         return
     top = st.columns([2, 2, 3])
     ticker = top[0].selectbox("Ticker", tickers, key="ticker")
-    interval = top[1].radio("Interval", list(GOLD_BARS), index=2, horizontal=True,
-                            key="interval")
-    bars_table = GOLD_BARS[interval]
+    intervals = list(bar_tables(ctx.settings.bar_intervals))
+    interval = top[1].radio("Interval", intervals, index=intervals.index("1d"),
+                            horizontal=True, key="interval")
+    bars_table = bar_table(interval)
     span = cached("bar_span", ctx, (bars_table,), interval, ticker)
     if span is None:
         st.info(f"No {interval} bars for {ticker} yet.")
         return
     first, last = span
-    default_start = max(first, last - DEFAULT_SPAN[interval]).date()
+    default_start = max(first, last - default_span(interval)).date()
     picked = top[2].date_input("Date range (UTC)", (default_start, last.date()),
                                min_value=first.date(), max_value=last.date(),
                                key=f"range_{ticker}_{interval}")
