@@ -7,7 +7,10 @@ ticks whose ``tick_id`` is new go to ``silver/ticks``; invalid ones and duplicat
 ``tick_id`` earlier in the batch or already in Silver) go to ``silver/quarantine`` with their
 reason. So ``bronze = silver + quarantine`` always, and the duplicates are the quarantine rows
 with reason ``duplicate_tick_id``. Ticks behind their ticker's event-time watermark are
-quarantined as ``late``, so a Gold bar whose window ends before the watermark is final.
+quarantined as ``late``, so a Gold bar whose window ends before the watermark is final, unless
+their ``source`` is ``backfill`` (:data:`producer.messages.BACKFILL_SOURCE`, what ``ticklake
+backfill`` publishes): history sent on purpose, which Gold merges into the past windows it
+touches.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from pipeline.runner import Job, main
 from pipeline.schemas import table_stream
 from pipeline.validation import validate_values
 from pipeline.writes import job_sink, route_on_executors
+from producer.messages import BACKFILL_SOURCE
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +149,8 @@ def verdicts(
     in the same micro-batch``); duplicates are quarantined as ``duplicate_tick_id``. A valid,
     new tick whose event time is more than ``allowed_lateness_s`` behind its ticker's
     watermark (the latest event time Silver held before this batch) is quarantined as
-    ``late``, with how late it is. Watermarks advance between micro-batches, as Spark's do.
+    ``late``, with how late it is, unless its source is ``backfill``. Watermarks advance
+    between micro-batches, as Spark's do.
 
     The duplicates (:func:`duplicate_keys`, at most one row per tick of the batch) and the
     watermarks (one row per ticker) are broadcast to the batch's rows, which are not shuffled.
@@ -170,7 +175,8 @@ def verdicts(
         frame = frame.withColumn("_mark", F.lit(None).cast("timestamp"))
     behind_s = F.col("_mark").cast("double") - F.col("event_time").cast("double")
     duplicate = valid & F.col("in_silver").isNotNull()
-    late = valid & ~duplicate & F.col("_mark").isNotNull() & (behind_s > allowed_lateness_s)
+    late = (valid & ~duplicate & F.col("_mark").isNotNull() & (behind_s > allowed_lateness_s)
+            & (F.col("source") != BACKFILL_SOURCE))
     return frame.select(
         *[c for c in CLASSIFIED_SCHEMA.names if c not in ("reason", "detail")],
         F.when(duplicate, F.lit(Reason.DUPLICATE_TICK_ID.value))

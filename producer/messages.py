@@ -25,6 +25,10 @@ SCHEMA_VERSION: Literal[1] = 1
 SUPPORTED_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
 TICK_ID_PATTERN = r"^[0-9a-f]{32}$"
 """A tick id: 32 lower-case hex digits (see :func:`make_tick_id`)."""
+BACKFILL_SOURCE = "backfill"
+"""The ``source`` of ticks ``ticklake backfill`` publishes: history sent on purpose, which
+Silver does not hold against its ticker's watermark (it is never quarantined as ``late``;
+duplicates still are)."""
 INT64_MAX = 2**63 - 1
 """Largest ``volume`` / ``seq``: Silver stores them as 64-bit signed integers."""
 

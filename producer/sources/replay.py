@@ -42,7 +42,7 @@ import pandas as pd
 
 from config.errors import SourceError
 from config.settings import TICKER_PATTERN, TICKER_RULE
-from producer.messages import SCHEMA_VERSION, TickMessage, make_tick_id
+from producer.messages import BACKFILL_SOURCE, SCHEMA_VERSION, TickMessage, make_tick_id
 from producer.sources import EXCHANGE_TZ
 
 log = logging.getLogger(__name__)
@@ -98,13 +98,16 @@ def split_volume(volume: int) -> list[int]:
 
 
 def intraday_bar_ticks(ticker: str, start: datetime, seconds: int, open_: float, high: float,
-                       low: float, close: float, volume: int,
-                       source: str = "yfinance") -> list[TickMessage]:
+                       low: float, close: float, volume: int, source: str = "yfinance",
+                       id_source: str | None = None) -> list[TickMessage]:
     """Four ticks whose first/max/min/last price and summed volume are an intraday bar's.
 
     Args:
         start: the bar's start, timezone-aware (converted to UTC).
         seconds: the bar's length (at least 4).
+        source: the ticks' ``source``.
+        id_source: the source their ``tick_id`` derives from (default ``source``): a backfill
+            gives its ticks the replay's ids, so history already in Silver is a duplicate.
 
     Returns:
         Ticks at ``start``, ``start + seconds/4``, ``start + seconds/2`` and
@@ -119,15 +122,17 @@ def intraday_bar_ticks(ticker: str, start: datetime, seconds: int, open_: float,
         event_time = start + timedelta(seconds=offset)
         ticks.append(TickMessage(
             schema_version=SCHEMA_VERSION,
-            tick_id=make_tick_id(source, ticker, event_time, price, part,
+            tick_id=make_tick_id(id_source or source, ticker, event_time, price, part,
                                  f"{start.isoformat()}#{k}"),
             ticker=ticker, event_time=event_time, price=float(price), volume=int(part),
             source=source, seq=base + k))
     return ticks
 
 
-def bar_to_ticks(bar: Bar, source: str = "replay") -> list[TickMessage]:
-    """Turn a bar into four ticks whose OHLCV is the bar's.
+def bar_to_ticks(bar: Bar, source: str = "replay",
+                 id_source: str | None = None) -> list[TickMessage]:
+    """Turn a bar into four ticks whose OHLCV is the bar's (``source``, ``id_source``: see
+    :func:`intraday_bar_ticks`).
 
     Returns:
         Four :class:`TickMessage` in event-time order. For a daily bar ``seq`` is
@@ -136,7 +141,7 @@ def bar_to_ticks(bar: Bar, source: str = "replay") -> list[TickMessage]:
     """
     if bar.seconds < DAY_S and bar.start is not None:
         return intraday_bar_ticks(bar.ticker, bar.start, bar.seconds, bar.open, bar.high,
-                                  bar.low, bar.close, bar.volume, source)
+                                  bar.low, bar.close, bar.volume, source, id_source)
     prices = price_path(bar.open, bar.high, bar.low, bar.close)
     volumes = split_volume(bar.volume)
     ticks = []
@@ -145,9 +150,8 @@ def bar_to_ticks(bar: Bar, source: str = "replay") -> list[TickMessage]:
         ticks.append(
             TickMessage(
                 schema_version=SCHEMA_VERSION,
-                tick_id=make_tick_id(
-                    source, bar.ticker, event_time, price, volume, f"{bar.day.isoformat()}#{k}"
-                ),
+                tick_id=make_tick_id(id_source or source, bar.ticker, event_time, price, volume,
+                                     f"{bar.day.isoformat()}#{k}"),
                 ticker=bar.ticker,
                 event_time=event_time,
                 price=float(price),
@@ -361,6 +365,10 @@ class ReplaySource:
         csv_paths: CSV files to replay instead of bokeh-sampledata; one ticker per file, daily
             or intraday bars (see :func:`load_csv_bars`).
         limit_days: replay only the last N bars of each ticker (None = all).
+        backfill: publish as ``ticklake backfill`` does: source
+            :data:`~producer.messages.BACKFILL_SOURCE` (Silver applies no watermark to it),
+            tick ids as the replay's (history already in Silver is a duplicate).
+        first_day, last_day: keep only the bars of these days, inclusive (None: no bound).
     """
 
     name = "replay"
@@ -370,7 +378,11 @@ class ReplaySource:
         tickers: Sequence[str],
         csv_paths: Sequence[Path] = (),
         limit_days: int | None = None,
+        backfill: bool = False,
+        first_day: date | None = None,
+        last_day: date | None = None,
     ) -> None:
+        self.name = BACKFILL_SOURCE if backfill else ReplaySource.name
         if csv_paths:
             if tickers and len(tickers) != len(csv_paths):
                 raise SourceError(
@@ -383,6 +395,13 @@ class ReplaySource:
             bars = pd.concat(parts, ignore_index=True)
         else:
             bars = load_bokeh_bars(tickers)
+        if first_day is not None:
+            bars = bars[bars["day"] >= first_day]
+        if last_day is not None:
+            bars = bars[bars["day"] <= last_day]
+        if bars.empty:
+            raise SourceError(f"no bar between {first_day or 'the first day'} and "
+                              f"{last_day or 'the last day'}")
         if limit_days is not None:
             bars = bars.groupby("ticker", group_keys=False).tail(limit_days)
         self.bars = bars.sort_values(["start", "ticker"], kind="stable").reset_index(drop=True)
@@ -404,4 +423,4 @@ class ReplaySource:
     def ticks(self) -> Iterator[TickMessage]:
         """Yield four ticks per bar (see the module docstring)."""
         for bar in self.iter_bars():
-            yield from bar_to_ticks(bar, self.name)
+            yield from bar_to_ticks(bar, self.name, ReplaySource.name)

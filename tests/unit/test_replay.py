@@ -196,3 +196,20 @@ def test_empty_rows_are_left_out_with_their_lines(
     assert bars.day.tolist() == [date(2012, 1, 3), date(2012, 1, 5)]
     assert bars.line.tolist() == [2, 5] and set(bars.seconds) == {86400}
     assert "left out 1 row(s) with an empty value (lines 4)" in caplog.text
+
+
+def test_a_backfill_has_its_own_source_and_the_replays_ids() -> None:
+    """``ticklake backfill``'s ticks: source ``backfill`` (Silver applies no watermark), the
+    same ids, times, prices and volumes as the replay of the same days (so history already in
+    Silver is a duplicate), only the days asked for."""
+    first, last = date(2012, 6, 1), date(2012, 6, 30)
+    replay = ReplaySource(["FB"], first_day=first, last_day=last)
+    backfill = ReplaySource(["FB"], backfill=True, first_day=first, last_day=last)
+    assert set(backfill.bars.day) <= {first + timedelta(days=d) for d in range(30)}
+    assert len(backfill.bars) == 21  # June 2012's NYSE sessions
+    ours, theirs = list(backfill.ticks()), list(replay.ticks())
+    assert {t.source for t in ours} == {"backfill"} and {t.source for t in theirs} == {"replay"}
+    assert [t.model_dump(exclude={"source"}) for t in ours] == [
+        t.model_dump(exclude={"source"}) for t in theirs]
+    with pytest.raises(SourceError, match="no bar between 2030-01-01 and the last day"):
+        ReplaySource(["FB"], backfill=True, first_day=date(2030, 1, 1))

@@ -132,17 +132,19 @@ def test_longer_bars_are_the_rollup_of_shorter_ones(spark) -> None:
 
 def test_ticks_behind_their_ticker_watermark_are_quarantined_as_late(spark) -> None:
     """With AAA's watermark at 14:30 and 1 h allowed lateness, a 12:00 AAA tick is late (by
-    2.5 h), a 14:00 one is not; BBB has no watermark yet, so its old tick is accepted."""
+    2.5 h), a 14:00 one is not, nor is a 12-year-old backfill tick (source ``backfill``, sent
+    on purpose); BBB has no watermark yet, so its old tick is accepted."""
     values = [
         message("a" * 32, event_time="2012-01-03T12:00:00Z"),
         message("b" * 32, event_time="2012-01-03T14:00:00Z"),
         message("c" * 32, event_time="2000-01-03T14:00:00Z", ticker="BBB"),
+        message("d" * 32, event_time="2000-01-03T14:00:00Z", source="backfill"),
     ]
     classified = classify_ticks(bronze_frame(spark, values), 65536, 300)
     marks = spark.createDataFrame([("AAA", T)], "ticker string, watermark timestamp")
     accepted, rejected = (frame.toArrow() for frame in split_batch(classified, None, marks,
                                                                    allowed_lateness_s=3600))
-    assert sorted(accepted.column("tick_id").to_pylist()) == ["b" * 32, "c" * 32]
+    assert sorted(accepted.column("tick_id").to_pylist()) == ["b" * 32, "c" * 32, "d" * 32]
     [late] = rejected.to_pylist()
     assert late["reason"] == "late" and late["tick_id"] == "a" * 32
     assert late["detail"].startswith("9000 s behind the AAA watermark")

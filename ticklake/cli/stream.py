@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from typing import Annotated
@@ -228,6 +229,45 @@ def produce(
     report = publish(ticks, settings, total=min(total, count) if total and count else total or count)
     print(json.dumps({"produced": report.produced, "failed": report.failed,
                       "end_offsets": report.end_offsets}))
+
+
+def backfill(
+    csv: Csv = None,
+    tickers: Tickers = None,
+    first_day: Annotated[datetime | None, typer.Option(
+        "--from", formats=["%Y-%m-%d"],
+        help="First day to send (YYYY-MM-DD) \\[default: the input's first].")] = None,
+    last_day: Annotated[datetime | None, typer.Option(
+        "--to", formats=["%Y-%m-%d"],
+        help="Last day to send, inclusive \\[default: the input's last].")] = None,
+    bootstrap_servers: Bootstrap = None,
+) -> None:
+    """Publish history older than a ticker's watermark on purpose (--csv bars, or bokeh's).
+
+    The ticks carry source "backfill": Silver does not quarantine them as late.
+
+    Gold merges them into the past bars they touch and recomputes the indicators from there.
+
+    Ids are the replay's: a re-run adds only duplicates to quarantine, no Silver or Gold row.
+
+    The running jobs (ticklake up, or ticklake job ...) read them from the topic.
+    """
+    from producer.publisher import publish
+    from producer.sources.replay import ReplaySource
+    from ticklake.broker import ensure_topic
+
+    setup_logging()
+    settings = load_settings(bootstrap_servers=bootstrap_servers, tickers=split_tickers(tickers))
+    source = ReplaySource(split_tickers(tickers) or ([] if csv else list(settings.tickers)),
+                          list(csv or []), backfill=True,
+                          first_day=first_day.date() if first_day else None,
+                          last_day=last_day.date() if last_day else None)
+    ensure_topic(settings)
+    report = publish(source.ticks(), settings, total=source.expected_count())
+    days = source.bars["day"]
+    print(json.dumps({"produced": report.produced, "failed": report.failed,
+                      "bars": len(source.bars), "first_day": str(days.min()),
+                      "last_day": str(days.max()), "end_offsets": report.end_offsets}))
 
 
 def watch(
