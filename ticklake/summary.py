@@ -42,7 +42,7 @@ def build_summary(
     round_trip = None
     if bars is not None:
         try:
-            round_trip = compare_with_lake(bars, settings.lake_dir)
+            round_trip = compare_with_lake(bars, settings.lake_dir, settings.bar_intervals)
         except ValueError as err:  # bars of a length Gold does not keep: not checked
             log.warning("bar round trip not checked: %s", err)
     tickers = sorted(bars["ticker"].unique()) if bars is not None else list(settings.tickers)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from config.tables import bar_interval_name, bar_table
 from producer.sources.replay import DAY_S
-from storage.delta import open_table, read_table
+from storage.delta import read_table
 
 OHLCV = ["open", "high", "low", "close", "volume"]
 
@@ -61,23 +61,29 @@ def compare_bars(source_bars: pd.DataFrame, gold_bars: pd.DataFrame) -> dict[str
     return {"tickers": report, "all_equal": all_equal}
 
 
-def compare_with_lake(source_bars: pd.DataFrame, lake_dir: Path) -> dict[str, Any]:
+def compare_with_lake(source_bars: pd.DataFrame, lake_dir: Path,
+                      intervals: tuple[str, ...] | None = None) -> dict[str, Any]:
     """:func:`compare_bars` against the current Gold bars of ``lake_dir`` of the same length
     (``gold/bars_1d`` for daily bars, ``bars_1h`` for hourly bars, ``bars_5m`` for 5-minute
     bars...), restricted to the tickers of ``source_bars``; one report over every length.
 
+    Args:
+        intervals: the bar intervals Gold keeps (``Settings.bar_intervals``; None: whatever
+            the bars' length, its table is read, and a missing table counts every bar as
+            missing).
+
     Raises:
-        ValueError: the source has bars of a length Gold does not keep (the message says which
-            setting adds it).
+        ValueError: the source has bars of a length that is no bar interval, or not one of
+            ``intervals`` (the message says which setting adds it).
     """
     lengths = source_bars["seconds"] if "seconds" in source_bars else pd.Series([DAY_S])
     report: dict[str, Any] = {"tickers": {}, "all_equal": not source_bars.empty}
     for seconds in sorted(set(lengths.astype(int))):
-        table = bar_table(bar_interval_name(seconds))
-        if open_table(table, lake_dir) is None:
-            raise ValueError(f"the source has {seconds} s bars and {lake_dir} has no "
-                             f"{table.relative_path}: add {bar_interval_name(seconds)} to "
-                             "TICKLAKE_BAR_INTERVALS")
+        name = bar_interval_name(seconds)
+        if intervals is not None and name not in intervals:
+            raise ValueError(f"the source has {name} bars and Gold keeps "
+                             f"{', '.join(intervals)}: add {name} to TICKLAKE_BAR_INTERVALS")
+        table = bar_table(name)
         part = source_bars if "seconds" not in source_bars else (
             source_bars[source_bars["seconds"] == seconds])
         gold = read_table(table, lake_dir).to_pandas()

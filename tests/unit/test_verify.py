@@ -49,3 +49,21 @@ def test_intraday_bars_are_matched_on_their_start_not_their_day() -> None:
     gold.loc[1, "volume"] = 21
     report = compare_bars(source, gold)["tickers"]["AAA"]
     assert (report["equal"], report["different"], report["missing"]) == (2, 1, 0)
+
+
+def test_a_lake_without_gold_counts_every_bar_missing_and_an_unkept_length_is_named(
+        tmp_path) -> None:
+    """No Gold table yet: every source bar is missing (not equal). 15-minute source bars
+    against the default intervals: the error says which setting adds them."""
+    import pytest
+
+    from ticklake.verify import compare_with_lake
+
+    daily = SOURCE.assign(seconds=86_400)
+    report = compare_with_lake(daily, tmp_path)
+    assert not report["all_equal"] and report["tickers"]["AAA"]["missing"] == 3
+    quarter_hours = SOURCE.assign(
+        start=pd.to_datetime(["2017-01-02 00:00", "2017-01-02 00:15", "2017-01-02 00:30"],
+                             utc=True), seconds=900)
+    with pytest.raises(ValueError, match="add 15m to TICKLAKE_BAR_INTERVALS"):
+        compare_with_lake(quarter_hours, tmp_path, ("1m", "5m", "1h", "1d"))
