@@ -66,7 +66,8 @@ def test_chunked_replay_with_restarts_equals_one_shot(spark, broker: Settings, t
                                    equal_nan=True, err_msg=column)
 
 
-def test_backfill_writes_history_behind_the_watermark(spark, broker: Settings, tmp_path) -> None:
+def test_backfill_writes_history_behind_the_watermark(spark, broker: Settings, tmp_path,
+                                                      monkeypatch) -> None:
     """MSFT's last 60 days replayed first; one older day sent as a plain replay is quarantined
     as late; then ``ticklake backfill`` of everything up to 5 days into the replayed range:
     nothing is late (the late day is taken now), the 5 overlapping days are duplicates, Gold's
@@ -85,13 +86,15 @@ def test_backfill_writes_history_behind_the_watermark(spark, broker: Settings, t
     recent = ReplaySource(["MSFT"], limit_days=60)
     first_recent = recent.bars["day"].min()
     publish(recent.ticks(), settings, progress=False)
-    old_day = full.bars["day"].iloc[100]
+    run_jobs(settings, ["bronze", "silver", "gold"], until_caught_up=True)
+    old_day = full.bars["day"].iloc[100]  # behind the watermark Silver now holds
     publish(ReplaySource(["MSFT"], first_day=old_day, last_day=old_day).ticks(), settings,
             progress=False)
     run_jobs(settings, ["bronze", "silver", "gold"], until_caught_up=True)
     assert lake_status(settings.lake_dir)["reconciliation"]["by_reason"] == {Reason.LATE: 4}
 
     overlap_end = recent.bars["day"].iloc[4]
+    monkeypatch.setenv("TICKLAKE_TOPIC", settings.topic)  # ticklake backfill's topic
     argv = ["backfill", "--tickers", "MSFT", "--to", str(overlap_end),
             "--bootstrap-servers", settings.bootstrap_servers]
     for run in (1, 2):
