@@ -224,20 +224,22 @@ def _parse_times(path: Path, values: pd.Series, lines: pd.Series) -> tuple[pd.Se
 
 
 def _bar_seconds(path: Path, instants: pd.Series, lines: pd.Series) -> int:
-    """The bars' length: the most common step between two consecutive rows; 1 day when it is
-    23 hours or more (daily bars across a DST change). One row is a daily bar.
+    """The bars' length: the most common step between two consecutive rows (``instants`` in
+    time order); 1 day when it is 23 hours or more (daily bars across a DST change). One row is
+    a daily bar.
 
     Raises:
         SourceError: two rows have the same time, or a bar starts before the previous one
-            ends (the line is named).
+            ends (the lines are named).
     """
     steps = instants.diff().dt.total_seconds().iloc[1:]
     if steps.empty:
         return DAY_S
-    if (steps <= 0).any():
-        at = steps.index[(steps <= 0).to_numpy()][0]
-        raise SourceError(f"{path}, line {int(lines[at])}: {instants[at]} is not after the "
-                          "row before it (rows must be in time order, one per bar)")
+    if (steps == 0).any():
+        position = int((steps == 0).to_numpy().argmax()) + 1
+        raise SourceError(f"{path}, lines {int(lines.iloc[position - 1])} and "
+                          f"{int(lines.iloc[position])}: two bars at {instants.iloc[position]} "
+                          "(one row per bar)")
     seconds = int(steps.mode().iloc[0])
     if seconds >= 23 * 3600:
         return DAY_S
@@ -254,7 +256,7 @@ def load_csv_bars(path: Path, ticker: str | None = None) -> pd.DataFrame:
     ``Date|Datetime|Time, Open, High, Low, Close[, Adj Close], Volume`` columns.
 
     Args:
-        path: the CSV file, rows in time order.
+        path: the CSV file, rows in any time order (newest first is fine).
         ticker: symbol to use; default the ``Ticker`` header row of a ``yf.download`` CSV, else
             the file name without extension, upper-cased.
 
@@ -269,8 +271,8 @@ def load_csv_bars(path: Path, ticker: str | None = None) -> pd.DataFrame:
 
     Raises:
         SourceError: the file is missing, lacks a column, has a value that is not a number or
-            a time (the line is named), rows out of time order or overlapping, or no complete
-            row.
+            a time, two rows at the same time or overlapping bars (the lines are named), or no
+            complete row.
     """
     if not path.is_file():
         raise SourceError(f"CSV file {path} does not exist")
@@ -314,6 +316,8 @@ def load_csv_bars(path: Path, ticker: str | None = None) -> pd.DataFrame:
                               f"{frame.at[at, column]!r} is not a number")
         frame[column] = numbers
     instants, local = _parse_times(path, frame[time_column], frame["line"])
+    order = instants.sort_values(kind="stable").index  # newest-first exports are common
+    frame, instants, local = frame.loc[order], instants.loc[order], local.loc[order]
     frame["seconds"] = seconds = _bar_seconds(path, instants, frame["line"])
     if seconds == DAY_S:  # the trading day as written ("2020-01-02 00:00:00-05:00": the 2nd)
         frame["day"] = local.dt.date

@@ -175,8 +175,9 @@ def test_intraday_times_with_offsets_are_converted_to_utc(tmp_path: Path) -> Non
      "2017-01-02 04:00,1,2,0.5,1.5,10\n",
      r"line 5: the bar at 2017-01-02 02:30:00\+00:00 starts 1800 s after the one before, "
      r"inside its 3600 s"),
-    ("2017-01-02 01:00,1,2,0.5,1.5,10\n2017-01-02 00:00,1,2,0.5,1.5,10\n",
-     r"line 3: 2017-01-02 00:00:00\+00:00 is not after the row before it"),
+    ("2017-01-02 01:00,1,2,0.5,1.5,10\n2017-01-02 00:00,1,2,0.5,1.5,10\n"
+     "2017-01-02 01:00,1,2,0.5,1.5,11\n",
+     r"lines 2 and 4: two bars at 2017-01-02 01:00:00\+00:00"),
 ])
 def test_a_bad_row_is_named_by_its_line(tmp_path: Path, rows: str, message: str) -> None:
     path = tmp_path / "X.csv"
@@ -213,3 +214,16 @@ def test_a_backfill_has_its_own_source_and_the_replays_ids() -> None:
         t.model_dump(exclude={"source"}) for t in theirs]
     with pytest.raises(SourceError, match="no bar between 2030-01-01 and the last day"):
         ReplaySource(["FB"], backfill=True, first_day=date(2030, 1, 1))
+
+
+def test_a_newest_first_csv_replays_in_time_order(tmp_path: Path) -> None:
+    """Many exports list the newest day first: the bars come out in time order, each with
+    its own line number, and the replay's ticks run forward in time."""
+    path = tmp_path / "X.csv"
+    path.write_text("Date,Open,High,Low,Close,Volume\n2012-01-05,3,4,2.5,3.5,30\n"
+                    "2012-01-04,2,3,1.5,2.5,20\n2012-01-03,1,2,0.5,1.5,10\n")
+    bars = load_csv_bars(path)
+    assert bars.day.tolist() == [date(2012, 1, 3), date(2012, 1, 4), date(2012, 1, 5)]
+    assert bars.line.tolist() == [4, 3, 2] and bars.volume.tolist() == [10, 20, 30]
+    times = [t.event_time for t in ReplaySource([], [path]).ticks()]
+    assert times == sorted(times)
