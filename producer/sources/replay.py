@@ -280,9 +280,10 @@ def load_csv_bars(path: Path, ticker: str | None = None) -> pd.DataFrame:
         head = [fh.readline().strip().split(",") for _ in range(3)]
     skip: list[int] = []
     if head[0] and head[0][0] == "Price" and len(head) > 1 and head[1][:1] == ["Ticker"]:
-        # yf.download layout: Price,Close,...  / Ticker,AAPL,... / Date,,,...
+        # yf.download layout: Price,Close,...  / Ticker,AAPL,... / Date,,,... (Datetime,,,...
+        # for intraday intervals)
         ticker = ticker or next((t for t in head[1][1:] if t), None)
-        skip = [1, 2] if head[2][:1] == ["Date"] else [1]
+        skip = [1, 2] if head[2][:1] in (["Date"], ["Datetime"]) else [1]
     frame = pd.read_csv(path, skiprows=skip, dtype=str, keep_default_na=False,
                         skip_blank_lines=False).fillna("")
     frame["line"] = frame.index + 2 + len(skip)  # 1-based, after the header row(s)

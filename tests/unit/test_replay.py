@@ -227,3 +227,18 @@ def test_a_newest_first_csv_replays_in_time_order(tmp_path: Path) -> None:
     assert bars.line.tolist() == [4, 3, 2] and bars.volume.tolist() == [10, 20, 30]
     times = [t.event_time for t in ReplaySource([], [path]).ticks()]
     assert times == sorted(times)
+
+
+def test_an_intraday_yf_download_csv_with_its_datetime_header_row(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``yf.download(..., interval="1h").to_csv()``: the third header row is ``Datetime``, not a
+    bar (no warning about an empty row); UTC times; 1-hour bars."""
+    path = tmp_path / "dl.csv"
+    path.write_text(
+        "Price,Close,High,Low,Open,Volume\nTicker,MSFT,MSFT,MSFT,MSFT,MSFT\nDatetime,,,,,\n"
+        "2026-11-20 14:30:00+00:00,420.5,421.0,419.0,419.5,1200000\n"
+        "2026-11-20 15:30:00+00:00,421.5,422.0,420.0,420.5,900000\n")
+    bars = load_csv_bars(path)
+    assert bars.ticker.tolist() == ["MSFT"] * 2 and set(bars.seconds) == {3600}
+    assert bars.line.tolist() == [4, 5] and bars.open.tolist() == [419.5, 420.5]
+    assert "left out" not in caplog.text
