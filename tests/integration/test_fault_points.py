@@ -31,7 +31,7 @@ POINTS = [
     # (job, fault point, tables the restart must find already committed)
     ("bronze", "bronze.ticks@1", ["bronze.ticks"]),
     ("silver", "silver.ticks@1", ["silver.ticks"]),  # quarantine, then ticks: both done
-    ("gold", "gold.bars_1h@1", ["gold.bars_1m", "gold.bars_1h"]),
+    ("gold", "gold.bars_1h@1", ["gold.bars_1m", "gold.bars_5m", "gold.bars_1h"]),
 ]
 
 
