@@ -20,7 +20,7 @@ from config.errors import BrokerUnavailable, ConfigError, TicklakeError
 from config.settings import Settings
 from producer.publisher import publish
 from producer.sources import TickSource
-from producer.sources.factory import build_source
+from producer.sources.factory import DEFAULT_SYNTHETIC_RATE, build_source
 from ticklake.broker import EmbeddedBroker, broker_reachable, ensure_topic
 from ticklake.s3 import EmbeddedS3
 from ticklake.services import (
@@ -33,7 +33,6 @@ from ticklake.services import (
 )
 
 log = logging.getLogger(__name__)
-DEFAULT_SYNTHETIC_RATE = 50.0
 RETRAIN_INTERVAL_S = 600.0
 ALERT_INTERVAL_S = 30.0
 """Seconds between alert checks while `up` runs with TICKLAKE_ALERT_WEBHOOK_URL set."""

@@ -10,6 +10,9 @@ from producer.sources import SOURCE_NAMES, TickSource
 
 SYNTHETIC_DAYS_BACK = 5
 """Synthetic event times start at the session open this many trading days ago."""
+DEFAULT_SYNTHETIC_RATE = 50.0
+"""Ticks per second of a live synthetic source when no rate is given (``ticklake up``, and
+the synthetic fallback of the yfinance source)."""
 
 
 def build_source(
@@ -23,7 +26,8 @@ def build_source(
         source: one of :data:`producer.sources.SOURCE_NAMES`.
         csv: CSV files to replay (replay only); bokeh-sampledata when empty.
         tickers: symbols (default ``settings.tickers``, or the CSVs' own for a CSV replay).
-        rate: synthetic ticks per second (None = as fast as possible).
+        rate: synthetic ticks per second (None = as fast as possible; for the synthetic
+            fallback of yfinance, :data:`DEFAULT_SYNTHETIC_RATE`).
             yfinance polls Yahoo (interval, poll period, deadline, fallback from ``settings``)
             before returning, so an unreachable Yahoo fails here, before a broker is needed.
         count: synthetic: stop after this many ticks (None = unbounded).
@@ -50,9 +54,11 @@ def build_source(
 
         symbols = tickers or list(settings.tickers)
         backup = settings.yahoo_fallback
+        # stands in for a live feed: a synthetic fallback is paced, not as fast as possible
+        paced = DEFAULT_SYNTHETIC_RATE if rate is None and backup == "synthetic" else rate
         return YahooSource(
             symbols, settings.yahoo_interval, settings.yahoo_poll_s, settings.yahoo_deadline_s,
             fallback=None if backup == "none" else
-            lambda: build_source(settings, backup, csv, symbols, rate, count),
+            lambda: build_source(settings, backup, csv, symbols, paced, count),
         ).connect()
     raise ConfigError(f"source {source!r} is not one of {', '.join(SOURCE_NAMES)}")

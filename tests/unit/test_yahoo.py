@@ -135,6 +135,7 @@ def test_unreachable_yahoo_falls_back_to_synthetic_when_asked(
     caplog.set_level(logging.WARNING)
     fallback = build_source(settings, "yfinance", [], ["AAPL", "EURUSD=X"], None, 8)
     assert fallback.name == "synthetic"
+    assert getattr(fallback, "rate_per_s", None) == 50.0  # paced like a feed, no --rate given
     ticks = [t for _, t in zip(range(8), fallback.ticks(), strict=False)]
     assert len(ticks) == 8 and {t.ticker for t in ticks} <= {"AAPL", "EURUSD=X"}
     assert caplog.text.count("publishing the fallback source instead") == 1
