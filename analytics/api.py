@@ -103,7 +103,8 @@ class Forecast(BaseModel):
     model: str = Field(description="The champion that made it: lstm, naive, sma or linear.")
     as_of: date | None = Field(None, description="Last trading date of the window (Gold).")
     target_date: date | None = Field(
-        None, description="The horizon-th NYSE session after as_of.")
+        None, description="The horizon-th session after as_of in the ticker's market "
+        "calendar (NYSE for US stocks, weekdays for FX, every day for crypto).")
     predicted_avg_price: float
     lower_80: float = Field(description="Lower bound of the conformal 80% interval.")
     upper_80: float = Field(description="Upper bound of the conformal 80% interval.")
@@ -345,7 +346,8 @@ def create_app(settings: Settings) -> FastAPI:
         as_of = series["trading_date"].iloc[-1]
         out = forecast(model, series["avg_price"].to_numpy(), series["total_volume"].to_numpy(),
                        horizon)
-        return Forecast(**out, as_of=as_of, target_date=trading_day_after(as_of, horizon))
+        return Forecast(**out, as_of=as_of,
+                        target_date=trading_day_after(as_of, horizon, ticker))
 
     @app.post("/predict", response_model=Forecast, summary="Champion forecast on a given window",
               responses={404: {"description": "No champion for the ticker"},

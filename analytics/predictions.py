@@ -26,7 +26,8 @@ def write_predictions(
 
     Each row names the model that made it (the horizon's champion: the LSTM or a baseline,
     :mod:`analytics.champion`). ``as_of`` is the ticker's last trading date in Gold;
-    ``target_date`` the ``horizon``-th NYSE session after it (``config.calendar``). Rows are
+    ``target_date`` the ``horizon``-th session after it in the ticker's market calendar
+    (:func:`config.calendar.trading_day_after`). Rows are
     upserted on (ticker, as_of, horizon, model_version). A ticker without a serving version
     (never trained, or too short a history) gets no row; a version that cannot be loaded is
     logged and skipped.
@@ -60,7 +61,7 @@ def write_predictions(
             rows.append({
                 "ticker": ticker,
                 "as_of": as_of,
-                "target_date": trading_day_after(as_of, horizon),
+                "target_date": trading_day_after(as_of, horizon, ticker),
                 **loaded.forecast(price, volume, horizon),
                 "model_version": champion["version"],
                 "created_at": created,

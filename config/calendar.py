@@ -1,14 +1,18 @@
-"""The trading calendar: New York Stock Exchange sessions, holidays and early closes.
+"""Trading calendars: New York Stock Exchange sessions, and one calendar per instrument.
 
-Sessions come from ``exchange_calendars`` (calendar ``XNYS``), which knows regular hours
-(09:30-16:00 America/New_York), exchange holidays and early closes (13:00). It drives the
-synthetic source's event times and the forecast's target date.
+Sessions come from ``exchange_calendars``. Its ``XNYS`` calendar knows regular hours
+(09:30-16:00 America/New_York), exchange holidays and early closes (13:00); it drives the
+synthetic source's event times. A forecast's target date follows the calendar of its ticker
+(:func:`calendar_name`): the exchange its Yahoo symbol names, ``24/5`` for FX, ``24/7`` for
+crypto, ``us_futures`` (CME Globex) for futures, ``XNYS`` otherwise.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -24,18 +28,80 @@ CALENDAR_START, CALENDAR_END = "1990-01-01", "2045-12-31"
 """Dates the calendar covers (bokeh-sampledata starts in 2000)."""
 
 
-@lru_cache(maxsize=1)
+AssetClass = Literal["equity", "index", "fx", "crypto", "future"]
+"""What a ticker trades, from its Yahoo symbol (:func:`asset_class`)."""
+_CRYPTO = re.compile(r"[A-Z0-9]+-(USD|USDT|USDC|EUR|GBP|JPY|CAD|AUD|BTC|ETH)")
+YAHOO_SUFFIX_MIC = {
+    "L": "XLON", "HK": "XHKG", "T": "XTKS", "DE": "XETR", "F": "XFRA", "PA": "XPAR",
+    "AS": "XAMS", "MI": "XMIL", "MC": "XMAD", "SW": "XSWX", "TO": "XTSE", "AX": "XASX",
+    "KS": "XKRX", "SS": "XSHG", "BO": "XBOM", "NS": "XBOM", "SI": "XSES", "ST": "XSTO",
+    "OL": "XOSL", "CO": "XCSE", "HE": "XHEL", "VI": "XWBO", "BR": "XBRU", "LS": "XLIS",
+    "IR": "XDUB", "WA": "XWAR", "SA": "BVMF", "MX": "XMEX", "JO": "XJSE", "TW": "XTAI",
+    "NZ": "XNZE", "IS": "XIST",
+}
+"""Yahoo's exchange suffix (``0700.HK``) -> ISO 10383 MIC of its ``exchange_calendars``
+calendar. Source: Yahoo's list of exchanges and their suffixes (help.yahoo.com, "Exchanges and
+data providers on Yahoo Finance"); ``.NS`` (NSE India) shares the Bombay calendar's holidays.
+Any other suffix (``BRK.B``'s share class) is a US listing."""
+INDEX_MIC = {"^N225": "XTKS", "^FTSE": "XLON", "^GDAXI": "XETR", "^FCHI": "XPAR",
+             "^HSI": "XHKG", "^AXJO": "XASX", "^GSPTSE": "XTSE", "^KS11": "XKRX",
+             "^STOXX50E": "XETR", "^SSMI": "XSWX", "^AEX": "XAMS", "^BSESN": "XBOM"}
+"""Non-US indices -> the exchange whose sessions they follow; other ``^`` symbols: XNYS."""
+
+
+def asset_class(ticker: str) -> AssetClass:
+    """The asset class of a Yahoo symbol: ``^`` index, ``=X`` FX, ``=F`` future,
+    ``BASE-QUOTE`` with a currency or USDT/USDC/BTC/ETH quote crypto, else equity (``BRK-B``
+    stays an equity: ``B`` is no quote currency)."""
+    if ticker.startswith("^"):
+        return "index"
+    if ticker.endswith("=X"):
+        return "fx"
+    if ticker.endswith("=F"):
+        return "future"
+    if _CRYPTO.fullmatch(ticker):
+        return "crypto"
+    return "equity"
+
+
+def calendar_name(ticker: str) -> str:
+    """The ``exchange_calendars`` calendar of ``ticker``'s sessions: ``24/7`` for crypto,
+    ``24/5`` for FX (weekdays), ``us_futures`` for futures, the index's or the Yahoo suffix's
+    exchange (:data:`INDEX_MIC`, :data:`YAHOO_SUFFIX_MIC`), else ``XNYS``."""
+    kind = asset_class(ticker)
+    if kind == "crypto":
+        return "24/7"
+    if kind == "fx":
+        return "24/5"
+    if kind == "future":
+        return "us_futures"
+    if kind == "index":
+        return INDEX_MIC.get(ticker, EXCHANGE)
+    suffix = ticker.rsplit(".", 1)[1] if "." in ticker else ""
+    return YAHOO_SUFFIX_MIC.get(suffix, EXCHANGE)
+
+
+@lru_cache(maxsize=32)
+def calendar(name: str = EXCHANGE) -> ExchangeCalendar:
+    """The calendar ``name`` from :data:`CALENDAR_START` to :data:`CALENDAR_END`, or over
+    what it covers when that is less (built once per name)."""
+    try:
+        return get_calendar(name, start=CALENDAR_START, end=CALENDAR_END)
+    except ValueError:  # e.g. a calendar whose first or last supported date is inside
+        return get_calendar(name)
+
+
 def trading_calendar() -> ExchangeCalendar:
     """The XNYS calendar from :data:`CALENDAR_START` to :data:`CALENDAR_END` (built once)."""
-    return get_calendar(EXCHANGE, start=CALENDAR_START, end=CALENDAR_END)
+    return calendar(EXCHANGE)
 
 
-def _check(day: date) -> pd.Timestamp:
-    calendar = trading_calendar()
+def _check(day: date, sessions: ExchangeCalendar | None = None) -> pd.Timestamp:
+    cal = sessions or trading_calendar()
     stamp = pd.Timestamp(day)
-    if not calendar.first_session <= stamp < calendar.last_session:
-        raise ConfigError(f"date {day} is outside the trading calendar "
-                          f"({CALENDAR_START}..{CALENDAR_END})")
+    if not cal.first_session <= stamp < cal.last_session:
+        raise ConfigError(f"date {day} is outside the {cal.name} trading calendar "
+                          f"({cal.first_session.date()}..{cal.last_session.date()})")
     return stamp
 
 
@@ -48,18 +114,19 @@ def next_trading_day(day: date) -> date:
     return trading_day_after(day, 1)
 
 
-def trading_day_after(day: date, sessions: int) -> date:
-    """The ``sessions``-th XNYS session after ``day`` (weekends and exchange holidays skipped;
-    ``day`` itself need not be a session).
+def trading_day_after(day: date, sessions: int, ticker: str | None = None) -> date:
+    """The ``sessions``-th session after ``day`` in ``ticker``'s calendar
+    (:func:`calendar_name`; XNYS when no ticker is given): weekends and holidays skipped as that
+    market skips them (none for crypto); ``day`` itself need not be a session.
 
     Raises:
         ConfigError: ``day`` is outside the calendar's range, or ``sessions`` < 1.
     """
     if sessions < 1:
         raise ConfigError(f"sessions={sessions} must be >= 1")
-    calendar = trading_calendar()
-    base = calendar.date_to_session(_check(day), direction="previous")
-    return calendar.session_offset(base, sessions).date()  # type: ignore[no-any-return]
+    sessions_of = calendar(calendar_name(ticker)) if ticker else trading_calendar()
+    base = sessions_of.date_to_session(_check(day, sessions_of), direction="previous")
+    return sessions_of.session_offset(base, sessions).date()  # type: ignore[no-any-return]
 
 
 @lru_cache(maxsize=4096)
@@ -72,11 +139,11 @@ def session_bounds(day: date) -> tuple[datetime, datetime] | None:
         ConfigError: ``day`` is outside the calendar's range.
     """
     stamp = _check(day)
-    calendar = trading_calendar()
-    if not calendar.is_session(stamp):
+    nyse = trading_calendar()
+    if not nyse.is_session(stamp):
         return None
-    return (calendar.session_open(stamp).to_pydatetime().astimezone(UTC),
-            calendar.session_close(stamp).to_pydatetime().astimezone(UTC))
+    return (nyse.session_open(stamp).to_pydatetime().astimezone(UTC),
+            nyse.session_close(stamp).to_pydatetime().astimezone(UTC))
 
 
 def in_session(moment: datetime) -> datetime:

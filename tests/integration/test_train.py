@@ -121,7 +121,7 @@ def test_train_backtests_registers_serves_and_forecasts(lake: Path) -> None:
         entry = meta["horizons"][str(p["horizon"])]
         assert p["model"] == entry["champion"]["model"]
         assert p["naive_avg_price"] == pytest.approx(avg[p["ticker"]][-1])
-        assert p["target_date"] == trading_day_after(p["as_of"], p["horizon"])
+        assert p["target_date"] == trading_day_after(p["as_of"], p["horizon"], p["ticker"])
         # the served forecast (saved, loaded model) = the final model's in training
         rel = entry["latest_forecast"]["relative"][p["model"]]
         assert p["predicted_avg_price"] == pytest.approx(avg[p["ticker"]][-1] * (1 + rel),
