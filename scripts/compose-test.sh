@@ -114,6 +114,10 @@ log "producer: $("${COMPOSE[@]}" logs --no-color producer | grep -o '{"produced"
 verify() { "${COMPOSE[@]}" exec -T api python -m ticklake.verify >/dev/null 2>&1; }
 wait_for "gold/bars_1d to equal the source bars" verify
 log "Gold caught up $(( $(date +%s) - started )) s after compose up: $("${COMPOSE[@]}" exec -T api python -m ticklake.verify)"
+# the one application on the master runs the three queries (pipeline/streaming.py)
+queries=$("${COMPOSE[@]}" logs --no-color streaming | grep -oE 'started (bronze|silver|gold) \(query [0-9a-f-]+' | sort -u || true)
+[ "$(echo "$queries" | grep -c started)" = 3 ] || { log "streaming queries: $queries"; exit 1; }
+log "one application, three queries: $(echo "$queries" | sed -E 's/started ([a-z]+) \(query /\1 /' | paste -sd, -)"
 
 # 5. the API answers with the key and refuses without it; the dashboard answers
 api="http://127.0.0.1:$PUBLISH_API_PORT"
