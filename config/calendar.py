@@ -124,7 +124,7 @@ def trading_day_after(day: date, sessions: int, ticker: str | None = None) -> da
     """
     if sessions < 1:
         raise ConfigError(f"sessions={sessions} must be >= 1")
-    sessions_of = calendar(calendar_name(ticker)) if ticker else trading_calendar()
+    sessions_of = calendar(calendar_name(ticker) if ticker else EXCHANGE)
     base = sessions_of.date_to_session(_check(day, sessions_of), direction="previous")
     return sessions_of.session_offset(base, sessions).date()  # type: ignore[no-any-return]
 

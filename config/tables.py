@@ -127,6 +127,8 @@ BAR_INTERVAL_RULE = ("Nm (minutes, N = 1-59), Nh (hours, N = 1-23) or 1d, N divi
                      "the day (1m, 5m, 15m, 1h, 4h, 1d)")
 """What a bar interval name is, for error messages."""
 _INTERVAL = re.compile(r"([1-9][0-9]?)([mh])|(1d)")
+DAY_S = 86_400
+"""Length of a ``1d`` bar (seconds); shorter bars are intraday."""
 REQUIRED_BAR_INTERVALS = ("1h", "1d")
 """Intervals Gold always keeps: ``gold/indicators_1h`` and ``gold/indicators_1d`` read them."""
 DEFAULT_BAR_INTERVALS = ("1m", "5m", "1h", "1d")
@@ -143,7 +145,7 @@ def bar_interval_seconds(interval: str) -> int:
     if match is None:
         raise ValueError(f"bar interval {interval!r} is not {BAR_INTERVAL_RULE}")
     if match.group(3):
-        return 86_400
+        return DAY_S
     n, unit = int(match.group(1)), match.group(2)
     if (unit == "m" and (n > 59 or 60 % n)) or (unit == "h" and (n > 23 or 24 % n)):
         raise ValueError(f"bar interval {interval!r} is not {BAR_INTERVAL_RULE}")
@@ -167,7 +169,7 @@ def bar_interval_name(seconds: int) -> str:
     Raises:
         ValueError: no bar interval is ``seconds`` long (:data:`BAR_INTERVAL_RULE`).
     """
-    name = ("1d" if seconds == 86_400 else f"{seconds // 3600}h" if seconds % 3600 == 0
+    name = ("1d" if seconds == DAY_S else f"{seconds // 3600}h" if seconds % 3600 == 0
             else f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s")
     if bar_interval_seconds(name) != seconds:  # e.g. 90 min -> "90m", refused above
         raise ValueError(f"no bar interval is {seconds} s long")

@@ -7,8 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from config.tables import bar_interval_name, bar_table
-from producer.sources.replay import DAY_S
+from config.tables import DAY_S, bar_interval_name, bar_table
 from storage.delta import read_table
 
 OHLCV = ["open", "high", "low", "close", "volume"]

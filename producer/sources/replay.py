@@ -42,6 +42,7 @@ import pandas as pd
 
 from config.errors import SourceError
 from config.settings import TICKER_PATTERN, TICKER_RULE
+from config.tables import DAY_S
 from producer.messages import BACKFILL_SOURCE, SCHEMA_VERSION, TickMessage, make_tick_id
 from producer.sources import EXCHANGE_TZ
 
@@ -54,8 +55,6 @@ BAR_FRAME_COLUMNS = ["ticker", "day", "start", "seconds", "line", *BAR_COLUMNS]
 """Columns of the bar frames the loaders return (see :func:`load_csv_bars`)."""
 
 
-DAY_S = 86_400
-"""Length of a daily bar (seconds); shorter bars are intraday."""
 TIME_COLUMNS = ("date", "datetime", "time", "gmt_time", "timestamp")
 """Names of a CSV's time column (lower-cased, spaces as ``_``), in the order they are looked for."""
 TIME_FORMATS = ("ISO8601", "%d.%m.%Y %H:%M:%S.%f", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M",
@@ -97,6 +96,24 @@ def split_volume(volume: int) -> list[int]:
     return [quarter] * (TICKS_PER_BAR - 1) + [volume - quarter * (TICKS_PER_BAR - 1)]
 
 
+def _four_ticks(ticker: str, event_times: Sequence[datetime], prices: tuple[float, float, float,
+                float], volume: int, seq_base: int, position: str, source: str,
+                id_source: str | None) -> list[TickMessage]:
+    """The four ticks of one bar at ``event_times`` (UTC): its price path
+    (:func:`price_path`), its volume split (:func:`split_volume`), ``seq`` = ``seq_base + k``,
+    ids from ``id_source or source`` and the position ``f"{position}#{k}"``."""
+    return [
+        TickMessage(
+            schema_version=SCHEMA_VERSION,
+            tick_id=make_tick_id(id_source or source, ticker, event_time, price, part,
+                                 f"{position}#{k}"),
+            ticker=ticker, event_time=event_time, price=float(price), volume=int(part),
+            source=source, seq=seq_base + k)
+        for k, (event_time, price, part) in enumerate(
+            zip(event_times, price_path(*prices), split_volume(volume), strict=True))
+    ]
+
+
 def intraday_bar_ticks(ticker: str, start: datetime, seconds: int, open_: float, high: float,
                        low: float, close: float, volume: int, source: str = "yfinance",
                        id_source: str | None = None) -> list[TickMessage]:
@@ -114,19 +131,10 @@ def intraday_bar_ticks(ticker: str, start: datetime, seconds: int, open_: float,
         ``start + seconds - 1 s``; ``seq`` = epoch second of the start x 10 + k.
     """
     start = start.astimezone(UTC)
-    offsets = (0.0, seconds / 4, seconds / 2, seconds - 1.0)
-    base = int(start.timestamp()) * 10
-    ticks = []
-    for k, (offset, price, part) in enumerate(zip(offsets, price_path(open_, high, low, close),
-                                                  split_volume(volume), strict=True)):
-        event_time = start + timedelta(seconds=offset)
-        ticks.append(TickMessage(
-            schema_version=SCHEMA_VERSION,
-            tick_id=make_tick_id(id_source or source, ticker, event_time, price, part,
-                                 f"{start.isoformat()}#{k}"),
-            ticker=ticker, event_time=event_time, price=float(price), volume=int(part),
-            source=source, seq=base + k))
-    return ticks
+    times = [start + timedelta(seconds=offset)
+             for offset in (0.0, seconds / 4, seconds / 2, seconds - 1.0)]
+    return _four_ticks(ticker, times, (open_, high, low, close), volume,
+                       int(start.timestamp()) * 10, start.isoformat(), source, id_source)
 
 
 def bar_to_ticks(bar: Bar, source: str = "replay",
@@ -142,25 +150,10 @@ def bar_to_ticks(bar: Bar, source: str = "replay",
     if bar.seconds < DAY_S and bar.start is not None:
         return intraday_bar_ticks(bar.ticker, bar.start, bar.seconds, bar.open, bar.high,
                                   bar.low, bar.close, bar.volume, source, id_source)
-    prices = price_path(bar.open, bar.high, bar.low, bar.close)
-    volumes = split_volume(bar.volume)
-    ticks = []
-    for k, (local_time, price, volume) in enumerate(zip(TICK_TIMES, prices, volumes, strict=True)):
-        event_time = datetime.combine(bar.day, local_time, EXCHANGE_TZ).astimezone(UTC)
-        ticks.append(
-            TickMessage(
-                schema_version=SCHEMA_VERSION,
-                tick_id=make_tick_id(id_source or source, bar.ticker, event_time, price, volume,
-                                     f"{bar.day.isoformat()}#{k}"),
-                ticker=bar.ticker,
-                event_time=event_time,
-                price=float(price),
-                volume=int(volume),
-                source=source,
-                seq=bar.day.toordinal() * 10 + k,
-            )
-        )
-    return ticks
+    times = [datetime.combine(bar.day, local_time, EXCHANGE_TZ).astimezone(UTC)
+             for local_time in TICK_TIMES]
+    return _four_ticks(bar.ticker, times, (bar.open, bar.high, bar.low, bar.close), bar.volume,
+                       bar.day.toordinal() * 10, bar.day.isoformat(), source, id_source)
 
 
 def _session_open_utc(days: pd.Series) -> pd.Series:

@@ -181,9 +181,9 @@ class YahooSource:
 
         def log_failure(state: RetryCallState) -> None:
             err = state.outcome.exception() if state.outcome else None
-            log.warning("yfinance %s: attempt %d failed (%s: %s); retrying in %.1f s", ticker,
-                        state.attempt_number, type(err).__name__, str(err).splitlines()[0]
-                        if err else "", state.next_action.sleep if state.next_action else 0)
+            log.warning("yfinance %s: attempt %d failed (%s); retrying in %.1f s", ticker,
+                        state.attempt_number, _reason(err) if err else "unknown",
+                        state.next_action.sleep if state.next_action else 0)
 
         retrying = Retrying(stop=out_of_time, wait=pause,
                             retry=retry_if_exception(lambda e: not isinstance(e, SourceError)),
