@@ -9,59 +9,29 @@ crypto, ``us_futures`` (CME Globex) for futures, ``XNYS`` otherwise.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 from exchange_calendars import ExchangeCalendar, get_calendar
 
 from config.errors import ConfigError
+from config.instruments import (  # noqa: F401  (re-exported: the calendar's view of a ticker)
+    INDEX_MIC,
+    US_MIC,
+    YAHOO_SUFFIX_MIC,
+    AssetClass,
+    asset_class,
+    exchange_mic,
+)
 
-EXCHANGE = "XNYS"
+EXCHANGE = US_MIC
 """ISO 10383 MIC of the New York Stock Exchange."""
 EXCHANGE_TZ = ZoneInfo("America/New_York")
 """Time zone of the New York session."""
 CALENDAR_START, CALENDAR_END = "1990-01-01", "2045-12-31"
 """Dates the calendar covers (bokeh-sampledata starts in 2000)."""
-
-
-AssetClass = Literal["equity", "index", "fx", "crypto", "future"]
-"""What a ticker trades, from its Yahoo symbol (:func:`asset_class`)."""
-_CRYPTO = re.compile(r"[A-Z0-9]+-(USD|USDT|USDC|EUR|GBP|JPY|CAD|AUD|BTC|ETH)")
-YAHOO_SUFFIX_MIC = {
-    "L": "XLON", "HK": "XHKG", "T": "XTKS", "DE": "XETR", "F": "XFRA", "PA": "XPAR",
-    "AS": "XAMS", "MI": "XMIL", "MC": "XMAD", "SW": "XSWX", "TO": "XTSE", "AX": "XASX",
-    "KS": "XKRX", "SS": "XSHG", "BO": "XBOM", "NS": "XBOM", "SI": "XSES", "ST": "XSTO",
-    "OL": "XOSL", "CO": "XCSE", "HE": "XHEL", "VI": "XWBO", "BR": "XBRU", "LS": "XLIS",
-    "IR": "XDUB", "WA": "XWAR", "SA": "BVMF", "MX": "XMEX", "JO": "XJSE", "TW": "XTAI",
-    "NZ": "XNZE", "IS": "XIST",
-}
-"""Yahoo's exchange suffix (``0700.HK``) -> ISO 10383 MIC of its ``exchange_calendars``
-calendar. Source: Yahoo's list of exchanges and their suffixes (help.yahoo.com, "Exchanges and
-data providers on Yahoo Finance"); ``.NS`` (NSE India) shares the Bombay calendar's holidays.
-Any other suffix (``BRK.B``'s share class) is a US listing."""
-INDEX_MIC = {"^N225": "XTKS", "^FTSE": "XLON", "^GDAXI": "XETR", "^FCHI": "XPAR",
-             "^HSI": "XHKG", "^AXJO": "XASX", "^GSPTSE": "XTSE", "^KS11": "XKRX",
-             "^STOXX50E": "XETR", "^SSMI": "XSWX", "^AEX": "XAMS", "^BSESN": "XBOM"}
-"""Non-US indices -> the exchange whose sessions they follow; other ``^`` symbols: XNYS."""
-
-
-def asset_class(ticker: str) -> AssetClass:
-    """The asset class of a Yahoo symbol: ``^`` index, ``=X`` FX, ``=F`` future,
-    ``BASE-QUOTE`` with a currency or USDT/USDC/BTC/ETH quote crypto, else equity (``BRK-B``
-    stays an equity: ``B`` is no quote currency)."""
-    if ticker.startswith("^"):
-        return "index"
-    if ticker.endswith("=X"):
-        return "fx"
-    if ticker.endswith("=F"):
-        return "future"
-    if _CRYPTO.fullmatch(ticker):
-        return "crypto"
-    return "equity"
 
 
 def calendar_name(ticker: str) -> str:
@@ -75,10 +45,7 @@ def calendar_name(ticker: str) -> str:
         return "24/5"
     if kind == "future":
         return "us_futures"
-    if kind == "index":
-        return INDEX_MIC.get(ticker, EXCHANGE)
-    suffix = ticker.rsplit(".", 1)[1] if "." in ticker else ""
-    return YAHOO_SUFFIX_MIC.get(suffix, EXCHANGE)
+    return exchange_mic(ticker)
 
 
 @lru_cache(maxsize=32)

@@ -16,6 +16,10 @@ from pathlib import Path
 import pyarrow as pa
 
 UTC_TS = pa.timestamp("us", tz="UTC")
+VOLUME_SCALE = 8
+"""Decimal places a volume may have (a satoshi is 1e-8 BTC)."""
+VOLUME_DECIMAL = pa.decimal128(38, VOLUME_SCALE)
+"""An exact volume: 30 integer digits, :data:`VOLUME_SCALE` decimal places."""
 Fields = list[tuple[str, pa.DataType]]
 
 
@@ -87,11 +91,19 @@ SILVER_TICKS = Table(
             ("seq", pa.int64()),
             ("schema_version", pa.int32()),
             *_KAFKA_POSITION,
+            # tick message v2; a table made by a v1 release gets them added in place (rows
+            # written before read null: readers take COALESCE(volume_decimal, volume))
+            ("asset_class", pa.string()),
+            ("currency", pa.string()),
+            ("volume_decimal", VOLUME_DECIMAL),
         ]
     ),
     keys=("tick_id",),
     change_data_feed=True,
 )
+"""Valid ticks. ``volume`` is the tick's volume rounded half-to-even to whole units (what a v1
+reader expects); ``volume_decimal`` is exact. ``schema_version`` is the message's (1 or 2);
+a v1 tick's ``asset_class`` and ``currency`` are derived from its ticker."""
 
 SILVER_QUARANTINE = Table(
     "silver.quarantine",
@@ -179,7 +191,10 @@ def bar_interval_name(seconds: int) -> str:
 @cache
 def bar_table(interval: str) -> Table:
     """The Gold bar table of ``interval`` (``gold/bars_<interval>``); windows aligned on the
-    UTC epoch (a ``1d`` bar is a UTC day).
+    UTC epoch (a ``1d`` bar is a UTC day). ``volume_decimal`` is the bar's exact volume (Σ of
+    its ticks' exact volumes; null on a bar written by a v1 release until a tick merges into
+    it), ``volume`` the Σ of its ticks' whole-unit volumes (Silver's ``volume``), equal to it
+    when every tick's volume is whole; ``vwap`` uses the exact volume.
 
     Raises:
         ValueError: ``interval`` is not a bar interval (:func:`bar_interval_seconds`).
@@ -203,6 +218,7 @@ def bar_table(interval: str) -> Table:
                 ("avg_price", pa.float64()),
                 ("updated_at", UTC_TS),
                 *_BAR_STATE,
+                ("volume_decimal", VOLUME_DECIMAL),
             ]
         ),
         keys=("ticker", "window_start"),

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import DecimalType
 
 from config.settings import Settings
 from config.tables import (
@@ -59,6 +60,11 @@ _CLOSE_LATER = ("(s.close_time > t.close_time OR (s.close_time = t.close_time AN
                 "s.close_tick_id > t.close_tick_id))))")
 
 
+_STORED_EXACT = "COALESCE(t.volume_decimal, CAST(t.volume AS DECIMAL(38, 8)))"
+"""A stored bar's exact volume: a bar a v1 release wrote has no ``volume_decimal``, and all its
+ticks had whole volumes, so its ``volume`` is exact."""
+
+
 def _pick(condition: str, columns: tuple[str, ...]) -> dict[str, str]:
     return {c: f"CASE WHEN {condition} THEN s.{c} ELSE t.{c} END" for c in columns}
 
@@ -69,11 +75,12 @@ BAR_MERGE: dict[str, str] = {
     "high": "CASE WHEN s.high > t.high THEN s.high ELSE t.high END",
     "low": "CASE WHEN s.low < t.low THEN s.low ELSE t.low END",
     "volume": "t.volume + s.volume",
+    "volume_decimal": f"{_STORED_EXACT} + s.volume_decimal",
     "notional": "t.notional + s.notional",
     "price_sum": "t.price_sum + s.price_sum",
     "trade_count": "t.trade_count + s.trade_count",
-    "vwap": "CASE WHEN t.volume + s.volume > 0 THEN (t.notional + s.notional) / "
-            "(t.volume + s.volume) ELSE NULL END",
+    "vwap": f"CASE WHEN {_STORED_EXACT} + s.volume_decimal > 0 THEN (t.notional + s.notional) / "
+            f"CAST({_STORED_EXACT} + s.volume_decimal AS DOUBLE) ELSE NULL END",
     "avg_price": "(t.price_sum + s.price_sum) / (t.trade_count + s.trade_count)",
     "window_end": "s.window_end",
     "updated_at": "s.updated_at",
@@ -97,15 +104,20 @@ def gold_bars(ticks: DataFrame, interval: str) -> DataFrame:
     Windows are aligned on the UTC epoch (a ``1d`` bar is a UTC day). Columns: ticker;
     window_start, window_end (UTC); open (price of the first tick by event time), high, low,
     close (price of the last tick by event time; ties in event time broken by ``seq``, then
-    ``tick_id``); volume (shares); vwap (sum of price x volume / volume, null when volume is
-    0); trade_count (ticks); avg_price (mean tick price); updated_at; and the merge state
-    (open_/close_ time, seq, tick_id; notional; price_sum). Over a micro-batch's ticks this
-    is the batch's partial bar; over all ticks, the bar.
+    ``tick_id``); volume (Σ of the ticks' whole-unit volumes); vwap (Σ price x exact volume /
+    Σ exact volume, null when it is 0); trade_count (ticks); avg_price (mean tick price);
+    updated_at; the merge state (open_/close_ time, seq, tick_id; notional; price_sum); and
+    volume_decimal (Σ of the ticks' exact volumes, ``decimal(38, 8)``; a Silver row a v1
+    release wrote has none, and its ``volume`` is exact). Over a micro-batch's ticks this is
+    the batch's partial bar; over all ticks, the bar.
 
     Raises:
         ValueError: an unknown interval.
     """
     window = F.window("event_time", f"{bar_interval_seconds(interval)} seconds")
+    whole = F.col("volume").cast(DecimalType(38, 8))
+    exact = (F.coalesce(F.col("volume_decimal"), whole) if "volume_decimal" in ticks.columns
+             else whole)  # ticks shaped as a v1 release stored them
     order = F.struct("event_time", "seq", "tick_id")
     first = F.min_by(F.struct("price", "event_time", "seq", "tick_id"), order)
     last = F.max_by(F.struct("price", "event_time", "seq", "tick_id"), order)
@@ -117,7 +129,8 @@ def gold_bars(ticks: DataFrame, interval: str) -> DataFrame:
             F.min("price").alias("low"),
             last.alias("_close"),
             F.sum("volume").cast("long").alias("volume"),
-            F.sum(F.col("price") * F.col("volume")).alias("notional"),
+            F.sum(exact).cast(DecimalType(38, 8)).alias("volume_decimal"),
+            F.sum(F.col("price") * exact.cast("double")).alias("notional"),
             F.count(F.lit(1)).alias("trade_count"),
             F.sum("price").alias("price_sum"),
         )
@@ -127,7 +140,8 @@ def gold_bars(ticks: DataFrame, interval: str) -> DataFrame:
             F.col("w.end").alias("window_end"),
             F.col("_open.price").alias("open"), "high", "low",
             F.col("_close.price").alias("close"), "volume",
-            F.when(F.col("volume") > 0, F.col("notional") / F.col("volume")).alias("vwap"),
+            F.when(F.col("volume_decimal") > 0,
+                   F.col("notional") / F.col("volume_decimal").cast("double")).alias("vwap"),
             "trade_count",
             (F.col("price_sum") / F.col("trade_count")).alias("avg_price"),
             F.current_timestamp().alias("updated_at"),
@@ -135,7 +149,7 @@ def gold_bars(ticks: DataFrame, interval: str) -> DataFrame:
             F.col("_open.tick_id").alias("open_tick_id"),
             F.col("_close.event_time").alias("close_time"),
             F.col("_close.seq").alias("close_seq"), F.col("_close.tick_id").alias("close_tick_id"),
-            "notional", "price_sum",
+            "notional", "price_sum", "volume_decimal",
         )
     )
 

@@ -73,6 +73,9 @@ def _classify_batches(
                                       max_future_skew_s, allowed_tickers)
             columns: dict[str, Any] = {
                 **{name: verdict.column(name).combine_chunks() for name in verdict.column_names},
+                "volume": pc.round(verdict.column("volume"), ndigits=0,
+                                   round_mode="half_to_even").combine_chunks(),
+                "volume_decimal": verdict.column("volume").combine_chunks(),
                 "topic": rows.column("topic"), "partition": rows.column("partition"),
                 "offset": rows.column("offset"), "kafka_timestamp": rows.column("timestamp"),
                 "ingest_time": rows.column("ingest_time"), "raw_value": rows.column("value"),

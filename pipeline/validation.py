@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -17,9 +18,16 @@ import pyarrow.json as _json
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from config.instruments import ASSET_CLASSES, CURRENCY_PATTERN, asset_class, currency
 from config.reasons import Reason
 from config.settings import TICKER_PATTERN
-from producer.messages import TICK_ID_PATTERN, TickMessage
+from config.tables import VOLUME_DECIMAL
+from producer.messages import (
+    INT64_MAX,
+    TICK_ID_PATTERN,
+    TickMessage,
+    decimals_to_floats,
+)
 
 _BY_ERROR = {
     ("price", "finite_number"): Reason.PRICE_NOT_FINITE,
@@ -72,24 +80,18 @@ def validate_value(
         return None, Reason.NULL_VALUE, "record value is null"
     if len(value) > max_message_bytes:
         return None, Reason.OVERSIZE, f"{len(value)} bytes > max_message_bytes={max_message_bytes}"
-    try:  # fast path: a valid message parses in one step; anything else takes the long way
-        tick = TickMessage.model_validate_json(value)
-    except ValidationError:
-        pass
-    else:
-        return _admit(tick, now, max_future_skew_s, allowed_tickers)
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, Reason.NOT_UTF8, str(exc)[:200]
-    try:
-        data = json.loads(text)
+    try:  # volume read exactly (see producer.messages.parse_message)
+        data = json.loads(text, parse_float=Decimal)
     except ValueError as exc:
         return None, Reason.NOT_JSON, str(exc)[:200]
     if not isinstance(data, dict):
         return None, Reason.NOT_OBJECT, f"top-level JSON is {type(data).__name__}, expected object"
     try:
-        tick = TickMessage.model_validate(data)
+        tick = TickMessage.model_validate(decimals_to_floats(data))
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
@@ -130,8 +132,9 @@ CHUNK_ROWS = 8192
 
 _PARSE_SCHEMA = pa.schema([pa.field(name, kind) for name, kind in [
     ("schema_version", pa.int64()), ("tick_id", pa.string()), ("ticker", pa.string()),
-    ("event_time", pa.string()), ("price", pa.float64()), ("volume", pa.int64()),
-    ("source", pa.string()), ("seq", pa.int64()),
+    ("event_time", pa.string()), ("price", pa.float64()), ("volume", VOLUME_DECIMAL),
+    ("source", pa.string()), ("seq", pa.int64()), ("asset_class", pa.string()),
+    ("currency", pa.string()),
 ]])
 _PARSE_OPTIONS = pa_json.ParseOptions(explicit_schema=_PARSE_SCHEMA,
                                       unexpected_field_behavior="ignore")
@@ -139,14 +142,21 @@ _CANONICAL_TIME = r"^[1-9]\d{3}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?(Z|\+00:0
 """The event-time forms :func:`producer.messages.format_event_time` writes (and ``+00:00``);
 other ISO-8601 forms are valid too, and take the row-by-row path."""
 
+_QUOTED_VOLUME = r'"volume"\s*:\s*"'
+"""pyarrow reads ``"volume": "12"`` into a decimal column; the message refuses a string."""
+_FRACTION_VOLUME = r'"volume"\s*:\s*-?[0-9]+[.eE]'
+"""A volume written with a fraction or an exponent: refused in a v1 message (a JSON integer)."""
+
 VALIDATED_SCHEMA = pa.schema([pa.field(name, kind) for name, kind in [
     ("schema_version", pa.int32()), ("tick_id", pa.string()), ("ticker", pa.string()),
     ("event_time", pa.timestamp("us", tz="UTC")), ("price", pa.float64()),
-    ("volume", pa.int64()), ("source", pa.string()), ("seq", pa.int64()),
+    ("volume", VOLUME_DECIMAL), ("source", pa.string()), ("seq", pa.int64()),
+    ("asset_class", pa.string()), ("currency", pa.string()),
     ("reason", pa.string()), ("detail", pa.string()),
 ]])
-"""What :func:`validate_values` returns: the message's fields (null unless valid), the
-reason (null for a valid tick) and its detail."""
+"""What :func:`validate_values` returns: the message's fields (null unless valid; a v1
+message's ``asset_class`` and ``currency`` upcast from its ticker), the reason (null for a
+valid tick) and its detail."""
 
 
 def validate_values(
@@ -193,6 +203,10 @@ def _validate_chunk(
                           pc.starts_with(text, "{")),
             pc.and_kleene(pc.ends_with(text, "}"),
                           pc.invert(pc.match_substring_regex(text, r"[\r\n]"))))
+        # a \u escape could spell a key pyarrow decodes ("vol\u0075me"), hiding it from the
+        # text checks below: such rows take the row-by-row path
+        shaped = pc.and_kleene(shaped, pc.invert(pc.or_kleene(
+            pc.match_substring(text, "\\u"), pc.match_substring_regex(text, _QUOTED_VOLUME))))
         shaped = pc.fill_null(shaped, False)
         candidates = pc.filter(text, shaped)
         if len(candidates):
@@ -200,9 +214,11 @@ def _validate_chunk(
                                      parse_options=_PARSE_OPTIONS)
             if rows.num_rows == len(candidates):
                 parsed = _scatter(rows, shaped)
-                fast, stamps = _fast_valid(parsed, now, max_future_skew_s, allowed_tickers)
-                parsed = parsed.set_column(parsed.schema.get_field_index("event_time"),
-                                           "event_time", stamps)
+                fraction = pc.match_substring_regex(text, _FRACTION_VOLUME)
+                fast, stamps = _fast_valid(parsed, fraction, now, max_future_skew_s,
+                                           allowed_tickers)
+                parsed = _upcast(parsed.set_column(parsed.schema.get_field_index("event_time"),
+                                                   "event_time", stamps))
     except (pa.ArrowException, UnicodeDecodeError, ValueError):
         parsed, fast = None, pa.repeat(False, n)
     return _assemble(values, parsed, fast, now, max_message_bytes, max_future_skew_s,
@@ -225,23 +241,48 @@ def _scatter(rows: ArrowTable, mask: ArrowArray) -> ArrowTable:
     return rows.take(positions)
 
 
+def _upcast(parsed: ArrowTable) -> ArrowTable:
+    """``parsed`` with a missing ``asset_class`` / ``currency`` (a v1 message) derived from
+    the row's ticker, as :class:`~producer.messages.TickMessage` upcasts it."""
+    tickers = parsed.column("ticker")
+    distinct = pc.unique(tickers).drop_null()
+    names = distinct.to_pylist()
+    at = pc.index_in(tickers, value_set=distinct)
+    for column, derive in (("asset_class", asset_class), ("currency", currency)):
+        derived = pa.array([derive(name) for name in names], pa.string()).take(at)
+        parsed = parsed.set_column(parsed.schema.get_field_index(column), column,
+                                   pc.coalesce(parsed.column(column), derived))
+    return parsed
+
+
 def _fast_valid(
-    parsed: ArrowTable, now: datetime, max_future_skew_s: float,
+    parsed: ArrowTable, fraction: ArrowArray, now: datetime, max_future_skew_s: float,
     allowed_tickers: frozenset[str] | None,
 ) -> tuple[ArrowArray, ArrowArray]:
     """True where a parsed row certainly passes every check of :func:`validate_value`; and
-    the rows' event times (``timestamp[us, UTC]``, null where not checked)."""
+    the rows' event times (``timestamp[us, UTC]``, null where not checked). ``fraction`` is
+    true where the row's text writes ``volume`` with a fraction or exponent (refused in v1)."""
     col = parsed.column
     time_text = col("event_time")
+    version = col("schema_version")
+    v1 = pc.equal(version, 1)
     checks = [
-        pc.equal(col("schema_version"), 1),
+        pc.or_kleene(v1, pc.equal(version, 2)),
         pc.match_substring_regex(col("tick_id"), TICK_ID_PATTERN),
         pc.match_substring_regex(col("ticker"), TICKER_PATTERN.pattern),
         pc.match_substring_regex(time_text, _CANONICAL_TIME),
         pc.greater(col("price"), 0.0), pc.is_finite(col("price")),
-        pc.greater_equal(col("volume"), 0), pc.greater_equal(col("seq"), 0),
+        pc.greater_equal(col("volume"), pa.scalar(0, pa.int64()).cast(VOLUME_DECIMAL)),
+        pc.less_equal(col("volume"), pa.scalar(INT64_MAX, pa.int64()).cast(VOLUME_DECIMAL)),
+        pc.greater_equal(col("seq"), 0),
         pc.greater_equal(pc.utf8_length(col("source")), 1),
         pc.less_equal(pc.utf8_length(col("source")), 64),
+        # v2 names its asset class and currency; a v1 message may (they are checked alike)
+        pc.if_else(pc.is_null(col("asset_class")), v1,
+                   pc.is_in(col("asset_class"), pa.array(ASSET_CLASSES, pa.string()))),
+        pc.if_else(pc.is_null(col("currency")), v1,
+                   pc.match_substring_regex(col("currency"), CURRENCY_PATTERN)),
+        pc.invert(pc.and_kleene(v1, fraction)),
     ]
     if allowed_tickers is not None:
         checks.append(pc.is_in(col("ticker"), pa.array(sorted(allowed_tickers), pa.string())))

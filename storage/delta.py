@@ -102,19 +102,26 @@ def read_table(
             cannot be compared (see the module docstring).
 
     Returns:
-        Rows with ``columns`` (or every registered column) in the registered types.
+        Rows with ``columns`` (or every registered column) in the registered types; a
+        registered column the table does not have yet (made by an older release, not yet
+        upgraded: :func:`ensure_table`) reads as null.
     """
     delta = open_table(table, lake_dir)
     schema = table.schema if columns is None else pa.schema([table.schema.field(c) for c in columns])
     if delta is None:
         return schema.empty_table()
     dataset = delta.to_pyarrow_dataset()
+    present = [name for name in schema.names if name in dataset.schema.names]
     if where is None:
-        return conform(dataset.to_table(columns=schema.names), schema)
-    try:
-        data = dataset.to_table(columns=schema.names, filter=where)
-    except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        data = dataset.to_table().filter(where)
+        data = dataset.to_table(columns=present)
+    else:
+        try:
+            data = dataset.to_table(columns=present, filter=where)
+        except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            data = dataset.to_table().filter(where).select(present)
+    for field in schema:  # a table an older release made lacks the newer columns: null
+        if field.name not in present:
+            data = data.append_column(field.name, pa.nulls(data.num_rows, field.type))
     return conform(data, schema)
 
 
@@ -226,7 +233,8 @@ def commit_files(path: str, version: int) -> CommitFiles:
 
 def read_data_file(path: str, relative: str, partition_values: dict[str, str | None],
                    schema: pa.Schema) -> pa.Table:
-    """One data file of the table at ``path`` with its partition columns, in ``schema``.
+    """One data file of the table at ``path`` with its partition columns, in ``schema``;
+    columns of ``schema`` the file lacks (added to the table after it was written) are null.
 
     Raises:
         FileNotFoundError: the file is gone (vacuumed).
@@ -234,6 +242,9 @@ def read_data_file(path: str, relative: str, partition_values: dict[str, str | N
     import pyarrow.parquet as pq
 
     data = pq.read_table(Path(path.removeprefix("file://")) / relative)
+    for field in schema:  # a column added after the file was written reads null (add columns)
+        if field.name not in data.column_names and field.name not in partition_values:
+            data = data.append_column(field.name, pa.nulls(data.num_rows, field.type))
     for name, text in partition_values.items():
         field = schema.field(name)
         value = pa.scalar(text, pa.string()).cast(field.type) if text is not None else None

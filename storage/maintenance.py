@@ -17,7 +17,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 
 from config.errors import ConfigError
 from config.tables import lake_tables
-from storage.delta import open_table
+from storage.delta import ensure_table, open_table
 
 log = logging.getLogger(__name__)
 DEFAULT_RETENTION_HOURS = 168
@@ -60,4 +60,33 @@ def maintain(lake_dir: Path, retention_hours: int = DEFAULT_RETENTION_HOURS) -> 
         delta.cleanup_metadata()
         entry["files_after"] = len(delta.file_uris())
         report[table.name] = entry
+    return report
+
+
+def upgrade(lake_dir: Path) -> dict[str, dict[str, Any]]:
+    """Bring every existing table of the lake to the registered schema, in place: the columns a
+    table made by an older ticklake lacks (e.g. ``asset_class``, ``currency`` and
+    ``volume_decimal`` of tick message v2) are added in one metadata commit per table, Delta's
+    "add columns" schema evolution (:func:`storage.delta.ensure_table`). No data file is
+    rewritten or removed; rows written before read the new columns as null. Idempotent: an
+    up-to-date table is not touched. The streaming jobs do the same for their own tables when
+    they start.
+
+    Returns:
+        Per existing table: ``version_before``, ``version_after`` and ``added`` (column names).
+
+    Raises:
+        storage.StorageError: a registered column a table lacks is not nullable.
+    """
+    report: dict[str, dict[str, Any]] = {}
+    for table in lake_tables(lake_dir):
+        delta = open_table(table, lake_dir)
+        if delta is None:
+            continue
+        before = set(delta.schema().to_arrow().names)
+        version = delta.version()
+        after = ensure_table(table, lake_dir)
+        report[table.name] = {
+            "version_before": version, "version_after": after.version(),
+            "added": [name for name in after.schema().to_arrow().names if name not in before]}
     return report

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,13 @@ from config.tables import DAY_S, bar_interval_name, bar_table
 from storage.delta import read_table
 
 OHLCV = ["open", "high", "low", "close", "volume"]
+
+
+def _exact(volume: object) -> Decimal | None:
+    """A volume (int, numpy integer, float or Decimal) as an exact Decimal; None if missing."""
+    if volume is None or (isinstance(volume, float) and math.isnan(volume)):
+        return None
+    return Decimal(repr(volume)) if isinstance(volume, float) else Decimal(str(volume))
 
 
 def compare_bars(source_bars: pd.DataFrame, gold_bars: pd.DataFrame) -> dict[str, Any]:
@@ -25,9 +34,16 @@ def compare_bars(source_bars: pd.DataFrame, gold_bars: pd.DataFrame) -> dict[str
     Returns:
         ``{"tickers": {ticker: {"source_bars", "gold_bars", "equal", "missing", "extra",
         "different"}}, "all_equal": bool}``, where ``equal`` counts bars whose OHLCV is
-        identical, ``missing`` source bars without a Gold bar, ``extra`` Gold bars not in the
-        source, ``different`` bars present in both whose values differ.
+        identical (the volume compared as an exact decimal with Gold's ``volume_decimal``, or
+        its ``volume`` where that is null), ``missing`` source bars without a Gold bar,
+        ``extra`` Gold bars not in the source, ``different`` bars present in both whose values
+        differ.
     """
+    if "volume_decimal" in gold_bars:  # the exact volume (null on a bar a v1 release wrote)
+        gold_bars = gold_bars.assign(volume=[
+            exact if exact is not None and not pd.isna(exact) else volume
+            for exact, volume in zip(gold_bars["volume_decimal"], gold_bars["volume"],
+                                     strict=True)])
     starts = pd.to_datetime(gold_bars["window_start"], utc=True).astype("datetime64[ns, UTC]")
     intraday = "seconds" in source_bars and bool((source_bars["seconds"] < DAY_S).all())
     if intraday:
@@ -44,8 +60,10 @@ def compare_bars(source_bars: pd.DataFrame, gold_bars: pd.DataFrame) -> dict[str
     for ticker, group in merged.groupby("ticker"):
         both = group[group["_merge"] == "both"]
         same = pd.Series(True, index=both.index)
-        for column in OHLCV:
+        for column in OHLCV[:-1]:
             same &= both[f"{column}_src"].astype(float) == both[f"{column}_gold"].astype(float)
+        same &= pd.Series([_exact(a) == _exact(b) for a, b in zip(
+            both["volume_src"], both["volume_gold"], strict=True)], index=both.index, dtype=bool)
         report[str(ticker)] = {
             "source_bars": int((group["_merge"] != "right_only").sum()),
             "gold_bars": int((group["_merge"] != "left_only").sum()),

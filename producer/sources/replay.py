@@ -17,8 +17,9 @@ dividend-adjusted by default since yfinance 0.2.51). ``Adj Close`` is never used
 Each daily bar becomes four ticks inside the regular US session (America/New_York, converted to
 UTC): open at 09:30, then the two extremes at 11:00 and 14:00, close at 15:59. On an up day
 (close >= open) the low comes first, on a down day the high (the usual O-L-H-C / O-H-L-C path
-assumption). Volume is split in four integer parts that sum exactly to the bar's volume. So
-``gold.bars_1d`` rebuilt from the ticks equals the input bar exactly.
+assumption). Volume is split in four parts that sum exactly to the bar's volume (whole units
+for a whole volume, else decimals: FX and crypto volumes are fractional). So ``gold.bars_1d``
+rebuilt from the ticks equals the input bar exactly.
 
 A CSV of **intraday** bars (its most common step between two rows is shorter than a day, e.g.
 the hourly ``FOREX_EURUSD_1H_ASK.csv`` of ``gym-anytrading``) becomes four ticks per bar inside
@@ -35,15 +36,24 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from config.errors import SourceError
+from config.instruments import asset_class, currency
 from config.settings import TICKER_PATTERN, TICKER_RULE
 from config.tables import DAY_S
-from producer.messages import BACKFILL_SOURCE, SCHEMA_VERSION, TickMessage, make_tick_id
+from producer.messages import (
+    BACKFILL_SOURCE,
+    SCHEMA_VERSION,
+    VOLUME_SCALE,
+    TickMessage,
+    exact_volume,
+    make_tick_id,
+)
 from producer.sources import EXCHANGE_TZ
 
 log = logging.getLogger(__name__)
@@ -66,7 +76,8 @@ _OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 
 @dataclass(frozen=True)
 class Bar:
-    """One OHLCV bar. Prices in quote currency per unit, volume in units (shares).
+    """One OHLCV bar. Prices in quote currency per unit, volume in units (shares, coins), an
+    ``int`` or an exact ``Decimal``.
 
     A daily bar (``seconds == DAY_S``) is the session of ``day``; an intraday bar starts at
     ``start`` (UTC) and lasts ``seconds``.
@@ -78,7 +89,7 @@ class Bar:
     high: float
     low: float
     close: float
-    volume: int
+    volume: int | Decimal
     start: datetime | None = None
     seconds: int = DAY_S
 
@@ -90,32 +101,45 @@ def price_path(open_: float, high: float, low: float, close: float) -> tuple[flo
     return (open_, *middle, close)
 
 
-def split_volume(volume: int) -> list[int]:
-    """``volume`` in :data:`TICKS_PER_BAR` integer parts that sum to it exactly."""
-    quarter = volume // TICKS_PER_BAR
-    return [quarter] * (TICKS_PER_BAR - 1) + [volume - quarter * (TICKS_PER_BAR - 1)]
+_VOLUME_STEP = Decimal(1).scaleb(-VOLUME_SCALE)
+
+
+def split_volume(volume: int | Decimal) -> list[int | Decimal]:
+    """``volume`` in :data:`TICKS_PER_BAR` parts that sum to it exactly: integers for a whole
+    volume (an ``int``, or a whole ``Decimal``), else decimals with at most
+    :data:`~producer.messages.VOLUME_SCALE` places (three equal parts rounded down, the rest
+    in the last)."""
+    if isinstance(volume, Decimal) and volume == volume.to_integral_value():
+        volume = int(volume)
+    if isinstance(volume, int):
+        quarter = volume // TICKS_PER_BAR
+        return [*[quarter] * (TICKS_PER_BAR - 1), volume - quarter * (TICKS_PER_BAR - 1)]
+    part = (volume / TICKS_PER_BAR).quantize(_VOLUME_STEP, rounding=ROUND_DOWN)
+    return [*[part] * (TICKS_PER_BAR - 1), volume - part * (TICKS_PER_BAR - 1)]
 
 
 def _four_ticks(ticker: str, event_times: Sequence[datetime], prices: tuple[float, float, float,
-                float], volume: int, seq_base: int, position: str, source: str,
+                float], volume: int | Decimal, seq_base: int, position: str, source: str,
                 id_source: str | None) -> list[TickMessage]:
-    """The four ticks of one bar at ``event_times`` (UTC): its price path
+    """The four v2 ticks of one bar at ``event_times`` (UTC): its price path
     (:func:`price_path`), its volume split (:func:`split_volume`), ``seq`` = ``seq_base + k``,
-    ids from ``id_source or source`` and the position ``f"{position}#{k}"``."""
+    ids from ``id_source or source`` and the position ``f"{position}#{k}"``, the asset class
+    and currency of the ticker (:mod:`config.instruments`)."""
+    kind, quoted_in = asset_class(ticker), currency(ticker)
     return [
         TickMessage(
             schema_version=SCHEMA_VERSION,
             tick_id=make_tick_id(id_source or source, ticker, event_time, price, part,
                                  f"{position}#{k}"),
-            ticker=ticker, event_time=event_time, price=float(price), volume=int(part),
-            source=source, seq=seq_base + k)
+            ticker=ticker, event_time=event_time, price=float(price), volume=Decimal(part),
+            source=source, seq=seq_base + k, asset_class=kind, currency=quoted_in)
         for k, (event_time, price, part) in enumerate(
             zip(event_times, price_path(*prices), split_volume(volume), strict=True))
     ]
 
 
 def intraday_bar_ticks(ticker: str, start: datetime, seconds: int, open_: float, high: float,
-                       low: float, close: float, volume: int, source: str = "yfinance",
+                       low: float, close: float, volume: int | Decimal, source: str = "yfinance",
                        id_source: str | None = None) -> list[TickMessage]:
     """Four ticks whose first/max/min/last price and summed volume are an intraday bar's.
 
@@ -257,8 +281,9 @@ def load_csv_bars(path: Path, ticker: str | None = None) -> pd.DataFrame:
         DataFrame with columns ticker, day (``datetime.date``: a daily bar's date as written,
         an intraday bar's UTC date), start (UTC: an intraday bar's start, a daily bar's
         session open), seconds (the bars' length, :func:`_bar_seconds`; :data:`DAY_S` for
-        daily bars), line (the row's line in the file), open, high, low, close, volume (int:
-        a fractional volume is rounded, with a warning, as tick messages carry whole units).
+        daily bars), line (the row's line in the file), open, high, low, close, volume (an
+        ``int``, or an exact ``Decimal`` when the file writes a fraction; more than
+        :data:`~producer.messages.VOLUME_SCALE` decimal places are rounded, with a warning).
         Rows with an empty value (yfinance writes empty rows for some holidays) are left out
         and counted in a warning that names their lines.
 
@@ -302,6 +327,7 @@ def load_csv_bars(path: Path, ticker: str | None = None) -> pd.DataFrame:
     frame = frame[~incomplete].copy()
     if frame.empty:
         raise SourceError(f"{path}: no complete OHLCV row")
+    volume_text = frame["volume"].str.strip()
     for column in BAR_COLUMNS:
         numbers = pd.to_numeric(frame[column].str.strip(), errors="coerce")
         if numbers.isna().any():
@@ -319,13 +345,7 @@ def load_csv_bars(path: Path, ticker: str | None = None) -> pd.DataFrame:
     else:
         frame["start"] = instants
         frame["day"] = instants.dt.date
-    fractional = frame["volume"] != frame["volume"].round()
-    if fractional.any():
-        first = frame[fractional].iloc[0]
-        log.warning("%s: %d bar(s) have a fractional volume (first: line %d, %s); tick messages "
-                    "carry whole units, so they are rounded to the nearest integer", path,
-                    int(fractional.sum()), int(first["line"]), first["volume"])
-    frame["volume"] = frame["volume"].round().astype("int64")
+    frame["volume"] = _exact_volumes(path, volume_text.loc[frame.index], frame["line"])
     symbol = (ticker or path.stem).upper()
     if not TICKER_PATTERN.fullmatch(symbol):
         raise SourceError(
@@ -335,6 +355,28 @@ def load_csv_bars(path: Path, ticker: str | None = None) -> pd.DataFrame:
     frame["ticker"] = symbol
     bars: pd.DataFrame = frame[BAR_FRAME_COLUMNS].reset_index(drop=True)
     return bars
+
+
+def _exact_volumes(path: Path, text: pd.Series, lines: pd.Series) -> pd.Series:
+    """A CSV's volume column read exactly (:func:`~producer.messages.exact_volume`): ``int``
+    where the text is a whole number, else ``Decimal``.
+
+    Raises:
+        SourceError: a volume that is not finite (the line is named).
+    """
+    volumes: list[int | Decimal] = []
+    rounded = 0
+    for value, line in zip(text, lines, strict=True):
+        try:
+            exact = exact_volume(value)
+        except ValueError as exc:
+            raise SourceError(f"{path}, line {int(line)}: {exc}") from exc
+        rounded += exact != Decimal(value)
+        volumes.append(int(exact) if exact == exact.to_integral_value() else exact)
+    if rounded:
+        log.warning("%s: %d volume(s) have more than %d decimal places; rounded to %d", path,
+                    rounded, VOLUME_SCALE, VOLUME_SCALE)
+    return pd.Series(volumes, index=text.index, dtype=object)
 
 
 def check_bars(bars: pd.DataFrame) -> int:
@@ -352,6 +394,11 @@ def check_bars(bars: pd.DataFrame) -> int:
             bars[bad].iloc[0].to_dict(),
         )
     return int(bad.sum())
+
+
+def _volume(value: object) -> int | Decimal:
+    """A bar frame's volume (numpy integer, ``int`` or ``Decimal``) as ``int`` or ``Decimal``."""
+    return value if isinstance(value, Decimal) else int(value)  # type: ignore[call-overload]
 
 
 class ReplaySource:
@@ -415,7 +462,8 @@ class ReplaySource:
         for row in self.bars.itertuples(index=False):
             yield Bar(
                 row.ticker, row.day, float(row.open), float(row.high), float(row.low),
-                float(row.close), int(row.volume), row.start.to_pydatetime(), int(row.seconds),
+                float(row.close), _volume(row.volume), row.start.to_pydatetime(),
+                int(row.seconds),
             )
 
     def ticks(self) -> Iterator[TickMessage]:

@@ -13,11 +13,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
+from decimal import Decimal
 
 import numpy as np
 
 from config.calendar import EXCHANGE_TZ, in_session, session_bounds
 from config.errors import ConfigError
+from config.instruments import asset_class, currency
 from producer.messages import SCHEMA_VERSION, TickMessage, make_tick_id
 from producer.sources import Clock
 
@@ -139,6 +141,8 @@ class SyntheticSource:
         drift = (self.mu - 0.5 * self.sigma**2) * dt_years
         diffusion = self.sigma * math.sqrt(dt_years)
         seq = 0
+        kinds = {t: asset_class(t) for t in self.tickers}
+        currencies = {t: currency(t) for t in self.tickers}
         next_due = self.monotonic()
         while self.count is None or seq < self.count:
             ticker = self.tickers[seq % len(self.tickers)]
@@ -154,9 +158,11 @@ class SyntheticSource:
                 ticker=ticker,
                 event_time=event_time,
                 price=price,
-                volume=volume,
+                volume=Decimal(volume),
                 source=self.name,
                 seq=seq,
+                asset_class=kinds[ticker],
+                currency=currencies[ticker],
             )
             seq += 1
             if interval_s:

@@ -5,10 +5,10 @@ session (``Ticker.history(period="1d"/"5d", interval=...)``, regular session onl
 traded: ``auto_adjust=False``) and turns each **completed** bar (its end at or before the
 clock, UTC) that it has not published yet into four ticks, as the replay does for daily bars:
 open at the bar's start, the two extremes at a quarter and half of the bar (low first on an up
-bar), close one second before its end; the volume split in four integer parts that sum to the
-bar's. Tick ids derive from the content and the bar's start, so a bar published twice (a
-restart re-polls the session) has the same ids and Silver quarantines the copies as
-``duplicate_tick_id``; within one run a bar is published once.
+bar), close one second before its end; the volume split in four parts that sum to the bar's
+(decimals for a fractional crypto volume). Tick ids derive from the content and the bar's
+start, so a bar published twice (a restart re-polls the session) has the same ids and Silver
+quarantines the copies as ``duplicate_tick_id``; within one run a bar is published once.
 
 Yahoo can fail in four ways and each is handled (``tests/unit/test_yahoo.py``):
 
@@ -40,7 +40,7 @@ import pandas as pd
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from config.errors import SourceError
-from producer.messages import TickMessage
+from producer.messages import TickMessage, exact_volume
 from producer.sources import TickSource
 from producer.sources.replay import intraday_bar_ticks
 
@@ -205,7 +205,7 @@ class YahooSource:
             prices = (row.Open, row.High, row.Low, row.Close)
             if begin in self.published[ticker] or any(pd.isna(p) for p in prices):
                 continue
-            volume = 0 if pd.isna(row.Volume) else int(row.Volume)
+            volume = 0 if pd.isna(row.Volume) else exact_volume(float(row.Volume))
             open_, high, low, close = (float(p) for p in prices)
             ticks += intraday_bar_ticks(ticker, begin.to_pydatetime(), self.seconds, open_, high,
                                         low, close, volume, self.name)

@@ -130,8 +130,9 @@ def test_the_watermark_is_per_ticker(spark, broker: Settings, tmp_path) -> None:
 def test_real_hourly_fx_bars_round_trip_through_gold_bars_1h(
         spark, broker: Settings, tmp_path, eurusd_1h_csv) -> None:
     """gym-anytrading's 6,225 real EURUSD hourly bars of 2017 replayed from their CSV:
-    ``gold/bars_1h`` equals the source bars on every hour (volumes as the replay rounds them:
-    tick v1 carries whole units), nothing is quarantined and the lake reconciles."""
+    ``gold/bars_1h`` equals the source bars on every hour (fractional volumes exactly, in
+    ``volume_decimal``: tick v2 carries decimal volumes), nothing is quarantined and the lake
+    reconciles."""
     from pipeline.jobs import run_jobs
 
     settings = broker.with_overrides(lake_dir=tmp_path / "lake", topic="fx.ticks")

@@ -33,16 +33,29 @@ ARROW_OF_PYTHON = {int: {pa.int32(), pa.int64()}, float: {pa.float64()}, str: {p
 
 
 def test_the_tick_message_and_silver_have_the_same_fields_and_types() -> None:
-    """Every field of the message model is a Silver column of a matching type, and Silver has
-    no other column but the Kafka position."""
+    """Every field of the message model is a Silver column of a matching type (its exact
+    volume is ``volume_decimal``, and ``volume`` the whole units a v1 reader expects), and
+    Silver has no other column but the Kafka position."""
+    from decimal import Decimal
+
+    from config.tables import VOLUME_DECIMAL
+
     silver = SILVER_TICKS.schema
     message = TickMessage.model_fields
-    assert set(silver.names) - set(message) == set(KAFKA_POSITION)
+    assert set(silver.names) - set(message) == {*KAFKA_POSITION, "volume_decimal"}
+    assert silver.field("volume").type == pa.int64()
     for name, field in message.items():
         python_type = field.annotation
         if typing.get_origin(python_type) is typing.Literal:
             python_type = type(typing.get_args(python_type)[0])
-        assert silver.field(name).type in ARROW_OF_PYTHON[python_type], name
+        elif typing.get_origin(python_type) in (typing.Union, type(int | None)):
+            python_type = next(a for a in typing.get_args(python_type) if a is not type(None))
+            if typing.get_origin(python_type) is typing.Literal:
+                python_type = type(typing.get_args(python_type)[0])
+        if python_type is Decimal:
+            assert silver.field(f"{name}_decimal").type == VOLUME_DECIMAL, name
+        else:
+            assert silver.field(name).type in ARROW_OF_PYTHON[python_type], name
 
 
 def test_quarantine_keeps_the_kafka_position_of_silver() -> None:

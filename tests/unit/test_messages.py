@@ -70,3 +70,52 @@ def test_tick_id_is_the_documented_sha256_pinned_by_hand() -> None:
     assert hashlib.sha256(text.encode()).hexdigest()[:32] == "6bb2f55433487bafd0a6dccdcfe279bf"
     assert make_tick_id("replay", "IBM", T0, 201.5, 1200, "2013-03-01#0") == \
         "6bb2f55433487bafd0a6dccdcfe279bf"
+
+
+def test_a_v2_message_round_trips_with_its_exact_decimal_volume() -> None:
+    """v2 carries asset class, currency and a decimal volume; the JSON holds the volume as the
+    exact number (no float repr, no exponent) and parses back equal."""
+    from decimal import Decimal
+
+    from producer.messages import parse_message
+
+    original = tick(schema_version=2, ticker="BTC-USD", volume=Decimal("2012.25000"),
+                    asset_class="crypto", currency="USD")
+    text = original.to_json_bytes()
+    assert b'"volume":2012.25,' in text and b'"asset_class":"crypto"' in text
+    assert parse_message(text) == original and parse_message(text).volume == Decimal("2012.25")
+    tiny = tick(schema_version=2, volume=Decimal("1E-8"), asset_class="equity", currency="USD")
+    assert b'"volume":0.00000001,' in tiny.to_json_bytes()
+
+
+def test_a_v1_message_is_upcast_and_written_back_as_v1() -> None:
+    """A v1 message gets its asset class and currency from the ticker; it still says version
+    1 and serialises without the v2 fields."""
+    from producer.messages import parse_message
+
+    v1 = tick(ticker="EURUSD=X")
+    assert (v1.schema_version, v1.asset_class, v1.currency) == (1, "fx", "USD")
+    assert b"asset_class" not in v1.to_json_bytes()
+    assert parse_message(v1.to_json_bytes()) == v1
+
+
+def test_v2_requires_its_fields_and_v1_a_whole_volume() -> None:
+    from decimal import Decimal
+
+    with pytest.raises(ValidationError, match="a v2 message carries asset_class"):
+        tick(schema_version=2, currency="USD")
+    with pytest.raises(ValidationError, match="JSON integer"):
+        tick(volume=Decimal("1.5"))
+    with pytest.raises(ValidationError, match="8 decimal places"):
+        tick(schema_version=2, volume=Decimal("0.123456789"), asset_class="fx", currency="USD")
+
+
+def test_a_whole_volume_hashes_as_the_v1_integer_did() -> None:
+    """Tick ids do not depend on the message version: volume 1200 as an int, a Decimal or
+    Decimal('1200.00') gives the pinned v1 id above; a fraction is hashed as written."""
+    from decimal import Decimal
+
+    pinned = "6bb2f55433487bafd0a6dccdcfe279bf"
+    for volume in (1200, Decimal(1200), Decimal("1200.00"), Decimal("1.2E+3")):
+        assert make_tick_id("replay", "IBM", T0, 201.5, volume, "2013-03-01#0") == pinned
+    assert make_tick_id("replay", "IBM", T0, 201.5, Decimal("1200.5"), "2013-03-01#0") != pinned

@@ -131,15 +131,18 @@ def test_real_hourly_eurusd_bars_replay_inside_their_hours(
         eurusd_1h_csv: Path, caplog: pytest.LogCaptureFixture) -> None:
     """gym-anytrading's EURUSD hourly ask bars of 2017 (real, day-first times without an
     offset, read as UTC): detected as 1-hour bars; each bar's four ticks fall inside its UTC
-    hour and rebuild it; the 30 fractional volumes are rounded with one warning naming the
-    first line."""
+    hour and rebuild it, fractional volumes exactly (tick v2 carries decimal volumes)."""
+    from decimal import Decimal
+
     source = ReplaySource(["EURUSD=X"], [eurusd_1h_csv])
     bars = source.bars
     assert len(bars) == 6225 and set(bars.seconds) == {3600}
     assert str(bars.start.iloc[0]) == "2017-01-01 22:00:00+00:00"
     assert str(bars.start.iloc[-1]) == "2017-12-29 21:00:00+00:00"
     assert (bars.start.dt.minute == 0).all() and bars.line.tolist() == list(range(2, 6227))
-    assert "30 bar(s) have a fractional volume (first: line 2, 143539993.3)" in caplog.text
+    assert bars.volume.iloc[0] == Decimal("143539993.3") and "rounded" not in caplog.text
+    fractional = [v for v in bars.volume if isinstance(v, Decimal)]
+    assert len(fractional) == 30 and all(v != int(v) for v in fractional)
     ticks = list(source.ticks())
     assert len(ticks) == 4 * 6225 and len({t.tick_id for t in ticks}) == len(ticks)
     for bar, own in zip(source.iter_bars(), (ticks[i:i + 4] for i in range(0, len(ticks), 4)),

@@ -96,7 +96,7 @@ def test_daily_metrics_average_and_sum_per_utc_day(spark) -> None:
 def test_longer_bars_are_the_rollup_of_shorter_ones(spark) -> None:
     """On the same intraday ticks, 5m bars equal the rollup of 1m bars, 1h bars the rollup
     of 5m bars and 1d bars the rollup of 1h bars: first open, max high, min low, last close,
-    summed volume and count."""
+    summed volume, exact decimal volume and count."""
     import pandas as pd
 
     from pipeline.gold import gold_bars
@@ -106,21 +106,26 @@ def test_longer_bars_are_the_rollup_of_shorter_ones(spark) -> None:
                         now=lambda: datetime(2030, 1, 1, tzinfo=UTC))
     ticks = [t.model_dump() for t in SyntheticSource(["AAA", "BBB"], seed=9, count=6000,
                                                       clock=clock).ticks()]
+    # exact volumes in eighths (fractional, as FX and crypto volumes are); `volume` whole units
     frame = spark.createDataFrame(
-        [(t["ticker"], t["event_time"], t["seq"], t["tick_id"], t["price"], t["volume"])
-         for t in ticks],
-        "ticker string, event_time timestamp, seq long, tick_id string, price double, volume long")
+        [(t["ticker"], t["event_time"], t["seq"], t["tick_id"], t["price"],
+          round(t["volume"] / 8), t["volume"] / 8) for t in ticks],
+        "ticker string, event_time timestamp, seq long, tick_id string, price double, "
+        "volume long, volume_decimal decimal(38, 8)")
     bars = {i: gold_bars(frame, i).toPandas().sort_values(["ticker", "window_start"])
             for i in ("1m", "5m", "1h", "1d")}
     # 6.5 h sessions at 9 s per tick: 2,600 ticks a day, so 6,000 ticks span 3 days x 2 tickers
     assert bars["1d"]["trade_count"].sum() == 6000 and len(bars["1d"]) == 6
+    assert bars["1d"]["volume_decimal"].sum() == sum(t["volume"] for t in ticks) / 8
+    assert any(v != int(v) for v in bars["1m"]["volume_decimal"])  # fractions, summed exactly
 
     def rollup(short: pd.DataFrame, freq: str) -> pd.DataFrame:
         key = [short["ticker"], short["window_start"].dt.floor(freq)]
         g = short.groupby(key)
         out = pd.DataFrame({"open": g["open"].first(), "high": g["high"].max(),
                             "low": g["low"].min(), "close": g["close"].last(),
-                            "volume": g["volume"].sum(), "trade_count": g["trade_count"].sum()})
+                            "volume": g["volume"].sum(), "trade_count": g["trade_count"].sum(),
+                            "volume_decimal": g["volume_decimal"].sum()})
         return out.reset_index(drop=True)
 
     assert len(bars["5m"]) < len(bars["1m"]) and len(bars["5m"]) > len(bars["1h"])

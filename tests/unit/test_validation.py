@@ -17,6 +17,20 @@ GOOD = {"schema_version": 1, "tick_id": "a" * 32, "ticker": "AAPL",
         "source": "replay", "seq": 7}
 
 
+GOOD_V2 = {**GOOD, "schema_version": 2, "ticker": "BTC-USD", "price": 61234.5,
+           "volume": 2012.25, "asset_class": "crypto", "currency": "USD"}
+
+
+def v2(**changes: object) -> bytes:
+    data = {**GOOD_V2, **changes}
+    return json.dumps({k: v for k, v in data.items() if v is not ...}).encode()
+
+
+def v2_volume(text: str) -> bytes:
+    """A v2 message whose volume is the JSON text ``text``, written as is."""
+    return v2().replace(b'"volume": 2012.25', b'"volume": ' + text.encode())
+
+
 def check(value: bytes | None) -> tuple[object, str | None, str | None]:
     return validate_value(value, NOW, max_message_bytes=4096, max_future_skew_s=300)
 
@@ -41,7 +55,7 @@ BAD_INPUTS = [
         (b"{not json", "not_json"),
         (b"[1, 2]", "not_object"),
         (b'"AAPL"', "not_object"),
-        (with_(schema_version=2), "unknown_schema_version"),
+        (with_(schema_version=3), "unknown_schema_version"),
         (with_(schema_version=...), "missing_field"),
         (with_(price=...), "missing_field"),
         (with_(price="430.47"), "wrong_type"),
@@ -61,6 +75,15 @@ BAD_INPUTS = [
         (with_(event_time="2013-03-01T14:30:00"), "event_time_invalid"),
         (with_(event_time="2026-11-22T12:10:00Z"), "event_time_future"),
         (with_(seq=-1), "invalid_field"),
+        (with_(volume=10.0), "wrong_type"),  # v1: a JSON integer
+        (v2(asset_class=...), "missing_field"),
+        (v2(currency=...), "missing_field"),
+        (v2(asset_class="stock"), "invalid_field"),
+        (v2(currency="usd"), "invalid_field"),
+        (v2_volume("0.123456789"), "invalid_field"),  # more than 8 decimal places
+        (v2_volume('"12"'), "wrong_type"),
+        (v2_volume("-0.5"), "volume_negative"),
+        (v2_volume("1e400"), "invalid_field"),
 ]
 
 
@@ -117,7 +140,7 @@ def per_row(values: list[bytes | None], allowed: frozenset[str] | None = None) -
         tick, reason, detail = validate_value(value, NOW, 4096, 300, allowed)
         fields = {f: (getattr(tick, f) if tick else None) for f in
                   ("schema_version", "tick_id", "ticker", "event_time", "price", "volume",
-                   "source", "seq")}
+                   "source", "seq", "asset_class", "currency")}
         rows.append({**fields, "reason": reason, "detail": detail})
     return rows
 
@@ -140,6 +163,12 @@ TRICKY = [
     with_(event_time="2026-11-22T12:04:59Z"), with_(event_time="2026-11-22T12:05:01Z"),
     with_().replace(b"430.47", b"NaN"), with_().replace(b"430.47", b"Infinity"),
     with_(schema_version=2**40), with_(schema_version=-1), with_(seq=2**62),
+    v2(), v2(volume=7), v2(ticker="EURUSD=X", asset_class="fx"), v2_volume("1e3"),
+    v2_volume("0.00000001"), v2_volume("12345678901234567.12345678"), v2_volume('"12"'),
+    v2_volume("10.0"), v2_volume("9223372036854775807.5"), v2_volume("0.123456789"),
+    v2().replace(b'"volume"', b'"vol\\u0075me"'), v2(asset_class="FX"),
+    with_(asset_class="index", currency="EUR"), with_(asset_class="bond"), with_(currency=5),
+    with_(volume=10.0), with_(ticker="EURUSD=X"), with_(ticker="VOD.L"),
 ]
 
 
@@ -172,11 +201,36 @@ def test_batch_validation_of_the_bad_inputs_gives_their_reasons() -> None:
     assert got == per_row(values)
 
 
+def test_a_v2_volume_is_read_exactly_on_both_paths() -> None:
+    """A 25-digit decimal volume (no binary float holds it) arrives digit for digit, whether
+    the column-wise or the row-by-row path decides the message."""
+    from decimal import Decimal
+
+    exact = Decimal("12345678901234567.12345678")
+    value = v2_volume(str(exact))
+    assert check(value)[0].volume == exact
+    rows = batch([value, value + b" "])  # the second one takes the row-by-row path
+    assert [row["volume"] for row in rows] == [exact, exact]
+    assert [row["reason"] for row in rows] == [None, None]
+
+
+def test_a_v1_message_is_upcast_from_its_ticker() -> None:
+    """v1 has no asset class or currency: both come from the ticker, on both paths."""
+    values = [with_(ticker="EURUSD=X"), with_(ticker="0700.HK"), with_(ticker="^FTSE") + b" "]
+    rows = batch(values)
+    assert [(r["asset_class"], r["currency"], r["schema_version"]) for r in rows] == [
+        ("fx", "USD", 1), ("equity", "HKD", 1), ("index", "GBP", 1)]
+    assert rows == per_row(values)
+
+
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
                          st.integers(2**31, 2**63 - 1),
                          st.floats(allow_nan=False), st.text(max_size=12))
 mutated = st.one_of(
     st.builds(lambda k, v: with_(**{k: v}), st.sampled_from(list(GOOD)), json_scalars),
+    st.builds(lambda k, v: v2(**{k: v}), st.sampled_from(list(GOOD_V2)), json_scalars),
+    st.builds(lambda v: v2_volume(str(v)), st.decimals(min_value=-1, max_value=10**20,
+                                                         allow_nan=False, places=9)),
     st.builds(lambda k: with_(**{k: ...}), st.sampled_from(list(GOOD))), st.just(with_()))
 
 

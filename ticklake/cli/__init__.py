@@ -30,6 +30,7 @@ app.command()(lake.train)
 app.command()(lake.serve)
 app.command()(lake.status)
 app.command()(lake.maintain)
+app.command()(lake.upgrade)
 app.command()(lake.dashboard)
 app.command()(lake.alerts)
 

@@ -1,4 +1,5 @@
-"""Verbs over the lake: ``train``, ``serve``, ``status``, ``maintain``, ``dashboard``."""
+"""Verbs over the lake: ``train``, ``serve``, ``status``, ``maintain``, ``upgrade``,
+``dashboard``."""
 
 from __future__ import annotations
 
@@ -183,6 +184,29 @@ def maintain(
     for name, entry in report.items():
         table.add_row(name, str(entry["files_before"]), str(entry["files_after"]),
                       str(entry["vacuumed"]), entry["skipped"] or "")
+    _console().print(table)
+
+
+def upgrade(
+    lake: Lake = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Upgrade a lake made by an older ticklake in place: add the columns its tables lack
+    (tick message v2: asset_class, currency, volume_decimal) in one metadata commit per table.
+    No data file is rewritten; safe to run twice; the jobs also do it for their tables when
+    they start."""
+    from storage.maintenance import upgrade as run_upgrade
+
+    setup_logging()
+    settings = load_settings(lake_dir=lake)
+    report = run_upgrade(settings.lake_dir)
+    if as_json:
+        print(json.dumps(report))
+        return
+    table = Table("table", "version before", "version after", "columns added")
+    for name, entry in report.items():
+        table.add_row(name, str(entry["version_before"]), str(entry["version_after"]),
+                      ", ".join(entry["added"]) or "(up to date)")
     _console().print(table)
 
 
