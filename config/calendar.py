@@ -1,10 +1,11 @@
-"""Trading calendars: New York Stock Exchange sessions, and one calendar per instrument.
+"""Trading calendars: one per instrument, New York Stock Exchange sessions by default.
 
 Sessions come from ``exchange_calendars``. Its ``XNYS`` calendar knows regular hours
-(09:30-16:00 America/New_York), exchange holidays and early closes (13:00); it drives the
-synthetic source's event times. A forecast's target date follows the calendar of its ticker
-(:func:`calendar_name`): the exchange its Yahoo symbol names, ``24/5`` for FX, ``24/7`` for
-crypto, ``us_futures`` (CME Globex) for futures, ``XNYS`` otherwise.
+(09:30-16:00 America/New_York), exchange holidays and early closes (13:00). A ticker's calendar
+(:func:`calendar_name`) is the exchange its Yahoo symbol names, ``24/5`` for FX, ``24/7`` for
+crypto, ``us_futures`` (CME Globex) for futures, ``XNYS`` otherwise; it drives the synthetic
+source's event times (:func:`in_session`) and a forecast's target date
+(:func:`trading_day_after`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ def calendar(name: str = EXCHANGE) -> ExchangeCalendar:
         return get_calendar(name)
 
 
+def trading_calendar_tz(name: str = EXCHANGE) -> ZoneInfo:
+    """The time zone the calendar ``name`` labels its sessions in (UTC for 24/7 and 24/5)."""
+    return ZoneInfo(str(calendar(name).tz))
+
+
 def trading_calendar() -> ExchangeCalendar:
     """The XNYS calendar from :data:`CALENDAR_START` to :data:`CALENDAR_END` (built once)."""
     return calendar(EXCHANGE)
@@ -96,36 +102,39 @@ def trading_day_after(day: date, sessions: int, ticker: str | None = None) -> da
     return sessions_of.session_offset(base, sessions).date()  # type: ignore[no-any-return]
 
 
-@lru_cache(maxsize=4096)
-def session_bounds(day: date) -> tuple[datetime, datetime] | None:
-    """Open and close (UTC, timezone-aware) of the session on ``day``, None if it has none.
+@lru_cache(maxsize=8192)
+def session_bounds(day: date, name: str = EXCHANGE) -> tuple[datetime, datetime] | None:
+    """Open and close (UTC, timezone-aware) of the session labelled ``day`` in the calendar
+    ``name`` (default XNYS; ``24/7``, ``24/5``, ``us_futures``, a MIC: :func:`calendar_name`),
+    None if it has none.
 
-    Cached per day: the synthetic clock asks once per tick, and a pandas lookup costs ~200 us.
+    Cached per (day, calendar): the synthetic clock asks once per tick, and a pandas lookup
+    costs ~200 us.
 
     Raises:
         ConfigError: ``day`` is outside the calendar's range.
     """
-    stamp = _check(day)
-    nyse = trading_calendar()
-    if not nyse.is_session(stamp):
+    sessions = calendar(name)
+    stamp = _check(day, sessions)
+    if not sessions.is_session(stamp):
         return None
-    return (nyse.session_open(stamp).to_pydatetime().astimezone(UTC),
-            nyse.session_close(stamp).to_pydatetime().astimezone(UTC))
+    return (sessions.session_open(stamp).to_pydatetime().astimezone(UTC),
+            sessions.session_close(stamp).to_pydatetime().astimezone(UTC))
 
 
-def in_session(moment: datetime) -> datetime:
-    """``moment`` if the exchange is open then, else the next session's open (UTC).
-
-    A session is [open, close): at the close the next session's open is returned.
+def in_session(moment: datetime, name: str = EXCHANGE) -> datetime:
+    """``moment`` if the market of calendar ``name`` (default XNYS) is open then, else its next
+    session's open (UTC). A session is [open, close): at the close the next session's open is
+    returned.
 
     Raises:
         ConfigError: ``moment`` is naive or outside the calendar's range.
     """
     if moment.tzinfo is None:
         raise ConfigError("in_session needs a timezone-aware datetime")
-    day = moment.astimezone(EXCHANGE_TZ).date()
-    while True:
-        bounds = session_bounds(day)
+    day = moment.astimezone(trading_calendar_tz(name)).date() - timedelta(days=1)  # a futures session
+    while True:  # labelled D opens the evening before D, so start one label earlier
+        bounds = session_bounds(day, name)
         if bounds is not None:
             open_, close = bounds
             if moment < open_:

@@ -9,7 +9,8 @@ from config.settings import Settings
 from producer.sources import SOURCE_NAMES, TickSource
 
 SYNTHETIC_DAYS_BACK = 5
-"""Synthetic event times start at the session open this many trading days ago."""
+"""Synthetic event times start at the session open this many trading days ago, in each
+ticker's own calendar (NYSE for AAPL, 24/7 for BTC-USD, 24/5 for EURUSD=X)."""
 DEFAULT_SYNTHETIC_RATE = 50.0
 """Ticks per second of a live synthetic source when no rate is given (``ticklake up``, and
 the synthetic fallback of the yfinance source)."""
@@ -44,11 +45,11 @@ def build_source(
 
         return ReplaySource(tickers or ([] if csv else list(settings.tickers)), csv)
     if source == "synthetic":
-        from producer.sources.synthetic import MarketClock, SyntheticSource
+        from producer.sources.synthetic import SyntheticSource, market_clocks
 
-        return SyntheticSource(tickers or list(settings.tickers), seed=settings.seed,
-                               rate_per_s=rate, count=count,
-                               clock=MarketClock.days_back(SYNTHETIC_DAYS_BACK, step_s=1.0))
+        symbols = tickers or list(settings.tickers)
+        return SyntheticSource(symbols, seed=settings.seed, rate_per_s=rate, count=count,
+                               clocks=market_clocks(symbols, SYNTHETIC_DAYS_BACK, step_s=1.0))
     if source == "yfinance":
         from producer.sources.yahoo import YahooSource
 

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from decimal import Decimal
 
 import numpy as np
 
-from config.calendar import EXCHANGE_TZ, in_session, session_bounds
+from config.calendar import (
+    EXCHANGE,
+    EXCHANGE_TZ,
+    calendar_name,
+    in_session,
+    session_bounds,
+    trading_calendar_tz,
+)
 from config.errors import ConfigError
 from config.instruments import asset_class, currency
 from producer.messages import SCHEMA_VERSION, TickMessage, make_tick_id
@@ -32,47 +39,68 @@ def utc_now() -> datetime:
 
 
 class MarketClock:
-    """Simulated event time inside New York Stock Exchange sessions (``config.calendar``:
-    09:30-16:00 America/New_York, weekends, exchange holidays and 13:00 early closes skipped).
+    """Simulated event time inside the sessions of one trading calendar (``config.calendar``;
+    default XNYS: 09:30-16:00 America/New_York, weekends, exchange holidays and 13:00 early
+    closes skipped; ``24/7`` for crypto never closes, ``24/5`` for FX skips weekends).
 
     Each call advances ``step_s`` seconds of session time; at a session's close it jumps to the
     next session's open. Returned times are UTC and never later than ``now()``, so they are not
-    rejected as future ticks.
+    rejected as future ticks. Lunch breaks (Hong Kong, Tokyo) are not modelled.
 
     Args:
         start: first event time; moved to the next session's open if outside one.
         step_s: session seconds between two calls (> 0).
         now: the wall clock (UTC).
+        calendar: the ``exchange_calendars`` name (:func:`config.calendar.calendar_name`).
 
     Raises:
         ConfigError: ``step_s <= 0``, ``start`` is naive, or outside the trading calendar.
     """
 
-    def __init__(self, start: datetime, step_s: float = 1.0, now: Clock = utc_now) -> None:
+    def __init__(self, start: datetime, step_s: float = 1.0, now: Clock = utc_now,
+                 calendar: str = EXCHANGE) -> None:
         if step_s <= 0:
             raise ConfigError(f"step_s={step_s} must be > 0")
         if start.tzinfo is None:
             raise ConfigError("start must be timezone-aware")
         self.step = timedelta(seconds=step_s)
         self.now = now
-        self.current = in_session(start)
+        self.calendar = calendar
+        self.current = in_session(start, calendar)
 
     @classmethod
-    def days_back(cls, trading_days: int, step_s: float = 1.0, now: Clock = utc_now) -> MarketClock:
-        """A clock starting at the open of the session ``trading_days`` sessions before today."""
-        day = now().astimezone(EXCHANGE_TZ).date()
+    def days_back(cls, trading_days: int, step_s: float = 1.0, now: Clock = utc_now,
+                  calendar: str = EXCHANGE) -> MarketClock:
+        """A clock starting at the open of the session ``trading_days`` sessions of
+        ``calendar`` before today's (in the calendar's time zone)."""
+        day = now().astimezone(trading_calendar_tz(calendar)).date()
         while trading_days > 0:
             day -= timedelta(days=1)
-            if session_bounds(day) is not None:
+            if session_bounds(day, calendar) is not None:
                 trading_days -= 1
-        bounds = session_bounds(day)
+        bounds = session_bounds(day, calendar)
         start = bounds[0] if bounds else datetime.combine(day, clock_time(9, 30), EXCHANGE_TZ)
-        return cls(start, step_s, now)
+        return cls(start, step_s, now, calendar)
 
     def __call__(self) -> datetime:
         stamp = self.current
-        self.current = in_session(self.current + self.step)
+        self.current = in_session(self.current + self.step, self.calendar)
         return min(stamp, self.now())
+
+
+def market_clocks(tickers: Sequence[str], trading_days: int, step_s: float = 1.0,
+                  now: Clock = utc_now) -> dict[str, Clock]:
+    """One :class:`MarketClock` per trading calendar of ``tickers``
+    (:func:`config.calendar.calendar_name`: AAPL and MSFT share XNYS's, BTC-USD runs on 24/7,
+    EURUSD=X on 24/5), each starting ``trading_days`` of its sessions ago; ticker -> its clock."""
+    by_calendar: dict[str, Clock] = {}
+    clocks: dict[str, Clock] = {}
+    for ticker in tickers:
+        name = calendar_name(ticker)
+        if name not in by_calendar:
+            by_calendar[name] = MarketClock.days_back(trading_days, step_s, now, name)
+        clocks[ticker] = by_calendar[name]
+    return clocks
 
 
 class SyntheticSource:
@@ -88,6 +116,8 @@ class SyntheticSource:
         mu: annual drift; sigma: annual volatility (> 0).
         mean_volume_shares: mean shares per tick.
         clock: returns the event time of each tick (UTC).
+        clocks: per-ticker clocks (:func:`market_clocks`), used instead of ``clock`` for the
+            tickers they name.
         sleep, monotonic: pacing functions, injectable so tests need no wall-clock time.
 
     Raises:
@@ -107,6 +137,7 @@ class SyntheticSource:
         sigma: float = 0.3,
         mean_volume_shares: float = 200.0,
         clock: Clock = utc_now,
+        clocks: Mapping[str, Clock] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -125,6 +156,7 @@ class SyntheticSource:
         self.sigma = sigma
         self.mean_volume_shares = mean_volume_shares
         self.clock = clock
+        self.clocks = dict(clocks or {})
         self.sleep = sleep
         self.monotonic = monotonic
 
@@ -149,7 +181,7 @@ class SyntheticSource:
             prices[ticker] *= math.exp(drift + diffusion * rng.standard_normal())
             price = round(prices[ticker], 4)
             volume = 1 + int(rng.poisson(self.mean_volume_shares))
-            event_time = self.clock()
+            event_time = self.clocks.get(ticker, self.clock)()
             yield TickMessage(
                 schema_version=SCHEMA_VERSION,
                 tick_id=make_tick_id(

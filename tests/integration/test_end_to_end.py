@@ -42,6 +42,12 @@ BAD_MESSAGES = {
     tick_json("4", event_time='"03/01/2013"'): "event_time_invalid",
     tick_json("5", event_time='"2099-01-03T14:30:00Z"'): "event_time_future",
     b'{"pad":"' + b"x" * 70_000 + b'"}': "oversize",
+    # tick v2: it names its asset class and currency; its volume has at most 8 decimals
+    tick_json("8", schema_version="2", asset_class='"equity"'): "missing_field",
+    tick_json("9", schema_version="2", asset_class='"equity"', currency='"USD"',
+              volume="0.123456789"): "invalid_field",
+    tick_json("a", schema_version="2", asset_class='"bond"', currency='"USD"'): "invalid_field",
+    tick_json("b", volume="1.5"): "wrong_type",  # v1: a JSON integer
     # valid, but 12 years behind IBM's watermark (its last replayed day is 2013-03-01)
     tick_json("d", event_time='"2001-01-03T14:30:00Z"', price="90.5"): "late",
 }

@@ -1,6 +1,6 @@
 """The synthetic GBM source."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from itertools import count
 
 import pytest
@@ -85,3 +85,33 @@ def test_market_clock_skips_exchange_holidays_and_early_closes() -> None:
     clock = MarketClock(datetime(2025, 12, 24, 17, 59, 59, tzinfo=UTC), step_s=1, now=never)
     assert [clock().isoformat() for _ in range(2)] == [
         "2025-12-24T17:59:59+00:00", "2025-12-26T14:30:00+00:00"]
+
+
+def test_each_ticker_ticks_inside_its_own_market_sessions() -> None:
+    """Per-calendar clocks (what ``ticklake produce --source synthetic`` uses): over a weekend,
+    BTC-USD (24/7) ticks on Saturday and Sunday, EURUSD=X (24/5) and AAPL (NYSE) never do;
+    AAPL stays in 09:30-16:00 New York, VOD.L in London's 08:00-16:30; every tick carries its
+    asset class and currency."""
+    from zoneinfo import ZoneInfo
+
+    from producer.sources.synthetic import market_clocks
+
+    tickers = ["AAPL", "BTC-USD", "EURUSD=X", "VOD.L"]
+    now = datetime(2026, 11, 24, 22, tzinfo=UTC)  # a Tuesday evening
+    clocks = market_clocks(tickers, trading_days=5, step_s=60, now=lambda: now)
+    assert clocks["AAPL"] is not clocks["BTC-USD"] is not clocks["EURUSD=X"]
+    ticks = list(SyntheticSource(tickers, count=4 * 6000, clocks=clocks).ticks())
+    by = {t: [x for x in ticks if x.ticker == t] for t in tickers}
+    weekend = {t: sum(x.event_time.weekday() >= 5 for x in by[t]) for t in tickers}
+    assert weekend["BTC-USD"] > 0 and weekend["EURUSD=X"] == weekend["AAPL"] == 0
+    def local(ticker: str, zone: str) -> list[time]:  # a clock that reached now stays there
+        return [x.event_time.astimezone(ZoneInfo(zone)).time() for x in by[ticker]
+                if x.event_time < now]
+
+    new_york = local("AAPL", "America/New_York")
+    assert min(new_york) >= time(9, 30) and max(new_york) < time(16, 0)
+    london = local("VOD.L", "Europe/London")
+    assert min(london) >= time(8, 0) and max(london) < time(16, 30)
+    assert {(x.asset_class, x.currency) for x in by["BTC-USD"]} == {("crypto", "USD")}
+    assert {(x.asset_class, x.currency) for x in by["VOD.L"]} == {("equity", "GBX")}
+    assert all(x.event_time <= now for x in ticks)
