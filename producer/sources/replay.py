@@ -180,7 +180,7 @@ def bar_to_ticks(bar: Bar, source: str = "replay",
                        bar.day.toordinal() * 10, bar.day.isoformat(), source, id_source)
 
 
-def _session_open_utc(days: pd.Series) -> pd.Series:
+def session_open_utc(days: pd.Series) -> pd.Series:
     """09:30 New York of each day, in UTC (where a daily bar's first tick goes)."""
     return pd.Series([pd.Timestamp(datetime.combine(d, TICK_TIMES[0], EXCHANGE_TZ)).tz_convert(UTC)
                       for d in days], index=days.index, dtype="datetime64[ns, UTC]")
@@ -209,7 +209,7 @@ def load_bokeh_bars(tickers: Sequence[str]) -> pd.DataFrame:
         )
     frame = data[data["ticker"].isin(list(tickers))].copy()
     frame["day"] = frame["date"].dt.date
-    frame["start"] = _session_open_utc(frame["day"])
+    frame["start"] = session_open_utc(frame["day"])
     frame["seconds"], frame["line"] = DAY_S, 0
     return frame[BAR_FRAME_COLUMNS].reset_index(drop=True)
 
@@ -341,7 +341,7 @@ def load_csv_bars(path: Path, ticker: str | None = None) -> pd.DataFrame:
     frame["seconds"] = seconds = _bar_seconds(path, instants, frame["line"])
     if seconds == DAY_S:  # the trading day as written ("2020-01-02 00:00:00-05:00": the 2nd)
         frame["day"] = local.dt.date
-        frame["start"] = _session_open_utc(frame["day"])
+        frame["start"] = session_open_utc(frame["day"])
     else:
         frame["start"] = instants
         frame["day"] = instants.dt.date
@@ -396,6 +396,25 @@ def check_bars(bars: pd.DataFrame) -> int:
     return int(bad.sum())
 
 
+def _load_bars(tickers: Sequence[str], csv_paths: Sequence[Path]) -> pd.DataFrame:
+    """The bars of ``csv_paths`` (one ticker per file) or, without files, bokeh-sampledata's.
+
+    Raises:
+        SourceError: a file cannot be read, or tickers and files do not pair up.
+    """
+    if not csv_paths:
+        return load_bokeh_bars(tickers)
+    if tickers and len(tickers) != len(csv_paths):
+        raise SourceError(
+            f"{len(tickers)} ticker(s) for {len(csv_paths)} CSV file(s): give one "
+            "ticker per file, in the same order, or none (then the ticker comes from "
+            "the CSV's Ticker row or the file name)"
+        )
+    names = list(tickers) if tickers else [None] * len(csv_paths)
+    parts = [load_csv_bars(Path(p), t) for p, t in zip(csv_paths, names, strict=True)]
+    return pd.concat(parts, ignore_index=True)
+
+
 def _volume(value: object) -> int | Decimal:
     """A bar frame's volume (numpy integer, ``int`` or ``Decimal``) as ``int`` or ``Decimal``."""
     return value if isinstance(value, Decimal) else int(value)  # type: ignore[call-overload]
@@ -414,6 +433,8 @@ class ReplaySource:
             :data:`~producer.messages.BACKFILL_SOURCE` (Silver applies no watermark to it),
             tick ids as the replay's (history already in Silver is a duplicate).
         first_day, last_day: keep only the bars of these days, inclusive (None: no bound).
+        bars: bars already loaded (:data:`BAR_FRAME_COLUMNS`, e.g.
+            :func:`producer.sources.yahoo.history_bars`) instead of ``tickers``' or the CSVs'.
     """
 
     name = "replay"
@@ -426,20 +447,11 @@ class ReplaySource:
         backfill: bool = False,
         first_day: date | None = None,
         last_day: date | None = None,
+        bars: pd.DataFrame | None = None,
     ) -> None:
         self.name = BACKFILL_SOURCE if backfill else ReplaySource.name
-        if csv_paths:
-            if tickers and len(tickers) != len(csv_paths):
-                raise SourceError(
-                    f"{len(tickers)} ticker(s) for {len(csv_paths)} CSV file(s): give one "
-                    "ticker per file, in the same order, or none (then the ticker comes from "
-                    "the CSV's Ticker row or the file name)"
-                )
-            names = list(tickers) if tickers else [None] * len(csv_paths)
-            parts = [load_csv_bars(Path(p), t) for p, t in zip(csv_paths, names, strict=True)]
-            bars = pd.concat(parts, ignore_index=True)
-        else:
-            bars = load_bokeh_bars(tickers)
+        if bars is None:
+            bars = _load_bars(tickers, csv_paths)
         if first_day is not None:
             bars = bars[bars["day"] >= first_day]
         if last_day is not None:

@@ -33,13 +33,15 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from config.errors import SourceError
+from config.tables import DAY_S
 from producer.messages import TickMessage, exact_volume
 from producer.sources import TickSource
 from producer.sources.replay import intraday_bar_ticks
@@ -106,6 +108,105 @@ def yfinance_bars(ticker: str, interval: str, timeout_s: float) -> pd.DataFrame:
         return pd.DataFrame(columns=["Open", "High", "Low", "Close", "Volume"])
 
 
+def fetch_with_deadline(fetch: Callable[[float], pd.DataFrame], ticker: str,
+                        deadline_s: float) -> pd.DataFrame:
+    """``fetch(timeout_s)`` retried with back-off (tenacity: 0.5 s doubling to 8 s, 30 s after
+    a rate limit) until it answers or ``deadline_s`` of wall-clock time has passed; each call
+    runs under :func:`call_with_deadline`, and each failure logs one line naming ``ticker``.
+
+    Raises:
+        the last error once the deadline has passed (``TimeoutError`` for a hang).
+    """
+    ends_at = time.monotonic() + deadline_s
+
+    def remaining() -> float:
+        return max(ends_at - time.monotonic(), 0.0)
+
+    def pause(state: RetryCallState) -> float:
+        err = state.outcome.exception() if state.outcome else None
+        if err is not None and _is_rate_limit(err):
+            return RATE_LIMIT_WAIT_S
+        return min(0.5 * 2.0 ** (state.attempt_number - 1), 8.0)
+
+    def out_of_time(state: RetryCallState) -> bool:
+        # no attempt that would have less than 0.1 s left after its pause: the error
+        # reported is then the last real one, not a zero-second timeout
+        return remaining() - pause(state) < 0.1
+
+    def log_failure(state: RetryCallState) -> None:
+        err = state.outcome.exception() if state.outcome else None
+        log.warning("yfinance %s: attempt %d failed (%s); retrying in %.1f s", ticker,
+                    state.attempt_number, _reason(err) if err else "unknown",
+                    state.next_action.sleep if state.next_action else 0)
+
+    retrying = Retrying(stop=out_of_time, wait=pause,
+                        retry=retry_if_exception(lambda e: not isinstance(e, SourceError)),
+                        before_sleep=log_failure, reraise=True)
+    result: pd.DataFrame = retrying(lambda: call_with_deadline(
+        lambda: fetch(max(remaining(), 0.1)), remaining()))
+    return result
+
+
+HISTORY_INTERVALS = ("1d", *INTERVAL_SECONDS)
+"""Bar intervals ``ticklake backfill --source yfinance`` asks Yahoo for (Yahoo keeps 1m bars
+for the last 30 days and other intraday bars for 60, daily bars for the instrument's life)."""
+
+
+def yfinance_history(ticker: str, interval: str, first_day: date, last_day: date,
+                     timeout_s: float) -> pd.DataFrame:
+    """``ticker``'s bars from ``first_day`` to ``last_day`` inclusive (``Ticker.history``,
+    prices as traded: ``auto_adjust=False``, regular session): columns Open, High, Low, Close,
+    Volume, index the bars' starts (tz-aware, the exchange's zone); empty when Yahoo has none.
+
+    Raises:
+        yfinance.exceptions.YFRateLimitError: Yahoo answered 429.
+        Exception: whatever the HTTP layer raised (DNS, connection, timeout).
+    """
+    import yfinance as yf
+    from yfinance.exceptions import YFPricesMissingError
+
+    yf.config.debug.hide_exceptions = False
+    try:
+        bars: pd.DataFrame = yf.Ticker(ticker).history(
+            start=first_day.isoformat(), end=(last_day + timedelta(days=1)).isoformat(),
+            interval=interval, auto_adjust=False, actions=False, prepost=False, repair=False,
+            timeout=timeout_s)
+        return bars
+    except YFPricesMissingError:
+        return pd.DataFrame(columns=["Open", "High", "Low", "Close", "Volume"])
+
+
+def history_bars(ticker: str, frame: pd.DataFrame, interval: str) -> pd.DataFrame:
+    """yfinance bars (:func:`yfinance_history`) as the replay's bar frame
+    (:data:`producer.sources.replay.BAR_FRAME_COLUMNS`): a daily bar's day is its date in the
+    exchange's zone and its start that day's New York session open (as a CSV's daily bar); an
+    intraday bar starts at its index (UTC). Volumes are exact (``int`` or ``Decimal``); rows
+    without prices (Yahoo leaves minutes without trades empty) are left out.
+    """
+    from producer.sources.replay import BAR_FRAME_COLUMNS, session_open_utc
+
+    frame = frame.dropna(subset=["Open", "High", "Low", "Close"]).sort_index()
+    index = pd.DatetimeIndex(frame.index)
+    seconds = DAY_S if interval == "1d" else INTERVAL_SECONDS[interval]
+    out = pd.DataFrame({
+        "ticker": ticker, "seconds": seconds, "line": 0,
+        "open": frame["Open"].astype(float).to_numpy(), "high": frame["High"].astype(float).to_numpy(),
+        "low": frame["Low"].astype(float).to_numpy(), "close": frame["Close"].astype(float).to_numpy(),
+        "volume": [0 if pd.isna(v) else _whole_or_decimal(exact_volume(float(v)))
+                   for v in frame["Volume"]]})
+    if seconds == DAY_S:
+        out["day"] = [stamp.date() for stamp in index]
+        out["start"] = session_open_utc(out["day"])
+    else:
+        out["start"] = index.tz_convert(UTC)
+        out["day"] = [stamp.date() for stamp in out["start"]]
+    return out[BAR_FRAME_COLUMNS]
+
+
+def _whole_or_decimal(volume: Decimal) -> int | Decimal:
+    return int(volume) if volume == volume.to_integral_value() else volume
+
+
 def _is_rate_limit(err: BaseException) -> bool:
     from yfinance.exceptions import YFRateLimitError
 
@@ -158,39 +259,13 @@ class YahooSource:
         return None
 
     def poll(self, ticker: str) -> pd.DataFrame:
-        """The ticker's bars, retried within :attr:`deadline_s` (see the module docstring).
+        """The ticker's bars, retried within :attr:`deadline_s` (:func:`fetch_with_deadline`).
 
         Raises:
             the last error once the deadline has passed.
         """
-        ends_at = time.monotonic() + self.deadline_s
-
-        def remaining() -> float:
-            return max(ends_at - time.monotonic(), 0.0)
-
-        def pause(state: RetryCallState) -> float:
-            err = state.outcome.exception() if state.outcome else None
-            if err is not None and _is_rate_limit(err):
-                return RATE_LIMIT_WAIT_S
-            return min(0.5 * 2.0 ** (state.attempt_number - 1), 8.0)
-
-        def out_of_time(state: RetryCallState) -> bool:
-            # no attempt that would have less than 0.1 s left after its pause: the error
-            # reported is then the last real one, not a zero-second timeout
-            return remaining() - pause(state) < 0.1
-
-        def log_failure(state: RetryCallState) -> None:
-            err = state.outcome.exception() if state.outcome else None
-            log.warning("yfinance %s: attempt %d failed (%s); retrying in %.1f s", ticker,
-                        state.attempt_number, _reason(err) if err else "unknown",
-                        state.next_action.sleep if state.next_action else 0)
-
-        retrying = Retrying(stop=out_of_time, wait=pause,
-                            retry=retry_if_exception(lambda e: not isinstance(e, SourceError)),
-                            before_sleep=log_failure, reraise=True)
-        result: pd.DataFrame = retrying(lambda: call_with_deadline(
-            lambda: self.fetch(ticker, self.interval, max(remaining(), 0.1)), remaining()))
-        return result
+        return fetch_with_deadline(lambda timeout: self.fetch(ticker, self.interval, timeout),
+                                   ticker, self.deadline_s)
 
     def new_bar_ticks(self, ticker: str, bars: pd.DataFrame) -> list[TickMessage]:
         """Ticks of the completed bars of ``bars`` not yet published (rows with a missing
@@ -281,3 +356,41 @@ def _reason(err: BaseException) -> str:
     """``Type: first line of the message`` of an error, for one-line logs."""
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def backfill_bars(
+    tickers: Sequence[str], interval: str, first_day: date, last_day: date, deadline_s: float,
+    fetch: Callable[[str, str, date, date, float], pd.DataFrame] = yfinance_history,
+) -> pd.DataFrame:
+    """The bars of ``tickers`` from ``first_day`` to ``last_day`` from Yahoo, for
+    ``ticklake backfill --source yfinance`` (:func:`history_bars` of each ticker, one frame).
+
+    Args:
+        interval: one of :data:`HISTORY_INTERVALS`.
+        deadline_s: wall-clock budget per ticker, retries included (:func:`fetch_with_deadline`).
+        fetch: ``(ticker, interval, first_day, last_day, timeout_s) -> bars``.
+
+    Raises:
+        SourceError: an unknown interval, or ``first_day`` after ``last_day``.
+        YahooUnavailable: a ticker gave no answer within the deadline (the message names it,
+            the deadline and the error).
+    """
+    if interval not in HISTORY_INTERVALS:
+        raise SourceError(f"interval {interval!r} is not one of {', '.join(HISTORY_INTERVALS)}")
+    if first_day > last_day:
+        raise SourceError(f"--from {first_day} is after --to {last_day}")
+    frames = []
+    for ticker in tickers:
+        def one(timeout_s: float, symbol: str = ticker) -> pd.DataFrame:
+            return fetch(symbol, interval, first_day, last_day, timeout_s)
+
+        try:
+            frame = fetch_with_deadline(one, ticker, deadline_s)
+        except Exception as err:  # noqa: BLE001 (one line naming the cause)
+            raise YahooUnavailable(
+                f"Yahoo Finance gave no {interval} bars of {ticker} within {deadline_s:g} s "
+                f"({_reason(err)}); check the network, or backfill from a CSV with --csv") from err
+        log.info("yfinance %s: %d %s bars from %s to %s", ticker, len(frame), interval,
+                 first_day, last_day)
+        frames.append(history_bars(ticker, frame, interval))
+    return pd.concat(frames, ignore_index=True)

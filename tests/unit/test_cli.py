@@ -35,6 +35,16 @@ def test_bad_source_names_the_allowed_values(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_yfinance_backfill_without_a_first_day_is_refused(tmp_path: Path) -> None:
+    """Yahoo's history needs a range: no --from exits 2 naming it, before any network call."""
+    result = run_cli("backfill", "--source", "yfinance", "--tickers", "BTC-USD", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "error: backfill --source yfinance needs --from YYYY-MM-DD" in result.stderr
+    result = run_cli("backfill", "--source", "kafka", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "error: --source 'kafka' is not one of replay, yfinance" in result.stderr
+
+
 def test_bad_bootstrap_servers_names_value_and_format(tmp_path: Path) -> None:
     """A bootstrap address without a port is refused with the expected format."""
     result = run_cli("broker", "status", "--bootstrap-servers", "nohost", cwd=tmp_path)

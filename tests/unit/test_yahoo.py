@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from config.errors import SourceError
 from config.settings import Settings
 from producer.sources.yahoo import YahooSource, YahooUnavailable
 
@@ -168,3 +169,44 @@ def test_the_verbs_exit_non_zero_with_one_line_when_yahoo_is_unreachable(
               if line.startswith("error:")]
     assert len(errors) == 1 and "Yahoo Finance gave no bars for AAPL" in errors[0]
     assert "Could not resolve host" in errors[0]
+
+
+BTC_DAILY = json.loads((DATA / "yahoo_chart_BTC-USD_1d.json").read_text())
+
+
+def test_a_yfinance_backfill_gives_the_bars_and_ids_of_the_same_csv(yahoo: list[Any]) -> None:
+    """``backfill --source yfinance``: Yahoo's daily BTC-USD answer (parsed by yfinance) gives
+    the same bars as the same 10 days in yf.download's CSV layout, weekend included, and the
+    same tick ids, so history already sent from one is a duplicate from the other."""
+    from datetime import date
+
+    from producer.sources.replay import ReplaySource, load_csv_bars
+    from producer.sources.yahoo import backfill_bars
+
+    yahoo.append(BTC_DAILY)
+    bars = backfill_bars(["BTC-USD"], "1d", date(2024, 3, 1), date(2024, 3, 10), deadline_s=5)
+    csv = load_csv_bars(DATA / "yf_download_BTC-USD.csv")
+    columns = ["ticker", "day", "start", "seconds", "open", "high", "low", "close", "volume"]
+    assert len(bars) == 10 and bars["day"].iloc[5] == date(2024, 3, 6)
+    assert bars[columns].to_dict("records") == csv[columns].to_dict("records")
+    from_yahoo = list(ReplaySource([], backfill=True, bars=bars).ticks())
+    from_csv = list(ReplaySource([], [DATA / "yf_download_BTC-USD.csv"], backfill=True).ticks())
+    assert [t.tick_id for t in from_yahoo] == [t.tick_id for t in from_csv]
+    assert {(t.source, t.asset_class, t.currency) for t in from_yahoo} == {
+        ("backfill", "crypto", "USD")}
+
+
+def test_a_yfinance_backfill_names_the_ticker_yahoo_did_not_answer_for(yahoo: list[Any]) -> None:
+    from datetime import date
+
+    from producer.sources.yahoo import backfill_bars
+
+    yahoo.append(ConnectionError("Could not resolve host: query2.finance.yahoo.com"))
+    started = time.monotonic()
+    with pytest.raises(YahooUnavailable, match=r"1d bars of BTC-USD within 1 s .*resolve host"):
+        backfill_bars(["BTC-USD"], "1d", date(2024, 3, 1), date(2024, 3, 10), deadline_s=1)
+    assert time.monotonic() - started < 10
+    with pytest.raises(SourceError, match="is after --to"):
+        backfill_bars(["BTC-USD"], "1d", date(2024, 3, 2), date(2024, 3, 1), deadline_s=1)
+    with pytest.raises(SourceError, match="'3d' is not one of 1d, 1m"):
+        backfill_bars(["BTC-USD"], "3d", date(2024, 3, 1), date(2024, 3, 2), deadline_s=1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Annotated
@@ -236,13 +236,21 @@ def backfill(
     tickers: Tickers = None,
     first_day: Annotated[datetime | None, typer.Option(
         "--from", formats=["%Y-%m-%d"],
-        help="First day to send (YYYY-MM-DD) \\[default: the input's first].")] = None,
+        help="First day to send (YYYY-MM-DD) \\[default: the input's first; required with "
+        "--source yfinance].")] = None,
     last_day: Annotated[datetime | None, typer.Option(
         "--to", formats=["%Y-%m-%d"],
-        help="Last day to send, inclusive \\[default: the input's last].")] = None,
+        help="Last day to send, inclusive \\[default: the input's last; yesterday (UTC) with "
+        "--source yfinance].")] = None,
+    source: Annotated[str, typer.Option(
+        "--source", help="replay (--csv files, else bokeh-sampledata) or yfinance (Yahoo's "
+        "history of --tickers).")] = "replay",
+    interval: Annotated[str, typer.Option(
+        help="yfinance: bar interval, 1d 1m 2m 5m 15m 30m 60m or 1h.")] = "1d",
     bootstrap_servers: Bootstrap = None,
 ) -> None:
-    """Publish history older than a ticker's watermark on purpose (--csv bars, or bokeh's).
+    """Publish history older than a ticker's watermark on purpose (--csv bars, bokeh's, or
+    Yahoo's with --source yfinance --from D).
 
     The ticks carry source "backfill": Silver does not quarantine them as late.
 
@@ -258,15 +266,28 @@ def backfill(
 
     setup_logging()
     settings = load_settings(bootstrap_servers=bootstrap_servers, tickers=split_tickers(tickers))
-    source = ReplaySource(split_tickers(tickers) or ([] if csv else list(settings.tickers)),
-                          list(csv or []), backfill=True,
-                          first_day=first_day.date() if first_day else None,
-                          last_day=last_day.date() if last_day else None)
+    first = first_day.date() if first_day else None
+    last = last_day.date() if last_day else None
+    if source == "yfinance":
+        from producer.sources.yahoo import backfill_bars
+
+        if first is None or csv:
+            raise ConfigError("backfill --source yfinance needs --from YYYY-MM-DD (and takes "
+                              "no --csv); --to defaults to yesterday")
+        last = last or (datetime.now(UTC) - timedelta(days=1)).date()
+        symbols = split_tickers(tickers) or list(settings.tickers)
+        bars = backfill_bars(symbols, interval, first, last, settings.yahoo_deadline_s)
+        replay = ReplaySource(symbols, backfill=True, first_day=first, last_day=last, bars=bars)
+    elif source == "replay":
+        replay = ReplaySource(split_tickers(tickers) or ([] if csv else list(settings.tickers)),
+                              list(csv or []), backfill=True, first_day=first, last_day=last)
+    else:
+        raise ConfigError(f"--source {source!r} is not one of replay, yfinance")
     ensure_topic(settings)
-    report = publish(source.ticks(), settings, total=source.expected_count())
-    days = source.bars["day"]
+    report = publish(replay.ticks(), settings, total=replay.expected_count())
+    days = replay.bars["day"]
     print(json.dumps({"produced": report.produced, "failed": report.failed,
-                      "bars": len(source.bars), "first_day": str(days.min()),
+                      "bars": len(replay.bars), "first_day": str(days.min()),
                       "last_day": str(days.max()), "end_offsets": report.end_offsets}))
 
 
