@@ -9,7 +9,9 @@ their trading calendars.
 from __future__ import annotations
 
 import re
+from datetime import date, datetime, timedelta
 from typing import Literal, get_args
+from zoneinfo import ZoneInfo
 
 AssetClass = Literal["equity", "index", "fx", "crypto", "future"]
 """What a ticker trades, from its Yahoo symbol (:func:`asset_class`)."""
@@ -19,7 +21,9 @@ CURRENCY_PATTERN = r"^[A-Z]{3,4}$"
 """A quote currency: an ISO 4217 code (``USD``), a minor-unit code Yahoo uses (``GBX``: pence
 sterling), or a 4-letter stablecoin (``USDT``)."""
 
-_CRYPTO = re.compile(r"[A-Z0-9]+-(USD|USDT|USDC|EUR|GBP|JPY|CAD|AUD|BTC|ETH)")
+CRYPTO_PATTERN = r"[A-Z0-9]+-(USD|USDT|USDC|EUR|GBP|JPY|CAD|AUD|BTC|ETH)"
+"""A crypto pair's Yahoo symbol, ``BASE-QUOTE`` (matched whole)."""
+_CRYPTO = re.compile(CRYPTO_PATTERN)
 YAHOO_SUFFIX_MIC = {
     "L": "XLON", "HK": "XHKG", "T": "XTKS", "DE": "XETR", "F": "XFRA", "PA": "XPAR",
     "AS": "XAMS", "MI": "XMIL", "MC": "XMAD", "SW": "XSWX", "TO": "XTSE", "AX": "XASX",
@@ -50,6 +54,29 @@ units, as Yahoo reports them: ``GBX`` (pence) and ``ZAC`` (cents); their indices
 major unit (``GBP``, ``ZAR``). Source: each exchange's listing rules as summarised by Yahoo's
 ``currency`` field of the chart API's ``meta``."""
 _INDEX_MAJOR_UNIT = {"GBX": "GBP", "ZAC": "ZAR"}
+MIC_TZ = {
+    US_MIC: "America/New_York", "XLON": "Europe/London", "XHKG": "Asia/Hong_Kong",
+    "XTKS": "Asia/Tokyo", "XETR": "Europe/Berlin", "XFRA": "Europe/Berlin",
+    "XPAR": "Europe/Paris", "XAMS": "Europe/Amsterdam", "XMIL": "Europe/Rome",
+    "XMAD": "Europe/Madrid", "XSWX": "Europe/Zurich", "XTSE": "America/Toronto",
+    "XASX": "Australia/Sydney", "XKRX": "Asia/Seoul", "XSHG": "Asia/Shanghai",
+    "XBOM": "Asia/Kolkata", "XSES": "Asia/Singapore", "XSTO": "Europe/Stockholm",
+    "XOSL": "Europe/Oslo", "XCSE": "Europe/Copenhagen", "XHEL": "Europe/Helsinki",
+    "XWBO": "Europe/Vienna", "XBRU": "Europe/Brussels", "XLIS": "Europe/Lisbon",
+    "XDUB": "Europe/Dublin", "XWAR": "Europe/Warsaw", "BVMF": "America/Sao_Paulo",
+    "XMEX": "America/Mexico_City", "XJSE": "Africa/Johannesburg", "XTAI": "Asia/Taipei",
+    "XNZE": "Pacific/Auckland", "XIST": "Europe/Istanbul",
+}
+"""Each exchange's time zone, as its ``exchange_calendars`` calendar has it
+(``tests/unit/test_calendar.py`` checks that they agree)."""
+NEW_YORK = MIC_TZ[US_MIC]
+FX_ROLL_HOURS = 7
+"""FX trade dates roll at 17:00 New York (the market's "New York close", when value dates
+move): a trade at 17:00 New York or later belongs to the next day. Source: the FX market
+convention used by CLS and the major venues (e.g. CME FX futures settle on it)."""
+FUTURES_ROLL_HOURS = 6
+"""CME Globex: the session of trade date D opens at 18:00 New York time on the evening before
+(``exchange_calendars``' ``us_futures`` calendar)."""
 
 
 def asset_class(ticker: str) -> AssetClass:
@@ -74,6 +101,38 @@ def exchange_mic(ticker: str) -> str:
         return INDEX_MIC.get(ticker, US_MIC)
     suffix = ticker.rsplit(".", 1)[1] if "." in ticker else ""
     return YAHOO_SUFFIX_MIC.get(suffix, US_MIC)
+
+
+def trading_day_rule(ticker: str) -> tuple[str, int]:
+    """How an event time becomes ``ticker``'s trade date (the day its daily bar belongs to):
+    the date of the event time in time zone ``zone``, plus ``roll_hours``.
+
+    Returns:
+        ``(zone, roll_hours)``: an equity or index trades on its exchange's local date
+        (:data:`MIC_TZ`, roll 0: ``0700.HK`` -> Asia/Hong_Kong); FX rolls at 17:00 New York
+        (:data:`FX_ROLL_HOURS`); futures at 18:00 New York (:data:`FUTURES_ROLL_HOURS`);
+        crypto on the UTC date.
+    """
+    kind = asset_class(ticker)
+    if kind == "crypto":
+        return "UTC", 0
+    if kind == "fx":
+        return NEW_YORK, FX_ROLL_HOURS
+    if kind == "future":
+        return NEW_YORK, FUTURES_ROLL_HOURS
+    return MIC_TZ.get(exchange_mic(ticker), NEW_YORK), 0
+
+
+def trading_date(ticker: str, moment: datetime) -> date:
+    """``ticker``'s trade date of the instant ``moment`` (:func:`trading_day_rule`).
+
+    Raises:
+        ValueError: ``moment`` is naive.
+    """
+    if moment.tzinfo is None:
+        raise ValueError("trading_date needs a timezone-aware datetime")
+    zone, roll_hours = trading_day_rule(ticker)
+    return (moment.astimezone(ZoneInfo(zone)) + timedelta(hours=roll_hours)).date()
 
 
 def currency(ticker: str) -> str:

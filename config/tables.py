@@ -191,10 +191,12 @@ def bar_interval_name(seconds: int) -> str:
 @cache
 def bar_table(interval: str) -> Table:
     """The Gold bar table of ``interval`` (``gold/bars_<interval>``); windows aligned on the
-    UTC epoch (a ``1d`` bar is a UTC day). ``volume_decimal`` is the bar's exact volume (Σ of
-    its ticks' exact volumes; null on a bar written by a v1 release until a tick merges into
-    it), ``volume`` the Σ of its ticks' whole-unit volumes (Silver's ``volume``), equal to it
-    when every tick's volume is whole; ``vwap`` uses the exact volume.
+    UTC epoch, except a ``1d`` bar: the ticker's trade date
+    (:func:`config.instruments.trading_date`) from 00:00 UTC of that date. ``volume_decimal``
+    is the bar's exact volume (Σ of its ticks' exact volumes; null on a bar written by a v1
+    release until a tick merges into it), ``volume`` the Σ of its ticks' whole-unit volumes
+    (Silver's ``volume``), equal to it when every tick's volume is whole; ``vwap`` uses the
+    exact volume.
 
     Raises:
         ValueError: ``interval`` is not a bar interval (:func:`bar_interval_seconds`).

@@ -30,12 +30,22 @@ from functools import reduce
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DecimalType
 
+from config.instruments import (
+    CRYPTO_PATTERN,
+    FUTURES_ROLL_HOURS,
+    FX_ROLL_HOURS,
+    INDEX_MIC,
+    MIC_TZ,
+    NEW_YORK,
+    YAHOO_SUFFIX_MIC,
+)
 from config.settings import Settings
 from config.tables import (
+    DAY_S,
     DEFAULT_BAR_INTERVALS,
     GOLD_ANOMALIES,
     GOLD_DAILY_METRICS,
@@ -97,11 +107,37 @@ METRICS_MERGE: dict[str, str] = {
 """How stored daily metrics and a micro-batch's partial metrics of the same key combine."""
 
 
+def trading_date_column(ticker: Column, event_time: Column) -> Column:
+    """Spark's form of :func:`config.instruments.trading_date`: each row's trade date (a
+    ``DateType``) from its ticker and UTC event time, built from the same tables
+    (:data:`~config.instruments.MIC_TZ`, the Yahoo suffixes and indices) so it runs in the JVM;
+    ``tests/unit/test_spark_transforms.py`` checks the two agree. Needs the session time zone
+    UTC (:mod:`pipeline.spark` sets it)."""
+    def lookup(table: dict[str, str]) -> Column:
+        return F.create_map(*[F.lit(x) for pair in table.items() for x in pair])
+
+    suffix_tz = lookup({s: MIC_TZ[m] for s, m in YAHOO_SUFFIX_MIC.items()})
+    index_tz = lookup({i: MIC_TZ[m] for i, m in INDEX_MIC.items()})
+    suffix = F.regexp_extract(ticker, r"\.([A-Z]+)$", 1)
+    zone = (F.when(ticker.startswith("^"), F.coalesce(index_tz[ticker], F.lit(NEW_YORK)))
+            .when(ticker.endswith("=X") | ticker.endswith("=F"), F.lit(NEW_YORK))
+            .when(ticker.rlike(f"^{CRYPTO_PATTERN}$"), F.lit("UTC"))
+            .otherwise(F.coalesce(suffix_tz[suffix], F.lit(NEW_YORK))))
+    roll = (F.when(ticker.startswith("^"), F.lit(0))
+            .when(ticker.endswith("=X"), F.lit(FX_ROLL_HOURS))
+            .when(ticker.endswith("=F"), F.lit(FUTURES_ROLL_HOURS)).otherwise(F.lit(0)))
+    local = F.from_utc_timestamp(event_time, zone) + F.make_dt_interval(F.lit(0), roll)
+    return F.to_date(local)
+
+
 def gold_bars(ticks: DataFrame, interval: str) -> DataFrame:
     """Silver ticks -> OHLCV bars of ``interval`` (``1m``, ``5m``, ``1h``, ``1d``, ...: see
     :func:`config.tables.bar_interval_seconds`) per ticker.
 
-    Windows are aligned on the UTC epoch (a ``1d`` bar is a UTC day). Columns: ticker;
+    Intraday windows are aligned on the UTC epoch; a ``1d`` bar is the ticker's trade date
+    (:func:`trading_date_column`: the exchange's local date, FX rolling at 17:00 New York,
+    futures at 18:00 New York, crypto the UTC date), stored from 00:00 UTC of that date to the
+    next. Columns: ticker;
     window_start, window_end (UTC); open (price of the first tick by event time), high, low,
     close (price of the last tick by event time; ties in event time broken by ``seq``, then
     ``tick_id``); volume (Σ of the ticks' whole-unit volumes); vwap (Σ price x exact volume /
@@ -114,7 +150,12 @@ def gold_bars(ticks: DataFrame, interval: str) -> DataFrame:
     Raises:
         ValueError: an unknown interval.
     """
-    window = F.window("event_time", f"{bar_interval_seconds(interval)} seconds")
+    if bar_interval_seconds(interval) == DAY_S:  # the market's trade date, not the UTC day
+        start = F.to_timestamp(trading_date_column(F.col("ticker"), F.col("event_time")))
+        window = F.struct(start.alias("start"),
+                          (start + F.make_dt_interval(F.lit(1))).alias("end"))
+    else:
+        window = F.window("event_time", f"{bar_interval_seconds(interval)} seconds")
     whole = F.col("volume").cast(DecimalType(38, 8))
     exact = (F.coalesce(F.col("volume_decimal"), whole) if "volume_decimal" in ticks.columns
              else whole)  # ticks shaped as a v1 release stored them
@@ -163,21 +204,27 @@ def all_partial_bars(ticks: DataFrame,
     return reduce(DataFrame.unionByName, frames)
 
 
-def _first_event_times(daily_bars: pa.Table) -> dict[str, datetime]:
-    """Per ticker, the earliest ``open_time`` of partial daily bars: its first tick (UTC)."""
-    rows = daily_bars.group_by("ticker").aggregate([("open_time", "min")]).to_pylist()
-    return {str(r["ticker"]): r["open_time_min"] for r in rows}
+def _first_touched(daily_bars: pa.Table) -> tuple[dict[str, datetime], dict[str, datetime]]:
+    """Per ticker, from the batch's partial daily bars: the earliest ``open_time`` (its first
+    tick, UTC) and the earliest ``window_start`` (its first touched trade date, which can be
+    a day before the first tick's UTC date: a tick at 21:00 New York belongs to that day)."""
+    rows = daily_bars.group_by("ticker").aggregate(
+        [("open_time", "min"), ("window_start", "min")]).to_pylist()
+    return ({str(r["ticker"]): r["open_time_min"] for r in rows},
+            {str(r["ticker"]): r["window_start_min"] for r in rows})
 
 
 def gold_daily_metrics(ticks: DataFrame) -> DataFrame:
-    """Silver ticks -> daily metrics per ticker and UTC trading date.
+    """Silver ticks -> daily metrics per ticker and trade date.
 
-    Columns: trading_date (UTC date of event time); ticker; avg_price (arithmetic mean of the
-    day's tick prices); total_volume (shares); trades (ticks); updated_at; price_sum (Σ price,
-    for merging a later batch's ticks of the same day).
+    Columns: trading_date (the ticker's trade date, :func:`trading_date_column`); ticker;
+    avg_price (arithmetic mean of the day's tick prices); total_volume (shares); trades
+    (ticks); updated_at; price_sum (Σ price, for merging a later batch's ticks of the same
+    day).
     """
     return (
-        ticks.groupBy(F.to_date("event_time").alias("trading_date"), "ticker")
+        ticks.groupBy(trading_date_column(F.col("ticker"), F.col("event_time"))
+                      .alias("trading_date"), "ticker")
         .agg(
             F.sum("price").alias("price_sum"),
             F.sum("volume").cast("long").alias("total_volume"),
@@ -224,9 +271,9 @@ def gold_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], N
         if daily is not None:
             metrics.upsert(daily, batch_id, updates=METRICS_MERGE)
         merged = time.monotonic()
-        first_touched = _first_event_times(by_interval["1d"])
+        first_touched, first_day = _first_touched(by_interval["1d"])
         if first_touched:
-            gold_indicators.refresh(lake, first_touched, derived, batch_id)
+            gold_indicators.refresh(lake, first_touched, derived, batch_id, first_day)
         done = time.monotonic()
         log.info("gold micro-batch %d: %d partial bars aggregated in %.1f s, merged in %.1f s; "
                  "indicators of %d tickers refreshed in %.1f s", batch_id, partial.num_rows,

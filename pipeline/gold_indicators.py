@@ -134,16 +134,19 @@ def _scope(day0: dict[str, datetime]) -> str:
 
 
 def refresh(lake_dir: Path, first_touched: dict[str, Any], sinks: dict[str, DeltaSink],
-            batch_id: int) -> None:
+            batch_id: int, first_day: dict[str, Any] | None = None) -> None:
     """Recompute and MERGE the indicators and anomalies of the touched tickers.
 
     Args:
         lake_dir: the lake.
         first_touched: ticker -> earliest event time (UTC) of its ticks in the micro-batch.
+        first_day: ticker -> ``window_start`` of its first touched daily bar (its trade date,
+            :func:`pipeline.gold.trading_date_column`); default the UTC day of
+            ``first_touched``.
         sinks: the sinks of ``gold.indicators_1d``, ``gold.indicators_1h``, ``gold.anomalies``.
         batch_id: the micro-batch id recorded with each commit.
     """
-    day0 = {t: _floor(v, "D") for t, v in first_touched.items()}
+    day0 = {t: _floor((first_day or {}).get(t, v), "D") for t, v in first_touched.items()}
     hour0 = {t: _floor(v, "h") for t, v in first_touched.items()}
     daily_sink = sinks[GOLD_INDICATORS_1D.name]
     flag_sink = sinks[GOLD_ANOMALIES.name]

@@ -14,12 +14,15 @@ Ticks carry the prices of the input's Open/High/Low/Close columns unchanged (for
 bokeh-sampledata: as traded; for a yfinance CSV: whatever yfinance wrote, split- and
 dividend-adjusted by default since yfinance 0.2.51). ``Adj Close`` is never used.
 
-Each daily bar becomes four ticks inside the regular US session (America/New_York, converted to
-UTC): open at 09:30, then the two extremes at 11:00 and 14:00, close at 15:59. On an up day
-(close >= open) the low comes first, on a down day the high (the usual O-L-H-C / O-H-L-C path
-assumption). Volume is split in four parts that sum exactly to the bar's volume (whole units
-for a whole volume, else decimals: FX and crypto volumes are fractional). So ``gold.bars_1d``
-rebuilt from the ticks equals the input bar exactly.
+Each daily bar becomes four ticks at 09:30, 11:00, 14:00 and 15:59 local time
+(:func:`daily_tick_zone`: New York for US listings, FX, futures and crypto; the exchange's zone
+for other equities and indices, e.g. Hong Kong for ``0700.HK``), converted to UTC, so they fall
+inside the bar's trade date (:func:`config.instruments.trading_date`): open first, then the two
+extremes (on an up day (close >= open) the low comes first, on a down day the high: the usual
+O-L-H-C / O-H-L-C path assumption), close last. Volume is split in four parts that sum
+exactly to the bar's volume (whole units for a whole volume, else decimals: FX and crypto
+volumes are fractional). So ``gold.bars_1d`` rebuilt from the ticks equals the input bar
+exactly.
 
 A CSV of **intraday** bars (its most common step between two rows is shorter than a day, e.g.
 the hourly ``FOREX_EURUSD_1H_ASK.csv`` of ``gym-anytrading``) becomes four ticks per bar inside
@@ -39,11 +42,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from config.errors import SourceError
-from config.instruments import asset_class, currency
+from config.instruments import asset_class, currency, trading_day_rule
 from config.settings import TICKER_PATTERN, TICKER_RULE
 from config.tables import DAY_S
 from producer.messages import (
@@ -174,15 +178,27 @@ def bar_to_ticks(bar: Bar, source: str = "replay",
     if bar.seconds < DAY_S and bar.start is not None:
         return intraday_bar_ticks(bar.ticker, bar.start, bar.seconds, bar.open, bar.high,
                                   bar.low, bar.close, bar.volume, source, id_source)
-    times = [datetime.combine(bar.day, local_time, EXCHANGE_TZ).astimezone(UTC)
+    zone = daily_tick_zone(bar.ticker)
+    times = [datetime.combine(bar.day, local_time, zone).astimezone(UTC)
              for local_time in TICK_TIMES]
     return _four_ticks(bar.ticker, times, (bar.open, bar.high, bar.low, bar.close), bar.volume,
                        bar.day.toordinal() * 10, bar.day.isoformat(), source, id_source)
 
 
-def session_open_utc(days: pd.Series) -> pd.Series:
-    """09:30 New York of each day, in UTC (where a daily bar's first tick goes)."""
-    return pd.Series([pd.Timestamp(datetime.combine(d, TICK_TIMES[0], EXCHANGE_TZ)).tz_convert(UTC)
+def daily_tick_zone(ticker: str) -> ZoneInfo:
+    """Where a daily bar's four ticks go (at :data:`TICK_TIMES`, local): the exchange's time
+    zone for an equity or index (``0700.HK``'s at 09:30-15:59 Hong Kong), New York for FX,
+    futures and crypto. Either way inside the bar's trade date
+    (:func:`config.instruments.trading_date`), so ``gold/bars_1d`` rebuilds the bar."""
+    if asset_class(ticker) in ("equity", "index"):
+        return ZoneInfo(trading_day_rule(ticker)[0])
+    return EXCHANGE_TZ
+
+
+def session_open_utc(days: pd.Series, zone: ZoneInfo = EXCHANGE_TZ) -> pd.Series:
+    """09:30 in ``zone`` (default New York) of each day, in UTC (where a daily bar's first
+    tick goes, :func:`daily_tick_zone`)."""
+    return pd.Series([pd.Timestamp(datetime.combine(d, TICK_TIMES[0], zone)).tz_convert(UTC)
                       for d in days], index=days.index, dtype="datetime64[ns, UTC]")
 
 
@@ -339,14 +355,14 @@ def load_csv_bars(path: Path, ticker: str | None = None) -> pd.DataFrame:
     order = instants.sort_values(kind="stable").index  # newest-first exports are common
     frame, instants, local = frame.loc[order], instants.loc[order], local.loc[order]
     frame["seconds"] = seconds = _bar_seconds(path, instants, frame["line"])
+    symbol = (ticker or path.stem).upper()
     if seconds == DAY_S:  # the trading day as written ("2020-01-02 00:00:00-05:00": the 2nd)
         frame["day"] = local.dt.date
-        frame["start"] = session_open_utc(frame["day"])
+        frame["start"] = session_open_utc(frame["day"], daily_tick_zone(symbol))
     else:
         frame["start"] = instants
         frame["day"] = instants.dt.date
     frame["volume"] = _exact_volumes(path, volume_text.loc[frame.index], frame["line"])
-    symbol = (ticker or path.stem).upper()
     if not TICKER_PATTERN.fullmatch(symbol):
         raise SourceError(
             f"{path}: {symbol!r} is not a ticker ({TICKER_RULE}); "

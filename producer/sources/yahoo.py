@@ -183,7 +183,7 @@ def history_bars(ticker: str, frame: pd.DataFrame, interval: str) -> pd.DataFram
     intraday bar starts at its index (UTC). Volumes are exact (``int`` or ``Decimal``); rows
     without prices (Yahoo leaves minutes without trades empty) are left out.
     """
-    from producer.sources.replay import BAR_FRAME_COLUMNS, session_open_utc
+    from producer.sources.replay import BAR_FRAME_COLUMNS, daily_tick_zone, session_open_utc
 
     frame = frame.dropna(subset=["Open", "High", "Low", "Close"]).sort_index()
     index = pd.DatetimeIndex(frame.index)
@@ -196,7 +196,7 @@ def history_bars(ticker: str, frame: pd.DataFrame, interval: str) -> pd.DataFram
                    for v in frame["Volume"]]})
     if seconds == DAY_S:
         out["day"] = [stamp.date() for stamp in index]
-        out["start"] = session_open_utc(out["day"])
+        out["start"] = session_open_utc(out["day"], daily_tick_zone(ticker))
     else:
         out["start"] = index.tz_convert(UTC)
         out["day"] = [stamp.date() for stamp in out["start"]]

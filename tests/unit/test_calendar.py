@@ -43,3 +43,12 @@ def test_without_a_ticker_it_is_the_nyse_and_bad_input_is_named() -> None:
         trading_day_after(date(2024, 3, 28), 0, "BTC-USD")
     with pytest.raises(ConfigError, match="outside the 24/7 trading calendar"):
         trading_day_after(date(1980, 1, 2), 1, "BTC-USD")
+
+
+def test_each_exchange_time_zone_is_its_calendars() -> None:
+    """config.instruments keeps exchanges' time zones without importing exchange_calendars (the
+    message and Spark use them); they must be the calendars' own."""
+    from config.calendar import calendar
+    from config.instruments import MIC_TZ
+
+    assert {mic: str(calendar(mic).tz) for mic in MIC_TZ} == MIC_TZ

@@ -245,3 +245,22 @@ def test_an_intraday_yf_download_csv_with_its_datetime_header_row(
     assert bars.ticker.tolist() == ["MSFT"] * 2 and set(bars.seconds) == {3600}
     assert bars.line.tolist() == [4, 5] and bars.open.tolist() == [419.5, 420.5]
     assert "left out" not in caplog.text
+
+
+def test_a_non_us_daily_bar_ticks_in_its_own_exchanges_day(tmp_path: Path) -> None:
+    """A Hong Kong daily bar's ticks go at 09:30-15:59 Hong Kong time (01:30-07:59 UTC), all
+    on the bar's trade date; a US bar's stay at New York times (their ids unchanged)."""
+    from zoneinfo import ZoneInfo
+
+    from config.instruments import trading_date
+
+    path = tmp_path / "0700.HK.csv"
+    path.write_text("Date,Open,High,Low,Close,Volume\n2024-03-01,290,295,288,294,1000\n"
+                    "2024-03-04,294,296,291,292,1200\n")
+    ticks = list(ReplaySource(["0700.HK"], [path]).ticks())
+    local = [t.event_time.astimezone(ZoneInfo("Asia/Hong_Kong")) for t in ticks]
+    assert [x.strftime("%Y-%m-%d %H:%M") for x in local[:4]] == [
+        "2024-03-01 09:30", "2024-03-01 11:00", "2024-03-01 14:00", "2024-03-01 15:59"]
+    assert [trading_date("0700.HK", t.event_time).isoformat() for t in ticks] == \
+        ["2024-03-01"] * 4 + ["2024-03-04"] * 4
+    assert ticks[0].event_time.hour == 1 and ticks[0].currency == "HKD"

@@ -1,10 +1,11 @@
 """Silver and Gold transforms on small DataFrames (shared SparkSession)."""
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pytest
+from pyspark.sql import functions as F
 
 from config.tables import BRONZE_TICKS
 from pipeline.gold import gold_bars, gold_daily_metrics
@@ -182,3 +183,61 @@ def test_one_pass_routes_rows_to_quarantine_and_silver_exactly_once(spark, lake)
         (1, "not_json"), (2, "duplicate_tick_id"), (3, "price_not_positive")]
     assert [r["raw_value"] for r in held] == values[1:]
     assert held[1]["detail"] == "earlier in the same micro-batch"
+
+
+TRADED = ["AAPL", "BRK.B", "0700.HK", "VOD.L", "SHOP.TO", "RELIANCE.NS", "^GSPC", "^N225",
+          "^AXJO", "^FTSE", "EURUSD=X", "JPY=X", "BTC-USD", "ETH-BTC", "GC=F", "ZZZZ.QQ"]
+
+
+def test_the_trade_date_in_spark_equals_the_python_rule(spark) -> None:
+    """``trading_date_column`` (JVM) and ``config.instruments.trading_date`` (Python) give the
+    same trade date for every kind of symbol, every hour of two weeks that hold both US and
+    European DST changes and the FX/futures rolls."""
+    from config.instruments import trading_date
+    from pipeline.gold import trading_date_column
+
+    start = datetime(2024, 3, 7, tzinfo=UTC)  # US DST on 10 March, EU on 31 March 2024
+    hours = [start + timedelta(minutes=30 * i) for i in range(2 * 24 * 26)]
+    rows = [(t, h) for t in TRADED for h in hours]
+    frame = spark.createDataFrame(rows, "ticker string, event_time timestamp")
+    got = frame.select("ticker", "event_time", trading_date_column(
+        F.col("ticker"), F.col("event_time")).alias("day")).toPandas()
+    expected = [trading_date(t, h) for t, h in rows]
+    assert len(got) == len(expected)
+    pairs = {(r.ticker, r.event_time.to_pydatetime().replace(tzinfo=UTC)): r.day
+             for r in got.itertuples()}
+    mismatched = [(t, h) for (t, h), day in zip(rows, expected, strict=True)
+                  if pairs[(t, h)] != day]
+    assert mismatched == []
+    # what the rule means, for three markets
+    assert trading_date("EURUSD=X", datetime(2024, 3, 10, 22, tzinfo=UTC)).isoformat() == \
+        "2024-03-11"  # Sunday 18:00 New York: Monday's FX trade date
+    assert trading_date("AAPL", datetime(2024, 3, 9, 1, tzinfo=UTC)).isoformat() == \
+        "2024-03-08"  # Friday 20:00 New York
+    assert trading_date("^AXJO", datetime(2024, 3, 10, 23, tzinfo=UTC)).isoformat() == \
+        "2024-03-11"  # Monday 10:00 Sydney
+
+
+def test_a_daily_bar_is_the_markets_trade_date(spark) -> None:
+    """gold bars_1d and daily metrics group ticks by trade date: EURUSD's Sunday-evening hours
+    (New York) open Monday's bar and 17:00 New York starts Tuesday's; a Hong Kong morning that
+    is the previous UTC evening stays on its local day; AAPL's ticks keep their UTC day."""
+    ticks = [("EURUSD=X", datetime(2024, 3, 10, 22, 0, tzinfo=UTC), 1.09),
+             ("EURUSD=X", datetime(2024, 3, 11, 20, 59, tzinfo=UTC), 1.10),
+             ("EURUSD=X", datetime(2024, 3, 11, 21, 0, tzinfo=UTC), 1.11),  # 17:00 NY: Tuesday
+             ("0700.HK", datetime(2024, 3, 10, 23, 30, tzinfo=UTC), 300.0),  # Mon 07:30 HK
+             ("0700.HK", datetime(2024, 3, 11, 7, 59, tzinfo=UTC), 301.0),
+             ("AAPL", datetime(2024, 3, 11, 13, 30, tzinfo=UTC), 170.0)]
+    frame = spark.createDataFrame(
+        [(t, when, i, f"{i:032x}", price, 10) for i, (t, when, price) in enumerate(ticks)],
+        "ticker string, event_time timestamp, seq long, tick_id string, price double, volume long")
+    bars = gold_bars(frame, "1d").toPandas()
+    got = sorted((r.ticker, r.window_start.date().isoformat(), r.trade_count, r.close)
+                 for r in bars.itertuples())
+    assert got == [("0700.HK", "2024-03-11", 2, 301.0), ("AAPL", "2024-03-11", 1, 170.0),
+                   ("EURUSD=X", "2024-03-11", 2, 1.10), ("EURUSD=X", "2024-03-12", 1, 1.11)]
+    assert all((r.window_end - r.window_start).days == 1 for r in bars.itertuples())
+    metrics = gold_daily_metrics(frame).toPandas()
+    assert sorted((r.ticker, r.trading_date.isoformat(), r.trades) for r in metrics.itertuples()) \
+        == [("0700.HK", "2024-03-11", 2), ("AAPL", "2024-03-11", 1), ("EURUSD=X", "2024-03-11", 2),
+            ("EURUSD=X", "2024-03-12", 1)]
