@@ -32,7 +32,7 @@ def market_figure(
     bars: pd.DataFrame, indicators: pd.DataFrame | None = None,
     overlays: Sequence[str] = (), panel: str | None = None,
     anomalies: pd.DataFrame | None = None, forecasts: pd.DataFrame | None = None,
-    theme: str = "light", title: str = "",
+    theme: str = "light", title: str = "", currency: str | None = None,
 ) -> go.Figure:
     """Candlesticks, volume, an optional RSI or MACD panel, anomaly marks and forecasts.
 
@@ -49,6 +49,7 @@ def market_figure(
             predicted_avg_price, lower_80, upper_80, naive_avg_price).
         theme: ``"light"`` or ``"dark"`` (:data:`THEMES`).
         title: the figure's title.
+        currency: the prices' quote currency, named on the price axis (``price (USD)``).
 
     Returns:
         The figure; trace names: ``"OHLC"``, ``"volume"``, each overlay column, ``"RSI 14"`` or
@@ -123,7 +124,7 @@ def market_figure(
                       height=740 if panel else 620, xaxis_rangeslider_visible=False,
                       margin={"l": 40, "r": 20, "t": 90, "b": 30},
                       legend={"orientation": "h", "y": 1.01, "yanchor": "bottom"})
-    fig.update_yaxes(title_text="price", row=1, col=1)
+    fig.update_yaxes(title_text=f"price ({currency})" if currency else "price", row=1, col=1)
     fig.update_yaxes(title_text="volume", row=2, col=1)
     if panel:
         fig.update_yaxes(title_text=panel, row=3, col=1)

@@ -67,3 +67,4 @@ def test_market_figure_refuses_unknown_choices() -> None:
     with pytest.raises(ValueError, match="panel"):
         market_figure(bars, panel="ADX")
     assert [t.name for t in market_figure(bars, panel="MACD").data] == ["OHLC", "volume"]
+    assert market_figure(bars, currency="HKD").layout.yaxis.title.text == "price (HKD)"

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from analytics.registry import Registry
+from config.instruments import asset_class, currency
 from config.tables import (
     GOLD_ANOMALIES,
     GOLD_BARS_1D,
@@ -74,7 +75,8 @@ def render(ctx: Context) -> None:
     fig = charts.market_figure(
         bars, indicators, overlays, None if panel == "none" else panel, anomalies,
         forecasts if interval == "1d" else None, ctx.theme,
-        f"{ticker} · {interval} bars · {len(bars):,} shown")
+        f"{ticker} ({asset_class(ticker)}, {currency(ticker)}) · {interval} bars · "
+        f"{len(bars):,} shown", currency(ticker))
     st.plotly_chart(fig, theme=None, key="market")
     st.caption(f"{len(bars):,} bars from {start_day} to {end_day} (UTC) · "
                f"{len(anomalies)} anomaly flags (|z| > 3 over the previous 30 days) · "
