@@ -155,10 +155,27 @@ MESSAGE_FIELDS: tuple[str, ...] = tuple(TickMessage.model_fields)
 
 def normalise_volume(volume: Decimal) -> Decimal:
     """``volume`` without trailing zeros or exponent: ``Decimal("2012.250")`` ->
-    ``Decimal("2012.25")``, ``Decimal("1E+3")`` -> ``Decimal("1000")``."""
-    if volume == volume.to_integral_value():
-        return Decimal(int(volume))
-    return Decimal(format(volume.normalize(), "f"))
+    ``Decimal("2012.25")``, ``Decimal("1E+3")`` -> ``Decimal("1000")``, ``-0`` -> ``0``.
+
+    Exact: digits are moved, never rounded (no decimal context is involved), so
+    ``1E-100000000`` keeps its 100,000,000 decimal places for the scale check to refuse. A
+    volume beyond any allowed one (over 2**63, or not finite) is returned as is, for the bound
+    check to refuse: ``1e100000000`` must not become a hundred-million-digit integer.
+    """
+    if not volume.is_finite() or volume.copy_abs() > INT64_MAX + 1:
+        return volume
+    sign, digits, exponent = volume.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    kept = list(digits)
+    if not any(kept):
+        return Decimal(0)
+    while exponent < 0 and kept[-1] == 0:
+        kept.pop()
+        exponent += 1
+    if exponent > 0:  # at most 19 digits in all: the bound above
+        kept += [0] * exponent
+        exponent = 0
+    return Decimal((sign, tuple(kept), exponent))
 
 
 def exact_volume(value: int | float | str | Decimal) -> Decimal:
@@ -167,7 +184,7 @@ def exact_volume(value: int | float | str | Decimal) -> Decimal:
     :data:`VOLUME_SCALE` decimal places are rounded half-to-even to that many.
 
     Raises:
-        ValueError: not a finite number.
+        ValueError: not a finite number, or beyond 2**63 - 1.
     """
     try:
         number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
@@ -175,6 +192,8 @@ def exact_volume(value: int | float | str | Decimal) -> Decimal:
         raise ValueError(f"volume {value!r} is not a number") from exc
     if not number.is_finite():
         raise ValueError(f"volume {value!r} is not finite")
+    if number.copy_abs() > INT64_MAX:
+        raise ValueError(f"volume {value!r} is out of range [0, 2**63 - 1]")
     if -number.as_tuple().exponent > VOLUME_SCALE:  # type: ignore[operator]
         number = number.quantize(Decimal(1).scaleb(-VOLUME_SCALE), rounding=ROUND_HALF_EVEN)
     return normalise_volume(number)

@@ -84,6 +84,9 @@ BAD_INPUTS = [
         (v2_volume('"12"'), "wrong_type"),
         (v2_volume("-0.5"), "volume_negative"),
         (v2_volume("1e400"), "invalid_field"),
+        (v2_volume("1e100000000"), "invalid_field"),  # refused, not expanded to 10**(10**8)
+        (v2_volume("-1e100000000"), "volume_negative"),
+        (v2_volume("1e-100000000"), "invalid_field"),  # 10**8 decimal places, not 0
 ]
 
 
