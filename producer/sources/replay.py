@@ -378,7 +378,7 @@ def _exact_volumes(path: Path, text: pd.Series, lines: pd.Series) -> pd.Series:
     where the text is a whole number, else ``Decimal``.
 
     Raises:
-        SourceError: a volume that is not finite (the line is named).
+        SourceError: a volume that is not finite or beyond 2**63 - 1 (the line is named).
     """
     volumes: list[int | Decimal] = []
     rounded = 0
