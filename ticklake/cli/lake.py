@@ -200,6 +200,9 @@ def upgrade(
     setup_logging()
     settings = load_settings(lake_dir=lake)
     report = run_upgrade(settings.lake_dir)
+    if not report and not as_json:
+        print(f"no Delta table under {settings.lake_dir}: nothing to upgrade")
+        return
     if as_json:
         print(json.dumps(report))
         return
