@@ -27,6 +27,7 @@ test-unit: setup
 
 # about 45 minutes: each benchmark prints its figures (README, Benchmarks)
 bench: setup
+	$(VENV)/bin/python bench/validation.py
 	$(VENV)/bin/python bench/backlog.py --ticks 5000000
 	$(VENV)/bin/python bench/live.py --lake-ticks 20000 5000000 --rate 1000 --minutes 2
 	$(VENV)/bin/python bench/live.py --lake-ticks 20000 --rate 5000 --minutes 10

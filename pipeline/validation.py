@@ -142,8 +142,10 @@ _CANONICAL_TIME = r"^[1-9]\d{3}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?(Z|\+00:0
 """The event-time forms :func:`producer.messages.format_event_time` writes (and ``+00:00``);
 other ISO-8601 forms are valid too, and take the row-by-row path."""
 
-_QUOTED_VOLUME = r'"volume"\s*:\s*"'
-"""pyarrow reads ``"volume": "12"`` into a decimal column; the message refuses a string."""
+_SLOW_TEXT = r'\\u|"volume"\s*:\s*"'
+"""Rows the column-wise path leaves to the row-by-row one: a quoted volume (pyarrow reads
+``"volume": "12"`` into a decimal column; the message refuses a string), or any ``\\u`` escape
+(it could spell a key, hiding it from the text checks)."""
 _FRACTION_VOLUME = r'"volume"\s*:\s*-?[0-9]+[.eE]'
 """A volume written with a fraction or an exponent: refused in a v1 message (a JSON integer)."""
 
@@ -203,10 +205,9 @@ def _validate_chunk(
                           pc.starts_with(text, "{")),
             pc.and_kleene(pc.ends_with(text, "}"),
                           pc.invert(pc.match_substring_regex(text, r"[\r\n]"))))
-        # a \u escape could spell a key pyarrow decodes ("vol\u0075me"), hiding it from the
-        # text checks below: such rows take the row-by-row path
-        shaped = pc.and_kleene(shaped, pc.invert(pc.or_kleene(
-            pc.match_substring(text, "\\u"), pc.match_substring_regex(text, _QUOTED_VOLUME))))
+        # a quoted volume, or a \u escape that could spell a key pyarrow decodes
+        # ("vol\u0075me", hiding it from the text checks): such rows go row by row
+        shaped = pc.and_kleene(shaped, pc.invert(pc.match_substring_regex(text, _SLOW_TEXT)))
         shaped = pc.fill_null(shaped, False)
         candidates = pc.filter(text, shaped)
         if len(candidates):
@@ -214,7 +215,9 @@ def _validate_chunk(
                                      parse_options=_PARSE_OPTIONS)
             if rows.num_rows == len(candidates):
                 parsed = _scatter(rows, shaped)
-                fraction = pc.match_substring_regex(text, _FRACTION_VOLUME)
+                has_v1 = pc.any(pc.equal(parsed.column("schema_version"), 1)).as_py()
+                fraction = (pc.match_substring_regex(text, _FRACTION_VOLUME) if has_v1
+                            else pa.repeat(False, n))  # only v1 refuses a fraction
                 fast, stamps = _fast_valid(parsed, fraction, now, max_future_skew_s,
                                            allowed_tickers)
                 parsed = _upcast(parsed.set_column(parsed.schema.get_field_index("event_time"),
