@@ -6,10 +6,8 @@ in ``silver/quarantine`` with one of them, a human-readable detail and its raw b
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -25,8 +23,9 @@ from config.tables import VOLUME_DECIMAL
 from producer.messages import (
     INT64_MAX,
     TICK_ID_PATTERN,
+    NotAnObjectError,
     TickMessage,
-    decimals_to_floats,
+    parse_message,
 )
 
 _BY_ERROR = {
@@ -84,18 +83,16 @@ def validate_value(
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, Reason.NOT_UTF8, str(exc)[:200]
-    try:  # volume read exactly (see producer.messages.parse_message)
-        data = json.loads(text, parse_float=Decimal)
-    except ValueError as exc:
-        return None, Reason.NOT_JSON, str(exc)[:200]
-    if not isinstance(data, dict):
-        return None, Reason.NOT_OBJECT, f"top-level JSON is {type(data).__name__}, expected object"
-    try:
-        tick = TickMessage.model_validate(decimals_to_floats(data))
-    except ValidationError as exc:
+    try:  # volume read exactly
+        tick = parse_message(text)
+    except ValidationError as exc:  # a ValueError too: caught first
         errors = exc.errors(include_url=False)
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
         return None, _reason_of(errors), detail[:500]
+    except NotAnObjectError as exc:
+        return None, Reason.NOT_OBJECT, str(exc)
+    except ValueError as exc:  # json.JSONDecodeError
+        return None, Reason.NOT_JSON, str(exc)[:200]
     return _admit(tick, now, max_future_skew_s, allowed_tickers)
 
 

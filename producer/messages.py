@@ -204,21 +204,26 @@ def format_volume(volume: Decimal | int) -> str:
     return format(normalise_volume(Decimal(volume)), "f")
 
 
+class NotAnObjectError(ValueError):
+    """The message is JSON, but not a JSON object."""
+
+
 def parse_message(value: bytes | str) -> TickMessage:
     """A tick message from its raw JSON, reading ``volume`` exactly (``json`` with
     ``parse_float=Decimal``; every other JSON fraction is a binary float, as before).
 
     Raises:
-        ValueError: not JSON (``json.JSONDecodeError``) or not an object.
+        json.JSONDecodeError: not JSON.
+        NotAnObjectError: JSON, but not an object.
         pydantic.ValidationError: the object is not a valid tick message.
     """
     data = json.loads(value, parse_float=Decimal)
     if not isinstance(data, dict):
-        raise ValueError(f"top-level JSON is {type(data).__name__}, expected object")
-    return TickMessage.model_validate(decimals_to_floats(data))
+        raise NotAnObjectError(f"top-level JSON is {type(data).__name__}, expected object")
+    return TickMessage.model_validate(_decimals_to_floats(data))
 
 
-def decimals_to_floats(data: dict[str, object]) -> dict[str, object]:
+def _decimals_to_floats(data: dict[str, object]) -> dict[str, object]:
     """``data`` (parsed with ``parse_float=Decimal``) with every top-level decimal other than
     ``volume`` as a float, so those fields read as they would without ``parse_float``."""
     return {key: float(value) if isinstance(value, Decimal) and key != "volume" else value
