@@ -87,6 +87,15 @@ def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
     return data.select(schema.names).cast(schema)
 
 
+def _with_added_columns(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``data`` with a null column for each column of ``schema`` it lacks: rows written before
+    the column was added to the table (Delta's add-columns evolution, :func:`ensure_table`)."""
+    for field in schema:
+        if field.name not in data.column_names:
+            data = data.append_column(field.name, pa.nulls(data.num_rows, field.type))
+    return data
+
+
 def read_table(
     table: Table, lake_dir: Path, columns: list[str] | None = None,
     where: pc.Expression | None = None,
@@ -119,10 +128,7 @@ def read_table(
             data = dataset.to_table(columns=present, filter=where)
         except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
             data = dataset.to_table().filter(where).select(present)
-    for field in schema:  # a table an older release made lacks the newer columns: null
-        if field.name not in present:
-            data = data.append_column(field.name, pa.nulls(data.num_rows, field.type))
-    return conform(data, schema)
+    return conform(_with_added_columns(data, schema), schema)
 
 
 def count_by(table: Table, lake_dir: Path, column: str) -> dict[str, int]:
@@ -242,15 +248,12 @@ def read_data_file(path: str, relative: str, partition_values: dict[str, str | N
     import pyarrow.parquet as pq
 
     data = pq.read_table(Path(path.removeprefix("file://")) / relative)
-    for field in schema:  # a column added after the file was written reads null (add columns)
-        if field.name not in data.column_names and field.name not in partition_values:
-            data = data.append_column(field.name, pa.nulls(data.num_rows, field.type))
     for name, text in partition_values.items():
         field = schema.field(name)
         value = pa.scalar(text, pa.string()).cast(field.type) if text is not None else None
         data = data.append_column(name, pa.array([value.as_py() if value else None]
                                                  * data.num_rows, field.type))
-    return conform(data, schema)
+    return conform(_with_added_columns(data, schema), schema)
 
 
 def transaction_version(path: str, app_id: str) -> int | None:
