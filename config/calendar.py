@@ -20,6 +20,7 @@ from exchange_calendars import ExchangeCalendar, get_calendar
 from config.errors import ConfigError
 from config.instruments import (  # noqa: F401  (re-exported: the calendar's view of a ticker)
     INDEX_MIC,
+    NEW_YORK,
     US_MIC,
     YAHOO_SUFFIX_MIC,
     AssetClass,
@@ -29,7 +30,7 @@ from config.instruments import (  # noqa: F401  (re-exported: the calendar's vie
 
 EXCHANGE = US_MIC
 """ISO 10383 MIC of the New York Stock Exchange."""
-EXCHANGE_TZ = ZoneInfo("America/New_York")
+EXCHANGE_TZ = ZoneInfo(NEW_YORK)
 """Time zone of the New York session."""
 CALENDAR_START, CALENDAR_END = "1990-01-01", "2045-12-31"
 """Dates the calendar covers (bokeh-sampledata starts in 2000)."""

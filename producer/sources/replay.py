@@ -113,8 +113,8 @@ def split_volume(volume: int | Decimal) -> list[int | Decimal]:
     volume (an ``int``, or a whole ``Decimal``), else decimals with at most
     :data:`~producer.messages.VOLUME_SCALE` places (three equal parts rounded down, the rest
     in the last)."""
-    if isinstance(volume, Decimal) and volume == volume.to_integral_value():
-        volume = int(volume)
+    if isinstance(volume, Decimal):
+        volume = whole_or_decimal(volume)
     if isinstance(volume, int):
         quarter = volume // TICKS_PER_BAR
         return [*[quarter] * (TICKS_PER_BAR - 1), volume - quarter * (TICKS_PER_BAR - 1)]
@@ -373,6 +373,12 @@ def load_csv_bars(path: Path, ticker: str | None = None) -> pd.DataFrame:
     return bars
 
 
+def whole_or_decimal(volume: Decimal) -> int | Decimal:
+    """An exact volume as a bar frame holds it: an ``int`` when it is whole, else the
+    ``Decimal``."""
+    return int(volume) if volume == volume.to_integral_value() else volume
+
+
 def _exact_volumes(path: Path, text: pd.Series, lines: pd.Series) -> pd.Series:
     """A CSV's volume column read exactly (:func:`~producer.messages.exact_volume`): ``int``
     where the text is a whole number, else ``Decimal``.
@@ -388,7 +394,7 @@ def _exact_volumes(path: Path, text: pd.Series, lines: pd.Series) -> pd.Series:
         except ValueError as exc:
             raise SourceError(f"{path}, line {int(line)}: {exc}") from exc
         rounded += exact != Decimal(value)
-        volumes.append(int(exact) if exact == exact.to_integral_value() else exact)
+        volumes.append(whole_or_decimal(exact))
     if rounded:
         log.warning("%s: %d volume(s) have more than %d decimal places; rounded to %d", path,
                     rounded, VOLUME_SCALE, VOLUME_SCALE)

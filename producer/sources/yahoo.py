@@ -44,7 +44,13 @@ from config.errors import SourceError
 from config.tables import DAY_S
 from producer.messages import TickMessage, exact_volume
 from producer.sources import TickSource
-from producer.sources.replay import intraday_bar_ticks
+from producer.sources.replay import (
+    BAR_FRAME_COLUMNS,
+    daily_tick_zone,
+    intraday_bar_ticks,
+    session_open_utc,
+    whole_or_decimal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +93,11 @@ def call_with_deadline(fn: Callable[[], Any], deadline_s: float) -> Any:
     raise value
 
 
-def yfinance_bars(ticker: str, interval: str, timeout_s: float) -> pd.DataFrame:
-    """The current session's bars of ``ticker`` from yfinance: columns Open, High, Low, Close,
-    Volume, index the bars' starts (tz-aware, the exchange's zone); empty when Yahoo has none.
+def _history(ticker: str, interval: str, timeout_s: float, **window: str) -> pd.DataFrame:
+    """``Ticker.history`` over ``window`` (``period=`` or ``start=``/``end=``), prices as
+    traded (``auto_adjust=False``), regular session; errors raised, not logged: columns Open,
+    High, Low, Close, Volume, index the bars' starts (tz-aware, the exchange's zone); empty
+    when Yahoo has none.
 
     Raises:
         yfinance.exceptions.YFRateLimitError: Yahoo answered 429.
@@ -101,11 +109,17 @@ def yfinance_bars(ticker: str, interval: str, timeout_s: float) -> pd.DataFrame:
     yf.config.debug.hide_exceptions = False  # raise, do not log and return an empty frame
     try:
         bars: pd.DataFrame = yf.Ticker(ticker).history(
-            period=PERIOD.get(interval, "5d"), interval=interval, auto_adjust=False,
-            actions=False, prepost=False, repair=False, timeout=timeout_s)
+            interval=interval, auto_adjust=False, actions=False, prepost=False, repair=False,
+            timeout=timeout_s, **window)
         return bars
     except YFPricesMissingError:
         return pd.DataFrame(columns=["Open", "High", "Low", "Close", "Volume"])
+
+
+def yfinance_bars(ticker: str, interval: str, timeout_s: float) -> pd.DataFrame:
+    """The current session's bars of ``ticker`` from yfinance (:func:`_history` over
+    :data:`PERIOD`)."""
+    return _history(ticker, interval, timeout_s, period=PERIOD.get(interval, "5d"))
 
 
 def fetch_with_deadline(fetch: Callable[[float], pd.DataFrame], ticker: str,
@@ -154,37 +168,19 @@ for the last 30 days and other intraday bars for 60, daily bars for the instrume
 
 def yfinance_history(ticker: str, interval: str, first_day: date, last_day: date,
                      timeout_s: float) -> pd.DataFrame:
-    """``ticker``'s bars from ``first_day`` to ``last_day`` inclusive (``Ticker.history``,
-    prices as traded: ``auto_adjust=False``, regular session): columns Open, High, Low, Close,
-    Volume, index the bars' starts (tz-aware, the exchange's zone); empty when Yahoo has none.
-
-    Raises:
-        yfinance.exceptions.YFRateLimitError: Yahoo answered 429.
-        Exception: whatever the HTTP layer raised (DNS, connection, timeout).
-    """
-    import yfinance as yf
-    from yfinance.exceptions import YFPricesMissingError
-
-    yf.config.debug.hide_exceptions = False
-    try:
-        bars: pd.DataFrame = yf.Ticker(ticker).history(
-            start=first_day.isoformat(), end=(last_day + timedelta(days=1)).isoformat(),
-            interval=interval, auto_adjust=False, actions=False, prepost=False, repair=False,
-            timeout=timeout_s)
-        return bars
-    except YFPricesMissingError:
-        return pd.DataFrame(columns=["Open", "High", "Low", "Close", "Volume"])
+    """``ticker``'s bars from ``first_day`` to ``last_day`` inclusive (:func:`_history`)."""
+    return _history(ticker, interval, timeout_s, start=first_day.isoformat(),
+                    end=(last_day + timedelta(days=1)).isoformat())
 
 
 def history_bars(ticker: str, frame: pd.DataFrame, interval: str) -> pd.DataFrame:
     """yfinance bars (:func:`yfinance_history`) as the replay's bar frame
     (:data:`producer.sources.replay.BAR_FRAME_COLUMNS`): a daily bar's day is its date in the
-    exchange's zone and its start that day's New York session open (as a CSV's daily bar); an
-    intraday bar starts at its index (UTC). Volumes are exact (``int`` or ``Decimal``); rows
-    without prices (Yahoo leaves minutes without trades empty) are left out.
+    exchange's zone and its start 09:30 in :func:`~producer.sources.replay.daily_tick_zone`
+    (as a CSV's daily bar); an intraday bar starts at its index (UTC). Volumes are exact
+    (:func:`bar_volume`); rows without prices (Yahoo leaves minutes without trades empty) are
+    left out.
     """
-    from producer.sources.replay import BAR_FRAME_COLUMNS, daily_tick_zone, session_open_utc
-
     frame = frame.dropna(subset=["Open", "High", "Low", "Close"]).sort_index()
     index = pd.DatetimeIndex(frame.index)
     seconds = DAY_S if interval == "1d" else INTERVAL_SECONDS[interval]
@@ -192,8 +188,7 @@ def history_bars(ticker: str, frame: pd.DataFrame, interval: str) -> pd.DataFram
         "ticker": ticker, "seconds": seconds, "line": 0,
         "open": frame["Open"].astype(float).to_numpy(), "high": frame["High"].astype(float).to_numpy(),
         "low": frame["Low"].astype(float).to_numpy(), "close": frame["Close"].astype(float).to_numpy(),
-        "volume": [0 if pd.isna(v) else _whole_or_decimal(exact_volume(float(v)))
-                   for v in frame["Volume"]]})
+        "volume": [bar_volume(v) for v in frame["Volume"]]})
     if seconds == DAY_S:
         out["day"] = [stamp.date() for stamp in index]
         out["start"] = session_open_utc(out["day"], daily_tick_zone(ticker))
@@ -203,8 +198,10 @@ def history_bars(ticker: str, frame: pd.DataFrame, interval: str) -> pd.DataFram
     return out[BAR_FRAME_COLUMNS]
 
 
-def _whole_or_decimal(volume: Decimal) -> int | Decimal:
-    return int(volume) if volume == volume.to_integral_value() else volume
+def bar_volume(value: float) -> int | Decimal:
+    """A yfinance bar's volume, exact (:func:`producer.sources.replay.whole_or_decimal`); 0
+    where Yahoo has none (NaN)."""
+    return 0 if pd.isna(value) else whole_or_decimal(exact_volume(float(value)))
 
 
 def _is_rate_limit(err: BaseException) -> bool:
@@ -280,7 +277,7 @@ class YahooSource:
             prices = (row.Open, row.High, row.Low, row.Close)
             if begin in self.published[ticker] or any(pd.isna(p) for p in prices):
                 continue
-            volume = 0 if pd.isna(row.Volume) else exact_volume(float(row.Volume))
+            volume = bar_volume(row.Volume)
             open_, high, low, close = (float(p) for p in prices)
             ticks += intraday_bar_ticks(ticker, begin.to_pydatetime(), self.seconds, open_, high,
                                         low, close, volume, self.name)
