@@ -70,7 +70,7 @@ class Probe:
             now = datetime.now(UTC)
             tick = TickMessage(
                 schema_version=SCHEMA_VERSION, ticker=PROBE, event_time=now, price=100.0,
-                volume=1, source="probe", seq=seq,
+                volume=1, source="probe", seq=seq, asset_class="equity", currency="USD",
                 tick_id=make_tick_id("probe", PROBE, now, 100.0, 1, f"probe#{seq}"))
             producer.produce(self.settings.topic, key=PROBE.encode(), value=tick.to_json_bytes())
             producer.flush(5)
@@ -132,22 +132,28 @@ def lag(record: dict[str, Any]) -> int | None:
     return None
 
 
-def run(lake_ticks: int, rate: float, minutes: float, trigger_s: float) -> dict[str, Any]:
+MODES = {"layers": ("bronze", "silver", "gold"), "live": ("live",)}
+"""The streaming queries of each mode: three chained per-layer jobs, or the one live query."""
+
+
+def run(lake_ticks: int, rate: float, minutes: float, trigger_s: float,
+        mode: str) -> dict[str, Any]:
+    names = MODES[mode]
     with bench_lake("live", trigger_interval_s=trigger_s) as (settings, work):
         if lake_ticks:
             publish_backlog(settings, lake_ticks)
-            for name in ("bronze", "silver", "gold"):
+            for name in names:
                 run_job(name, settings, settings.lake_dir, work / f"build-{name}.log")
         log = (work / "live.log").open("ab")
         env_settings = {"TICKLAKE_TRIGGER_INTERVAL_S": str(trigger_s)}
         job = subprocess.Popen(
-            [sys.executable, "-m", "ticklake", "job", "bronze", "silver", "gold", "--lake",
+            [sys.executable, "-m", "ticklake", "job", *names, "--lake",
              str(settings.lake_dir), "--bootstrap-servers", settings.bootstrap_servers],
             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
             env={**os.environ, **env_settings})
         try:
             deadline = time.monotonic() + 180
-            while b"started gold" not in (work / "live.log").read_bytes():
+            while f"started {names[-1]}".encode() not in (work / "live.log").read_bytes():
                 if job.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit(f"the streaming jobs did not start; see {work}/live.log")
                 time.sleep(1)
@@ -177,7 +183,7 @@ def run(lake_ticks: int, rate: float, minutes: float, trigger_s: float) -> dict[
             job.wait(120)
         lake = settings.lake_dir
         jobs = {name: [r for r in progress_records(lake, name) if r["timestamp"] >= since]
-                for name in ("bronze", "silver", "gold")}
+                for name in names}
     latencies = probe.latencies()
     return {
         "lake_ticks": lake_ticks, "probes_sent": len(probe.sent), "poll_errors": probe.errors,
@@ -204,10 +210,13 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=2.0, help="how long the load runs")
     parser.add_argument("--trigger", type=float, default=Settings().trigger_interval_s,
                         help="processing-time trigger of the jobs, seconds")
+    parser.add_argument("--mode", choices=tuple(MODES), default="layers",
+                        help="layers: the three per-layer jobs (ticklake job bronze silver "
+                        "gold); live: the one live query (ticklake job live)")
     args = parser.parse_args()
-    results = [run(n, args.rate, args.minutes, args.trigger) for n in args.lake_ticks]
+    results = [run(n, args.rate, args.minutes, args.trigger, args.mode) for n in args.lake_ticks]
     print(f"\nload: {args.rate:,.0f} ticks/s for {args.minutes:g} min + 1 probe tick/s; "
-          f"trigger {args.trigger:g} s")
+          f"trigger {args.trigger:g} s; mode {args.mode} ({', '.join(MODES[args.mode])})")
     for r in results:
         print(f"\nlake of {r['lake_ticks']:,} ticks ({r['work']})")
         print(f"  probe ticks: {r['probes_seen']}/{r['probes_sent']} reached gold/bars_1m; "
@@ -216,7 +225,7 @@ def main() -> None:
             print(f"  {len(r['poll_errors'])} reads of gold/bars_1m failed, first: "
                   f"{r['poll_errors'][0]}")
         for name, j in r["jobs"].items():
-            unit = "records" if name == "bronze" else "versions"
+            unit = "versions" if name in ("silver", "gold") else "records"
             print(f"  {name:<7} {j['batches']:>5} micro-batches, median {j['median_batch_s']:.2f} s,"
                   f" {j['rows']:,} rows; left for later ({unit}): max {max(j['lags'], default=0)}"
                   f", last {j['lags'][-1] if j['lags'] else 0}")
@@ -233,7 +242,7 @@ def main() -> None:
         print(f"\nratio lake {big['lake_ticks']:,} / lake {small['lake_ticks']:,}: p50 latency "
               f"{big['p50_s'] / small['p50_s']:.2f}; median batch " + ", ".join(
                   f"{n} {big['jobs'][n]['median_batch_s'] / small['jobs'][n]['median_batch_s']:.2f}"
-                  for n in ("bronze", "silver", "gold")))
+                  for n in MODES[args.mode]))
 
 
 if __name__ == "__main__":

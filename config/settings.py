@@ -146,6 +146,11 @@ class Settings(BaseSettings):
     cluster_worker_memory: str = Field("3g", pattern=r"^[1-9][0-9]*[mg]$",
                                        description="Memory per worker, e.g. 3g or 1536m.")
     trigger_interval_s: float = Field(2.0, gt=0, le=3600)
+    streaming_mode: Literal["layers", "live"] = Field(
+        "layers", description="How `ticklake up` keeps the lake: layers = three chained "
+        "queries (ticklake job bronze silver gold; the larger micro-batches of a backlog or "
+        "replay); live = one query writing Bronze, Silver and Gold per micro-batch (ticklake "
+        "job live; lower tick -> Gold latency). A lake is kept by one mode only.")
     max_offsets_per_trigger: int | None = Field(
         250_000, ge=1, description="Kafka source admission control: records per micro-batch "
         "(maxOffsetsPerTrigger); unset = everything available.")
@@ -277,6 +282,12 @@ class Settings(BaseSettings):
                     f"bootstrap server {server!r} is not HOST:PORT with PORT in 1..65535"
                 )
         return value
+
+    @property
+    def streaming_jobs(self) -> tuple[str, ...]:
+        """The job names of :attr:`streaming_mode`: ``("bronze", "silver", "gold")`` or
+        ``("live",)``."""
+        return ("live",) if self.streaming_mode == "live" else ("bronze", "silver", "gold")
 
     def fault_batch(self, table_name: str) -> int | None:
         """The batch id after whose commit to ``table_name`` a fault point ends the process."""

@@ -58,7 +58,7 @@ def stream(spark: SparkSession, settings: Settings) -> DataFrame:
     return bronze_ticks(kafka_ticks(spark, settings))
 
 
-JOB = Job("bronze", stream, bronze_writer)
+JOB = Job("bronze", stream, bronze_writer, excludes=("live",))
 """The bronze job (registered in :mod:`pipeline.jobs`)."""
 
 if __name__ == "__main__":  # spark-submit pipeline/bronze.py: import this file as its module

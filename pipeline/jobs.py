@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 from config.errors import ConfigError
 from config.settings import Settings
-from pipeline import bronze, gold, silver
+from pipeline import bronze, gold, live, silver
 from pipeline.runner import Job
 from pipeline.runner import run_jobs as run_job_list
 
-JOBS: dict[str, Job] = {job.name: job for job in (bronze.JOB, silver.JOB, gold.JOB)}
+JOBS: dict[str, Job] = {job.name: job for job in (bronze.JOB, silver.JOB, gold.JOB, live.JOB)}
 JOB_NAMES = tuple(JOBS)
 
 

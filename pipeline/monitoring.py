@@ -36,9 +36,11 @@ is down)."""
 
 
 def processed_offsets(lake_dir: Path, topic: str) -> dict[int, int]:
-    """Next offset Bronze will read per partition of ``topic``: the end offset of its newest
-    micro-batch (``<lake>/_progress/bronze.jsonl``); empty before its first batch."""
-    record = latest_progress(lake_dir).get("bronze") or {}
+    """Next offset Bronze will read per partition of ``topic``: the end offset of the newest
+    micro-batch of the job that reads the topic (``<lake>/_progress/bronze.jsonl``, or
+    ``live.jsonl`` on a lake the live query keeps); empty before its first batch."""
+    progress = latest_progress(lake_dir)
+    record = progress.get("bronze") or progress.get("live") or {}
     for source in record.get("sources") or []:
         ends = (source.get("end_offset") or {}).get(topic)
         if isinstance(ends, dict):

@@ -30,7 +30,7 @@ from filelock import FileLock, Timeout
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
-from config.errors import AlreadyRunning
+from config.errors import AlreadyRunning, ConfigError
 from config.options import Bootstrap, Lake, UntilCaughtUp
 from config.runtime import exit_on_error, setup_logging
 from config.settings import Settings, load_settings
@@ -46,14 +46,18 @@ class Job:
     """A streaming job: its name (also its checkpoint folder), input stream and writer.
 
     Attributes:
-        name: ``bronze``, ``silver`` or ``gold``.
+        name: ``bronze``, ``silver``, ``gold`` or ``live``.
         stream: builds the job's streaming DataFrame.
         writer: ``writer(settings, app_id)`` returns the micro-batch function.
+        excludes: see below.
     """
 
     name: str
     stream: Callable[[SparkSession, Settings], DataFrame]
     writer: Callable[[Settings, str], BatchWriter]
+    excludes: tuple[str, ...] = ()
+    """Jobs that keep the same tables another way: this one refuses a lake they have run on
+    (:func:`refuse_mixed_modes`)."""
 
 
 @contextmanager
@@ -82,6 +86,29 @@ def job_lock(checkpoint: Path, job: str) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def refuse_mixed_modes(settings: Settings, jobs: Sequence[Job]) -> None:
+    """Refuse to run a job on a lake that a job it excludes has run on (its checkpoint holds
+    an app id): the live query and the per-layer jobs each read the topic or Bronze from
+    their own checkpoints, so mixing them would ingest the same records twice.
+
+    Raises:
+        ConfigError: such a checkpoint exists (the message names it and the way out), or
+            ``jobs`` holds both.
+    """
+    names = {job.name for job in jobs}
+    for job in jobs:
+        for other in job.excludes:
+            if other in names:
+                pair = " and ".join(sorted((job.name, other)))
+                raise ConfigError(f"jobs {pair} keep the same tables two ways; run one of them")
+            if (settings.checkpoints / other / "app_id").exists():
+                raise ConfigError(
+                    f"job {job.name} cannot run on the lake {settings.lake_dir}: job {other} "
+                    f"has kept it (checkpoint {settings.checkpoints / other}), and the two "
+                    f"would ingest the same records twice. Keep running job {other}, or give "
+                    f"job {job.name} a new --lake")
 
 
 def app_id_for(checkpoint: Path, job: str) -> str:
@@ -131,11 +158,13 @@ def run_jobs(settings: Settings, jobs: Sequence[Job], until_caught_up: bool = Fa
 
     Raises:
         AlreadyRunning: a job's checkpoint is locked by another process.
+        ConfigError: a job excludes another that has run on this lake (:func:`refuse_mixed_modes`).
         pyspark.errors.StreamingQueryException: a query failed.
     """
     from pipeline.progress import ProgressRecorder
     from pipeline.spark import spark_session
 
+    refuse_mixed_modes(settings, jobs)
     stop = threading.Event()
     with ExitStack() as stack:
         stack.enter_context(_stop_on_signals(stop, [j.name for j in jobs]))

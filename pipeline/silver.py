@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
@@ -87,7 +87,7 @@ def _classify_batches(
 
 def classify_ticks(
     bronze: DataFrame, max_message_bytes: int, max_future_skew_s: float,
-    allowed_tickers: frozenset[str] | None = None,
+    allowed_tickers: frozenset[str] | None = None, now: Column | None = None,
 ) -> DataFrame:
     """Bronze rows -> one row each with the parsed tick and its verdict.
 
@@ -96,12 +96,15 @@ def classify_ticks(
         max_message_bytes: see :func:`pipeline.validation.validate_value`.
         max_future_skew_s: see :func:`pipeline.validation.validate_value`.
         allowed_tickers: see :func:`pipeline.validation.validate_value`.
+        now: the time to validate against (default ``current_timestamp()``, which a
+            streaming query replaces by its micro-batch time; inside a ``foreachBatch``
+            function it would be the wall clock, so pass Bronze's ``ingest_time`` there).
 
     Returns:
         DataFrame with :data:`CLASSIFIED_SCHEMA`; ``checked_at`` is the micro-batch time used
         as "now" (the same when a batch is replayed).
     """
-    staged = bronze.withColumn("checked_at", F.current_timestamp())
+    staged = bronze.withColumn("checked_at", F.current_timestamp() if now is None else now)
     return staged.mapInArrow(
         lambda it: _classify_batches(it, max_message_bytes, max_future_skew_s, allowed_tickers),
         from_arrow_schema(CLASSIFIED_SCHEMA),
@@ -263,7 +266,7 @@ def stream(spark: SparkSession, settings: Settings) -> DataFrame:
     )
 
 
-JOB = Job("silver", stream, silver_writer)
+JOB = Job("silver", stream, silver_writer, excludes=("live",))
 """The silver job (registered in :mod:`pipeline.jobs`)."""
 
 if __name__ == "__main__":  # spark-submit pipeline/silver.py: import this file as its module

@@ -256,6 +256,37 @@ def read_data_file(path: str, relative: str, partition_values: dict[str, str | N
     return conform(_with_added_columns(data, schema), schema)
 
 
+def batch_files(path: str, app_id: str, batch_id: int) -> list[str]:
+    """Absolute paths of the data files the commit of (``app_id``, ``batch_id``) added to the
+    table at ``path``: the commit whose app transaction (``txn``) names that app and batch.
+
+    The log is read from the newest version back, one entry per version, until that commit
+    or an older batch of the same app is found, so the cost follows the commits since then
+    (other writers' and compaction's), not the table's history.
+
+    Raises:
+        StorageError: the table holds no such commit (not committed yet, or its log entry
+            was cleaned up).
+    """
+    root = Path(path.removeprefix("file://"))
+    version = table_version(path)
+    while version >= 0:
+        entry = root / "_delta_log" / f"{version:020d}.json"
+        try:
+            actions = [json.loads(line) for line in entry.read_text().splitlines() if line]
+        except FileNotFoundError:
+            break
+        txn = next((a["txn"] for a in actions
+                    if "txn" in a and a["txn"].get("appId") == app_id), None)
+        if txn is not None and int(txn["version"]) == batch_id:
+            return [str(root / unquote(a["add"]["path"])) for a in actions
+                    if "add" in a and a["add"].get("dataChange", True)]
+        if txn is not None and int(txn["version"]) < batch_id:
+            break
+        version -= 1
+    raise StorageError(f"{path}: no commit of batch {batch_id} by {app_id} in the log")
+
+
 def transaction_version(path: str, app_id: str) -> int | None:
     """The last batch id ``app_id`` recorded in the table at ``path`` (None if none)."""
     delta = open_path(path)

@@ -109,9 +109,11 @@ def _run_until_caught_up(
     api_url: str | None,
 ) -> dict[str, Any]:
     report = publish(source.ticks(), settings, total=source.expected_count())
-    log.info("published %d ticks; running bronze -> silver -> gold until caught up", report.produced)
-    services.run("jobs", cli_command(settings, "job", "bronze", "silver", "gold", "--until-caught-up",
-                              "--bootstrap-servers", settings.bootstrap_servers))
+    log.info("published %d ticks; running %s until caught up", report.produced,
+             " -> ".join(settings.streaming_jobs))
+    services.run("jobs", cli_command(settings, "job", *settings.streaming_jobs,
+                                     "--until-caught-up", "--bootstrap-servers",
+                                     settings.bootstrap_servers))
     log.info("pipeline caught up; training one model per ticker")
     services.run("train", cli_command(settings, "train"), to_terminal=True)
     dashboard_ok = wait_for_dashboard(settings) if url else None
@@ -126,8 +128,8 @@ def _run_live(
     settings: Settings, services: Services, source: TickSource, url: str | None,
     api_url: str | None,
 ) -> None:
-    services.start("jobs", cli_command(settings, "job", "bronze", "silver", "gold",
-                                "--bootstrap-servers", settings.bootstrap_servers))
+    services.start("jobs", cli_command(settings, "job", *settings.streaming_jobs,
+                                       "--bootstrap-servers", settings.bootstrap_servers))
     if url:
         print(f"dashboard: {url}", flush=True)
     if api_url:

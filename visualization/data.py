@@ -177,7 +177,7 @@ def job_table(lake_dir: Path, now: datetime) -> pd.DataFrame:
                                        "duration_s"])
 
 
-def batch_history(lake_dir: Path, jobs: tuple[str, ...] = ("bronze", "silver", "gold"),
+def batch_history(lake_dir: Path, jobs: tuple[str, ...] = ("bronze", "silver", "gold", "live"),
                   last: int = 200) -> pd.DataFrame:
     """The newest ``last`` progress records of each job: job, timestamp, batch_id, rows,
     batch_duration_ms."""

@@ -81,23 +81,74 @@ def test_a_crash_after_each_sinks_commit_is_replayed_without_a_trace(
     assert len(bronze) == 784 and not bronze.duplicated(["partition", "offset"]).any()
 
 
-def test_sigterm_stops_live_jobs_cleanly(broker: Settings, tmp_path: Path) -> None:
-    """`ticklake job bronze silver gold` running live, sent SIGTERM once it has committed a
-    micro-batch: it exits with code 0, says it stopped cleanly, with no traceback and no
-    crash of the JVM."""
-    settings = broker.with_overrides(lake_dir=tmp_path / "lake", topic="sigterm.ticks")
+LIVE_POINTS = [
+    # (fault point, tables the next restart must log as already committed for that batch)
+    ("bronze.ticks@1", ["bronze.ticks"]),
+    ("silver.ticks@2", ["bronze.ticks", "silver.ticks"]),  # quarantine, then ticks: both done
+    ("gold.bars_1h@3", ["bronze.ticks", "silver.watermarks", "gold.bars_1m", "gold.bars_5m",
+                        "gold.bars_1h"]),
+    (None, []),
+]
+
+
+def test_the_live_query_replays_a_crash_after_each_layers_commit(
+    spark, broker: Settings, tmp_path: Path
+) -> None:
+    """`ticklake job live` (one query writing Bronze, Silver and Gold per micro-batch), ended
+    right after committing batch 1 to Bronze, then batch 2 to Silver, then batch 3 to one of
+    Gold's tables, restarted each time: each restart logs the replayed batch as already
+    committed in exactly the tables that hold it, Gold reads that batch's ticks back from
+    Silver's commit, and the lake equals the per-layer jobs' lake on the same topic."""
+    from pipeline.jobs import run_jobs
+
+    settings = broker.with_overrides(lake_dir=tmp_path / "lake", topic="livefaults.ticks")
+    ensure_topic(settings)
+    publish(ReplaySource(["FB"]).ticks(), settings, progress=False)
+    previous: tuple[int, list[str]] | None = None
+    for point, skipped in LIVE_POINTS:
+        log = tmp_path / f"live-{point}.log"
+        code = job("live", settings, point, log)
+        text = log.read_text()
+        assert code == (FAULT_EXIT_CODE if point else 0), text[-3000:]
+        if point:
+            assert f"fault point: exiting after committing {point.replace('@', ' batch ')}" \
+                in text
+        if previous:
+            batch, tables = previous
+            for table in tables:
+                assert f"{table}: batch {batch} already committed" in text, (table, batch)
+            others = [line for line in text.splitlines()
+                      if f"batch {batch} already committed" in line
+                      and not any(f"{t}: batch" in line for t in tables)]
+            assert others == [], "a table skipped too much"
+        previous = (int(point.split("@")[1]), skipped) if point else None
+
+    reference = settings.with_overrides(lake_dir=tmp_path / "reference")
+    run_jobs(reference, ["bronze", "silver", "gold"], until_caught_up=True)
+    assert_same_silver_and_gold(settings.lake_dir, reference.lake_dir)
+    bronze = table_values(BRONZE_TICKS, settings.lake_dir, drop=("ingest_time",))
+    assert len(bronze) == 784 and not bronze.duplicated(["partition", "offset"]).any()
+
+
+@pytest.mark.parametrize("names", [("bronze", "silver", "gold"), ("live",)])
+def test_sigterm_stops_live_jobs_cleanly(broker: Settings, tmp_path: Path,
+                                         names: tuple[str, ...]) -> None:
+    """`ticklake job bronze silver gold` (and `ticklake job live`) running live, sent SIGTERM
+    once it has committed a micro-batch: it exits with code 0, says it stopped cleanly, with
+    no traceback and no crash of the JVM."""
+    settings = broker.with_overrides(lake_dir=tmp_path / "lake", topic=f"sigterm.{names[0]}")
     ensure_topic(settings)
     publish(ReplaySource(["FB"], limit_days=20).ticks(), settings, progress=False)
     log = tmp_path / "jobs.log"
     env = {**os.environ, "TICKLAKE_TOPIC": settings.topic, "TICKLAKE_SPARK_UI_ENABLED": "false"}
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ticklake", "job", "bronze", "silver", "gold", "--lake",
+            [sys.executable, "-m", "ticklake", "job", *names, "--lake",
              str(settings.lake_dir), "--bootstrap-servers", settings.bootstrap_servers],
             stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
-        gold_done = settings.lake_dir / "_progress" / "gold.jsonl"
-        assert wait_until(gold_done.exists, 180), log.read_text()[-3000:]
+        last_done = settings.lake_dir / "_progress" / f"{names[-1]}.jsonl"
+        assert wait_until(last_done.exists, 180), log.read_text()[-3000:]
         time.sleep(1)
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=120)
@@ -106,6 +157,6 @@ def test_sigterm_stops_live_jobs_cleanly(broker: Settings, tmp_path: Path) -> No
             proc.kill()
     text = log.read_text()
     assert code == 0, text[-3000:]
-    assert "stopped bronze, silver, gold cleanly" in text
+    assert f"stopped {', '.join(names)} cleanly" in text
     for bad in ("Traceback", "Segmentation fault", "SIGSEGV", "reentrant call"):
         assert bad not in text, bad

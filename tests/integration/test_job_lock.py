@@ -48,3 +48,33 @@ def test_a_second_process_refuses_a_running_jobs_checkpoint(broker: Settings,
 
     with job_lock(lake / "_checkpoints" / "bronze", "bronze"):  # free again
         pass
+
+
+def test_the_live_query_and_the_per_layer_jobs_refuse_each_others_lake(tmp_path: Path) -> None:
+    """A lake kept by the per-layer jobs (bronze's checkpoint holds an app id) is refused by
+    `ticklake job live`, and the reverse, with exit code 2 and one line naming the other job,
+    its checkpoint and the way out; `live` together with a layer job is refused too. Nothing
+    starts Spark: the refusal comes first."""
+    lake = tmp_path / "lake"
+    checkpoint = lake / "_checkpoints" / "bronze"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "app_id").write_text("bronze-0123456789abcdef")
+
+    def job(*names: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ticklake", "job", *names, "--lake",
+                               str(lake), "--bootstrap-servers", "127.0.0.1:9"],
+                              capture_output=True, text=True, timeout=120)
+
+    refused = job("live")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert (f"error: job live cannot run on the lake {lake}: job bronze has kept it "
+            f"(checkpoint {checkpoint})") in refused.stderr
+    assert not (lake / "_checkpoints" / "live").exists()
+    (lake / "_checkpoints" / "live").mkdir()
+    (lake / "_checkpoints" / "live" / "app_id").write_text("live-0123456789abcdef")
+    refused = job("gold")
+    assert refused.returncode == 2
+    assert f"error: job gold cannot run on the lake {lake}: job live has kept it" in refused.stderr
+    both = job("live", "silver")
+    assert both.returncode == 2
+    assert "jobs live and silver keep the same tables two ways" in both.stderr

@@ -37,6 +37,7 @@ def test_environment_overrides_with_prefix(monkeypatch: pytest.MonkeyPatch) -> N
         ("bar_intervals", "1m,90m,1h,1d", "'90m' is not Nm"),
         ("bar_intervals", "5m,1h", r"lack \['1d'\]"),
         ("bar_intervals", "1h,24h,1d", "'24h' is not"),
+        ("streaming_mode", "fused", "'layers' or 'live'"),
     ],
 )
 def test_bad_values_name_the_value_and_the_allowed_range(field: str, value: object,
@@ -67,3 +68,10 @@ def test_bar_intervals_come_sorted_by_length_from_the_environment(
     assert Settings().bar_intervals == ("1m", "5m", "1h", "1d")
     monkeypatch.setenv("TICKLAKE_BAR_INTERVALS", "1d, 4h,15m 1h")
     assert load_settings().bar_intervals == ("15m", "1h", "4h", "1d")
+
+
+def test_the_streaming_mode_names_the_jobs_ticklake_up_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`layers` (default) runs the three per-layer jobs, `live` the one live query."""
+    assert Settings().streaming_jobs == ("bronze", "silver", "gold")
+    monkeypatch.setenv("TICKLAKE_STREAMING_MODE", "live")
+    assert Settings().streaming_jobs == ("live",)

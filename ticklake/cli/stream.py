@@ -310,7 +310,9 @@ def watch(
 
 
 def job(
-    names: Annotated[list[str], typer.Argument(help="bronze, silver and/or gold.")],
+    names: Annotated[list[str], typer.Argument(
+        help="bronze, silver and/or gold (the per-layer jobs), or live (one query writes "
+        "all three layers per micro-batch: lower latency; a lake is kept by one of the two).")],
     until_caught_up: UntilCaughtUp = False,
     lake: Lake = None,
     bootstrap_servers: Bootstrap = None,

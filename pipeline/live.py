@@ -1,0 +1,89 @@
+"""Live mode: one streaming query writes Bronze, Silver and Gold in the same micro-batch.
+
+Runnable as ``spark-submit pipeline/live.py [--lake DIR] [--until-caught-up]``, or
+``ticklake job live``.
+
+The per-layer jobs (``ticklake job bronze silver gold``) chain three queries: Silver waits
+for a Bronze commit and its own trigger, Gold for Silver's, and the three compete for the
+cores. Here each micro-batch of Kafka records goes through the three layers at once:
+
+1. **Bronze**: the records are appended to ``bronze/ticks`` (:func:`pipeline.bronze.bronze_writer`).
+2. **Silver**: the same rows are classified and routed to ``silver/quarantine`` and
+   ``silver/ticks`` (:func:`pipeline.silver.silver_writer`: the same bounded state, the same
+   verdicts and commit order).
+3. **Gold**: the ticks Silver committed *as this batch id* are read back from the files of that
+   Silver commit (found by its app transaction in the Delta log), so a replayed batch whose
+   Silver commit landed before a crash gives Gold the same ticks, and merged into the bars,
+   metrics and indicators (:func:`pipeline.gold.gold_writer`).
+
+Every table records the (query, batch id) app transaction, so exactly-once holds across a
+crash anywhere between two commits. The live query and the per-layer jobs are two ways to
+keep one lake, not to be mixed: each refuses a lake the other has run on
+(:func:`pipeline.runner.refuse_mixed_modes`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from config.settings import Settings
+from config.tables import SILVER_TICKS
+from pipeline import bronze, gold, silver
+from pipeline.runner import Job, main
+from pipeline.schemas import spark_schema
+from storage.delta import batch_files
+
+log = logging.getLogger(__name__)
+
+
+def live_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], None]:
+    """foreachBatch function: Bronze, then Silver, then Gold for one micro-batch of Kafka
+    records, each table exactly once (see the module docstring)."""
+    write_bronze = bronze.bronze_writer(settings, app_id)
+    write_silver = silver.silver_writer(settings, app_id)
+    write_gold = gold.gold_writer(settings, app_id)
+    allowed = frozenset(settings.ticker_allowlist) if settings.ticker_allowlist else None
+    silver_path = str(SILVER_TICKS.path(settings.lake_dir))
+
+    def write(batch: DataFrame, batch_id: int) -> None:
+        started = time.monotonic()
+        records = batch.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            write_bronze(records, batch_id)
+            bronzed = time.monotonic()
+            write_silver(silver.classify_ticks(  # "now" = the batch time, also on a replay
+                records, settings.max_message_bytes, settings.max_future_skew_s, allowed,
+                now=F.col("ingest_time")), batch_id)
+        finally:
+            records.unpersist()
+        silvered = time.monotonic()
+        spark = batch.sparkSession
+        files = batch_files(silver_path, app_id, batch_id)
+        ticks = (spark.read.schema(spark_schema(SILVER_TICKS)).parquet(*files) if files
+                 else spark.createDataFrame([], spark_schema(SILVER_TICKS)))
+        write_gold(ticks, batch_id)
+        log.info("live micro-batch %d: bronze %.1f s, silver %.1f s, gold %.1f s (%d silver "
+                 "file(s))", batch_id, bronzed - started, silvered - bronzed,
+                 time.monotonic() - silvered, len(files))
+
+    return write
+
+
+def stream(spark: SparkSession, settings: Settings) -> DataFrame:
+    """This job's streaming DataFrame: the tick topic as Bronze rows (:mod:`pipeline.bronze`)."""
+    return bronze.stream(spark, settings)
+
+
+JOB = Job("live", stream, live_writer, excludes=("bronze", "silver", "gold"))
+"""The live job (registered in :mod:`pipeline.jobs`)."""
+
+if __name__ == "__main__":  # spark-submit pipeline/live.py: import this file as its module
+    from pipeline import live as this_job
+
+    main([this_job.JOB])
