@@ -54,7 +54,14 @@ class DeltaSink:
         self.path = str(table.path(lake_dir))
         self.app_id = app_id
         self.exit_after_batch = exit_after_batch
-        ensure_table(table, lake_dir)
+        self._delta = ensure_table(table, lake_dir)
+        self._partition_columns: list[str] | None = None
+
+    def _latest(self) -> DeltaTable:
+        """The table at its newest version: the handle this sink keeps, brought up to date by
+        reading only the commits since (others' too, e.g. compaction's), not the whole log."""
+        self._delta.update_incremental()
+        return self._delta
 
     def committed(self, batch_id: int | None) -> bool:
         """True if ``batch_id`` (or a later one) of this app is already in the table.
@@ -63,7 +70,7 @@ class DeltaSink:
         """
         if batch_id is None:
             return False
-        version = DeltaTable(self.path).transaction_version(self.app_id)
+        version = self._latest().transaction_version(self.app_id)
         done = version is not None and version >= batch_id
         if done:
             log.info("%s: batch %d already committed (a replayed micro-batch), skipped",
@@ -111,8 +118,11 @@ class DeltaSink:
 
     @property
     def partition_columns(self) -> list[str]:
-        """The table's partition columns, as its metadata says (none for older tables)."""
-        return list(DeltaTable(self.path).metadata().partition_columns)
+        """The table's partition columns, as its metadata says (none for older tables); they
+        never change, so they are read once."""
+        if self._partition_columns is None:
+            self._partition_columns = list(self._latest().metadata().partition_columns)
+        return self._partition_columns
 
     def commit_files(self, records: Sequence[Mapping[str, Any]], batch_id: int | None) -> bool:
         """Commit data files that executors wrote (:func:`storage.files.write_data_files`) as
@@ -130,7 +140,7 @@ class DeltaSink:
         partitions = self.partition_columns
 
         def commit() -> None:
-            DeltaTable(self.path).create_write_transaction(
+            self._latest().create_write_transaction(
                 actions, mode="append", schema=self.table.schema,
                 partition_by=partitions or None, commit_properties=self._props(batch_id))
 
@@ -162,7 +172,7 @@ class DeltaSink:
         rows = conform(data, self.table.schema)
 
         def merge() -> None:
-            merger = DeltaTable(self.path).merge(
+            merger = self._latest().merge(
                 rows, predicate, source_alias="s", target_alias="t",
                 commit_properties=self._props(batch_id))
             merger = (merger.when_matched_update(dict(updates)) if updates

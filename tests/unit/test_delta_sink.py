@@ -86,7 +86,7 @@ def test_a_merge_that_loses_a_race_with_compaction_is_retried(lake: Path, monkey
     """A real conflict: compaction commits between the MERGE's read of the table and its
     commit (the MERGE read files compaction removed), so delta-rs refuses the commit; the sink
     checks the batch id again, merges again on the new snapshot and commits once."""
-    import storage.sink as sink_module
+    import storage.delta as delta_module
     from config.tables import SILVER_WATERMARKS
 
     t0, t1 = datetime(2013, 1, 1, tzinfo=UTC), datetime(2014, 1, 1, tzinfo=UTC)
@@ -108,7 +108,8 @@ def test_a_merge_that_loses_a_race_with_compaction_is_retried(lake: Path, monkey
                 assert DeltaTable(self.table_uri).optimize.compact()["numFilesRemoved"] == 3
             return super().merge(*args, **kwargs)
 
-    monkeypatch.setattr(sink_module, "DeltaTable", RacedByCompaction)
+    monkeypatch.setattr(delta_module, "DeltaTable", RacedByCompaction)
+    sink = DeltaSink(SILVER_WATERMARKS, lake, "app")  # its table handle is now a raced one
     assert sink.upsert(marks(A=t1), 3)
     assert merges == [3, 4]  # read version 3, lost to compaction's version 4, merged again
     table = DeltaTable(sink.path)
