@@ -25,12 +25,13 @@ compose-test: setup
 test-unit: setup
 	$(VENV)/bin/pytest -m "not integration and not spark" $(ARGS)
 
-# about 45 minutes: each benchmark prints its figures (README, Benchmarks)
+# about an hour: each benchmark prints its figures (README, Benchmarks)
 bench: setup
 	$(VENV)/bin/python bench/validation.py
 	$(VENV)/bin/python bench/backlog.py --ticks 5000000
 	$(VENV)/bin/python bench/live.py --lake-ticks 20000 5000000 --rate 1000 --minutes 2
 	$(VENV)/bin/python bench/live.py --lake-ticks 20000 --rate 5000 --minutes 10
+	$(VENV)/bin/python bench/live.py --lake-ticks 20000 --rate 5000 --minutes 10 --mode live
 	$(VENV)/bin/python bench/kafka_source.py
 	$(VENV)/bin/python bench/broker_s3.py
 	$(VENV)/bin/python bench/dashboard.py

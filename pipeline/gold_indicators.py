@@ -141,7 +141,7 @@ def refresh(lake_dir: Path, first_touched: dict[str, Any], sinks: dict[str, Delt
         lake_dir: the lake.
         first_touched: ticker -> earliest event time (UTC) of its ticks in the micro-batch.
         first_day: ticker -> ``window_start`` of its first touched daily bar (its trade date,
-            :func:`pipeline.gold.trading_date_column`); default the UTC day of
+            :func:`pipeline.bars.trading_dates`); default the UTC day of
             ``first_touched``.
         sinks: the sinks of ``gold.indicators_1d``, ``gold.indicators_1h``, ``gold.anomalies``.
         batch_id: the micro-batch id recorded with each commit.
