@@ -179,6 +179,10 @@ class OffsetProbe:
         }
         start = {tp: max(listed.get(tp, 0), self.known_end.get(tp, 0)) for tp in tps}
         self.consumer.assign([TopicPartition(t, p, start[(t, p)]) for t, p in tps])
+        # librdkafka keeps a partition's last high watermark across assignments: one from the
+        # previous probe's last fetch (after it took its ends) must not count as news
+        stale = {tp: self.consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)[1]
+                 for tp in tps}
         pending = set(tps)
         deadline = time.monotonic() + (self.timeout_s if wait_s is None else wait_s)
         try:
@@ -187,9 +191,9 @@ class OffsetProbe:
                     err = msg.error()
                     if err is None or err.code() == KafkaError._PARTITION_EOF:
                         pending.discard((msg.topic(), msg.partition()))
-                for tp in list(pending):  # a fetch response beyond the start tells the end too
+                for tp in list(pending):  # a new fetch response beyond the start tells the end
                     high = self.consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)[1]
-                    if high is not None and high > start[tp]:
+                    if high is not None and high > max(start[tp], stale[tp] or -1):
                         pending.discard(tp)
             ends = {}
             for tp in tps:
