@@ -48,7 +48,6 @@ def live_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], N
     write_bronze = bronze.bronze_writer(settings, app_id)
     write_silver = silver.silver_writer(settings, app_id)
     write_gold = gold.gold_writer(settings, app_id)
-    allowed = frozenset(settings.ticker_allowlist) if settings.ticker_allowlist else None
     silver_path = str(SILVER_TICKS.path(settings.lake_dir))
 
     def write(batch: DataFrame, batch_id: int) -> None:
@@ -57,9 +56,8 @@ def live_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], N
         try:
             write_bronze(records, batch_id)
             bronzed = time.monotonic()
-            write_silver(silver.classify_ticks(  # "now" = the batch time, also on a replay
-                records, settings.max_message_bytes, settings.max_future_skew_s, allowed,
-                now=F.col("ingest_time")), batch_id)
+            write_silver(silver.classify_with_settings(  # "now" = the batch time, also on a replay
+                records, settings, now=F.col("ingest_time")), batch_id)
         finally:
             records.unpersist()
         silvered = time.monotonic()

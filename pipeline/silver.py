@@ -255,15 +255,19 @@ def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int],
     return write
 
 
+def classify_with_settings(bronze: DataFrame, settings: Settings,
+                           now: Column | None = None) -> DataFrame:
+    """:func:`classify_ticks` with the validation limits and ticker allowlist of ``settings``."""
+    return classify_ticks(
+        bronze, settings.max_message_bytes, settings.max_future_skew_s,
+        frozenset(settings.ticker_allowlist) if settings.ticker_allowlist else None, now)
+
+
 def stream(spark: SparkSession, settings: Settings) -> DataFrame:
     """This job's streaming DataFrame: Bronze through :func:`classify_ticks`."""
-    return classify_ticks(
+    return classify_with_settings(
         table_stream(spark, BRONZE_TICKS, settings.lake_dir, settings.max_files_per_trigger,
-                     settings.max_bytes_per_trigger),
-        settings.max_message_bytes,
-        settings.max_future_skew_s,
-        frozenset(settings.ticker_allowlist) if settings.ticker_allowlist else None,
-    )
+                     settings.max_bytes_per_trigger), settings)
 
 
 JOB = Job("silver", stream, silver_writer, excludes=("live",))

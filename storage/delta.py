@@ -213,21 +213,29 @@ class CommitFiles:
         return sum(size for _, size, _ in self.added)
 
 
+def _log_entry(path: str, version: int) -> list[dict[str, Any]] | None:
+    """The actions of commit ``version`` of the table at ``path`` (its ``_delta_log`` JSON
+    entry, one action per line), or None when the entry is gone (log clean-up)."""
+    entry = Path(path.removeprefix("file://")) / "_delta_log" / f"{version:020d}.json"
+    try:
+        lines = entry.read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    return [json.loads(line) for line in lines if line.strip()]
+
+
 def commit_files(path: str, version: int) -> CommitFiles:
     """The files commit ``version`` of the table at ``path`` added (from ``_delta_log``).
 
     A commit whose log entry is gone (log clean-up keeps it for 30 days by default) is
     reported as not a plain append, so a reader falls back to the change data feed.
     """
-    entry = Path(path.removeprefix("file://")) / "_delta_log" / f"{version:020d}.json"
-    try:
-        lines = entry.read_text().splitlines()
-    except FileNotFoundError:
+    actions = _log_entry(path, version)
+    if actions is None:
         return CommitFiles(version, (), False)
     added: list[tuple[str, int, tuple[tuple[str, str | None], ...]]] = []
     plain = True
-    for line in lines:
-        action = json.loads(line) if line.strip() else {}
+    for action in actions:
         if "add" in action and action["add"].get("dataChange", True):
             add = action["add"]
             parts = tuple(sorted((add.get("partitionValues") or {}).items()))
@@ -271,10 +279,8 @@ def batch_files(path: str, app_id: str, batch_id: int) -> list[str]:
     root = Path(path.removeprefix("file://"))
     version = table_version(path)
     while version >= 0:
-        entry = root / "_delta_log" / f"{version:020d}.json"
-        try:
-            actions = [json.loads(line) for line in entry.read_text().splitlines() if line]
-        except FileNotFoundError:
+        actions = _log_entry(path, version)
+        if actions is None:
             break
         txn = next((a["txn"] for a in actions
                     if "txn" in a and a["txn"].get("appId") == app_id), None)
