@@ -67,8 +67,14 @@ cert=${PIP_CERT:-$(python3 -m pip config get global.cert 2>/dev/null || echo /et
 secret=(); [ -s "$cert" ] && secret=(--secret "id=pip_cert,src=$cert")
 log "building ticklake:latest from $base"
 started=$(date +%s)
+previous=$($DOCKER image inspect -f '{{.Id}}' ticklake:latest 2>/dev/null || true)
 DOCKER_BUILDKIT=1 $DOCKER build -q --build-arg "BASE_IMAGE=$base" "${secret[@]}" -t ticklake:latest . >/dev/null
 log "image built in $(( $(date +%s) - started )) s"
+# Each build leaves the image it replaced behind (4.6 GB) and ~1 GB of build cache: a day of CI
+# runs filled the disk. Drop the replaced image and keep the cache under a bound.
+current=$($DOCKER image inspect -f '{{.Id}}' ticklake:latest)
+if [ -n "$previous" ] && [ "$previous" != "$current" ]; then $DOCKER rmi "$previous" >/dev/null 2>&1 || true; fi
+$DOCKER builder prune -f --keep-storage 4gb >/dev/null 2>&1 || true
 
 # 2. up: broker, Spark master + 2 workers, streaming (Bronze/Silver/Gold), producer, trainer, dashboard, API
 "${COMPOSE[@]}" config -q
