@@ -134,12 +134,32 @@ def batch_partial_bars(ticks: DataFrame, intervals: tuple[str, ...],
     return combine_bars(per_task.cast(PARTIAL_SCHEMA))
 
 
-def gold_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], None]:
-    """foreachBatch function: merge the batch's partial bars and metrics, then recompute the
-    touched tickers' indicators and anomalies from a bounded tail (see the module docstring).
+def ticks_to_partial_bars(intervals: tuple[str, ...], updated_at: datetime) -> tuple[
+        Callable[[pa.Table], pa.Table], Callable[[pa.Table], pa.Table]]:
+    """``(function, combine)`` of a :class:`pipeline.writes.TaskAggregate` that turns the
+    Silver ticks a task writes into their partial bars (live mode: the ticks are aggregated
+    in the task that writes them, not read back).
 
-    Only aggregates reach the driver: each task's partial bars per touched (interval, ticker,
-    window), never the batch's ticks.
+    ``function``: Silver rows (at least :data:`pipeline.bars.TICK_COLUMNS`) -> partial bars;
+    ``combine``: the tasks' partial bars -> the batch's (one per interval, ticker, window).
+    """
+    def function(ticks: pa.Table) -> pa.Table:
+        return partial_bars(ticks.select(TICK_COLUMNS), intervals, updated_at)
+
+    def combine(parts: pa.Table) -> pa.Table:
+        return combine_bars(parts.cast(PARTIAL_SCHEMA))
+
+    return function, combine
+
+
+def gold_batch_writer(
+    settings: Settings, app_id: str
+) -> Callable[[Callable[[datetime], pa.Table], int], None]:
+    """:func:`gold_writer`'s function, given how to get the batch's partial bars.
+
+    The returned function takes (``partials``: ``updated_at`` (UTC) -> the batch's
+    :data:`pipeline.bars.PARTIAL_SCHEMA` rows, called only if some Gold table has not
+    committed the batch yet; batch id).
     """
     lake = settings.lake_dir
     bars = {name: job_sink(table, settings, app_id)
@@ -149,11 +169,11 @@ def gold_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], N
                for table in (GOLD_INDICATORS_1D, GOLD_INDICATORS_1H, GOLD_ANOMALIES)}
     sinks = [*bars.values(), metrics, *derived.values()]
 
-    def write(batch: DataFrame, batch_id: int) -> None:
+    def write(partials_of: Callable[[datetime], pa.Table], batch_id: int) -> None:
         if all(sink.committed(batch_id) for sink in sinks):
             return
         started = time.monotonic()
-        partials = batch_partial_bars(batch, tuple(bars), datetime.now(UTC))
+        partials = partials_of(datetime.now(UTC))
         aggregated = time.monotonic()
         by_interval = {interval: partials.filter(pc.equal(partials.column("interval"),
                                                           pa.scalar(interval)))
@@ -164,13 +184,30 @@ def gold_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], N
         merged = time.monotonic()
         first_touched, first_day = _first_touched(by_interval["1d"])
         if first_touched:
-            gold_indicators.refresh(lake, first_touched, derived, batch_id, first_day)
+            gold_indicators.refresh(lake, first_touched, derived, batch_id, first_day,
+                                        {sink.table.name: sink for sink in bars.values()})
         done = time.monotonic()
         log.info("gold micro-batch %d: %d partial bars aggregated in %.1f s, merged in %.1f s; "
                  "indicators of %d tickers refreshed in %.1f s", batch_id, partials.num_rows,
                  aggregated - started, merged - aggregated, len(first_touched), done - merged)
 
     return write
+
+
+def gold_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], None]:
+    """foreachBatch function: merge the batch's partial bars and metrics, then recompute the
+    touched tickers' indicators and anomalies from a bounded tail (see the module docstring).
+
+    Only aggregates reach the driver: each task's partial bars per touched (interval, ticker,
+    window), never the batch's ticks.
+    """
+    write = gold_batch_writer(settings, app_id)
+    intervals = tuple(bar_tables(settings.bar_intervals))
+
+    def run(batch: DataFrame, batch_id: int) -> None:
+        write(lambda updated_at: batch_partial_bars(batch, intervals, updated_at), batch_id)
+
+    return run
 
 
 def stream(spark: SparkSession, settings: Settings) -> DataFrame:

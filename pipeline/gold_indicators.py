@@ -55,15 +55,25 @@ HOURLY_TAIL_BARS = 4
 HOURLY_LOOKBACK = timedelta(days=10)
 
 
-def _since(table: Table, lake_dir: Path, start: datetime, tickers: list[str]) -> pd.DataFrame:
+Handles = dict[str, DeltaSink]
+"""Sinks by table name (Gold's), whose open handles are read instead of loading the tables."""
+
+
+def _since(table: Table, lake_dir: Path, start: datetime, tickers: list[str],
+           handles: Handles) -> pd.DataFrame:
     """Rows of ``tickers`` with ``window_start >= start`` (the time filter prunes files)."""
-    data = read_table(table, lake_dir, where=pc.field("window_start") >= pa.scalar(start, UTC_TS))
+    sink = handles.get(table.name)
+    data = read_table(table, lake_dir, where=pc.field("window_start") >= pa.scalar(start, UTC_TS),
+                      delta=sink.snapshot() if sink is not None else None)
     data = data.filter(pc.is_in(data.column("ticker"), pa.array(tickers, pa.string())))
     return data.to_pandas()
 
 
-def _whole(table: Table, lake_dir: Path, ticker: str) -> pd.DataFrame:
-    data = read_table(table, lake_dir)
+def _whole(table: Table, lake_dir: Path, ticker: str, handles: Handles) -> pd.DataFrame:
+    """Every row of ``ticker`` (a short history: the filter is pushed into the scan)."""
+    sink = handles.get(table.name)
+    data = read_table(table, lake_dir, where=pc.field("ticker") == ticker,
+                      delta=sink.snapshot() if sink is not None else None)
     return data.filter(pc.equal(data.column("ticker"), pa.scalar(ticker))).to_pandas()
 
 
@@ -74,18 +84,20 @@ def _floor(moment: datetime, unit: str) -> datetime:
 
 
 def daily_update(
-    lake_dir: Path, day0: dict[str, datetime]
+    lake_dir: Path, day0: dict[str, datetime], handles: Handles | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Indicator rows and anomaly flags of each ticker from its ``day0`` on.
+    """Indicator rows and anomaly flags of each ticker from its ``day0`` on (``handles``: see
+    :data:`Handles`; default: load each table).
 
     Returns:
         ``(indicators, flags)`` with the columns of ``gold/indicators_1d`` and
         ``gold/anomalies``.
     """
+    handles = handles or {}
     tickers = sorted(day0)
     start = min(day0.values()) - DAILY_LOOKBACK
-    bars = _since(GOLD_BARS_1D, lake_dir, start, tickers)
-    stored = _since(GOLD_INDICATORS_1D, lake_dir, start, tickers)
+    bars = _since(GOLD_BARS_1D, lake_dir, start, tickers, handles)
+    stored = _since(GOLD_INDICATORS_1D, lake_dir, start, tickers, handles)
     rows, flags = [], []
     for ticker in tickers:
         mine = bars[bars["ticker"] == ticker].sort_values("window_start").reset_index(drop=True)
@@ -98,7 +110,7 @@ def daily_update(
                 carry = {c: state[c].iloc[0] for c in CARRY_COLUMNS}
                 mine = mine[mine["window_start"] >= first]
         if carry is None:  # a short history (or no stored state): from the first bar
-            mine = _whole(GOLD_BARS_1D, lake_dir, ticker)
+            mine = _whole(GOLD_BARS_1D, lake_dir, ticker, handles)
         computed = indicators_1d(mine, carry)
         rows.append(computed[computed["window_start"] >= day0[ticker]])
         found = anomalies(computed)
@@ -106,10 +118,14 @@ def daily_update(
     return pd.concat(rows, ignore_index=True), pd.concat(flags, ignore_index=True)
 
 
-def hourly_update(lake_dir: Path, hour0: dict[str, datetime]) -> pd.DataFrame:
-    """``gold/indicators_1h`` rows of each ticker from its ``hour0`` on."""
+def hourly_update(lake_dir: Path, hour0: dict[str, datetime],
+                  handles: Handles | None = None) -> pd.DataFrame:
+    """``gold/indicators_1h`` rows of each ticker from its ``hour0`` on (``handles``: see
+    :data:`Handles`)."""
+    handles = handles or {}
     tickers = sorted(hour0)
-    bars = _since(GOLD_BARS_1H, lake_dir, min(hour0.values()) - HOURLY_LOOKBACK, tickers)
+    bars = _since(GOLD_BARS_1H, lake_dir, min(hour0.values()) - HOURLY_LOOKBACK, tickers,
+                  handles)
     rows = []
     for ticker in tickers:
         mine = bars[bars["ticker"] == ticker].sort_values("window_start").reset_index(drop=True)
@@ -117,7 +133,7 @@ def hourly_update(lake_dir: Path, hour0: dict[str, datetime]) -> pd.DataFrame:
         if len(before) >= HOURLY_TAIL_BARS:
             mine = mine.iloc[len(before) - HOURLY_TAIL_BARS:]
         else:
-            mine = _whole(GOLD_BARS_1H, lake_dir, ticker)
+            mine = _whole(GOLD_BARS_1H, lake_dir, ticker, handles)
         computed = indicators_1h(mine)
         rows.append(computed[computed["window_start"] >= hour0[ticker]])
     return pd.concat(rows, ignore_index=True)
@@ -134,7 +150,8 @@ def _scope(day0: dict[str, datetime]) -> str:
 
 
 def refresh(lake_dir: Path, first_touched: dict[str, Any], sinks: dict[str, DeltaSink],
-            batch_id: int, first_day: dict[str, Any] | None = None) -> None:
+            batch_id: int, first_day: dict[str, Any] | None = None,
+            sources: dict[str, DeltaSink] | None = None) -> None:
     """Recompute and MERGE the indicators and anomalies of the touched tickers.
 
     Args:
@@ -145,17 +162,20 @@ def refresh(lake_dir: Path, first_touched: dict[str, Any], sinks: dict[str, Delt
             ``first_touched``.
         sinks: the sinks of ``gold.indicators_1d``, ``gold.indicators_1h``, ``gold.anomalies``.
         batch_id: the micro-batch id recorded with each commit.
+        sources: sinks of the bar tables by table name (Gold's), whose handles are read
+            instead of loading the tables again.
     """
+    handles = {**(sources or {}), **sinks}
     day0 = {t: _floor((first_day or {}).get(t, v), "D") for t, v in first_touched.items()}
     hour0 = {t: _floor(v, "h") for t, v in first_touched.items()}
     daily_sink = sinks[GOLD_INDICATORS_1D.name]
     flag_sink = sinks[GOLD_ANOMALIES.name]
     hourly_sink = sinks[GOLD_INDICATORS_1H.name]
     if not (daily_sink.committed(batch_id) and flag_sink.committed(batch_id)):
-        daily, flags = daily_update(lake_dir, day0)
+        daily, flags = daily_update(lake_dir, day0, handles)
         daily_sink.upsert(pa.Table.from_pandas(daily, preserve_index=False), batch_id)
         flag_sink.upsert(pa.Table.from_pandas(flags, preserve_index=False), batch_id,
                          delete_unmatched_where=_scope(day0))
     if not hourly_sink.committed(batch_id):
-        hourly = hourly_update(lake_dir, hour0)
+        hourly = hourly_update(lake_dir, hour0, handles)
         hourly_sink.upsert(pa.Table.from_pandas(hourly, preserve_index=False), batch_id)

@@ -41,7 +41,7 @@ from pipeline import silver_state
 from pipeline.runner import Job, main
 from pipeline.schemas import table_stream
 from pipeline.validation import validate_values
-from pipeline.writes import job_sink, route_on_executors
+from pipeline.writes import TaskAggregate, job_sink, route_and_aggregate
 from producer.messages import BACKFILL_SOURCE
 
 log = logging.getLogger(__name__)
@@ -211,6 +211,60 @@ def split_batch(
     return accepted, rejected
 
 
+TicksAggregate = tuple[Callable[[pa.Table], pa.Table], Callable[[pa.Table], pa.Table]]
+"""``(function, combine)`` of a :class:`pipeline.writes.TaskAggregate` over the ticks Silver
+takes (its target is ``silver/ticks``)."""
+
+
+def silver_batch_writer(
+    settings: Settings, app_id: str
+) -> Callable[[DataFrame, int, TicksAggregate | None], pa.Table | None]:
+    """:func:`silver_writer`'s function, which can also aggregate the ticks it commits in the
+    same pass (live mode: Gold's partial bars, :mod:`pipeline.live`).
+
+    The returned function takes (classified rows, batch id, aggregate or None) and returns
+    the aggregate of the ticks committed now, or None when none was asked for or this batch's
+    ticks were committed before (a replay: read them from that commit).
+    """
+    silver = job_sink(SILVER_TICKS, settings, app_id)
+    quarantine = job_sink(SILVER_QUARANTINE, settings, app_id)
+    marks_sink = job_sink(SILVER_WATERMARKS, settings, app_id)
+
+    def write(batch: DataFrame, batch_id: int,
+              ticks_aggregate: TicksAggregate | None) -> pa.Table | None:
+        if marks_sink.committed(batch_id):
+            return None
+        started = time.monotonic()
+        aggregated = None
+        classified = batch.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            spark = batch.sparkSession
+            before = silver_state.watermarks(settings.lake_dir)
+            marks = silver_state.watermark_frame(spark, before) if before else None
+            summary = silver_state.summarize(classified.where(F.col("reason").isNull()), marks)
+            classified_at = time.monotonic()
+            if not silver.committed(batch_id):
+                existing = silver_state.duplicate_candidates(
+                    spark, settings.lake_dir, summary.event_ranges)
+                judged = verdicts(classified, existing, marks, settings.allowed_lateness_s)
+                rejected = F.col("reason").isNotNull()
+                aggregate = (None if ticks_aggregate is None
+                             else TaskAggregate(1, *ticks_aggregate))  # 1: silver below
+                _, aggregated = route_and_aggregate(
+                    judged, [(quarantine, rejected), (silver, ~rejected)], batch_id, aggregate)
+            written = time.monotonic()
+            silver_state.raise_watermarks(marks_sink, before, summary.latest, batch_id,
+                                          datetime.now(UTC))
+        finally:
+            classified.unpersist()
+        log.info("silver micro-batch %d: classified and summarised in %.1f s, quarantine and "
+                 "ticks written in %.1f s, watermarks raised in %.1f s", batch_id,
+                 classified_at - started, written - classified_at, time.monotonic() - written)
+        return aggregated
+
+    return write
+
+
 def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], None]:
     """foreachBatch function: quarantine first, then Silver, then the watermarks, each exactly
     once; executors write the files of both tables in one pass, the driver commits them
@@ -221,38 +275,12 @@ def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int],
     before Silver and both before the watermarks, so after a crash between two commits the
     replayed batch classifies against the same state and gives the same split.
     """
-    silver = job_sink(SILVER_TICKS, settings, app_id)
-    quarantine = job_sink(SILVER_QUARANTINE, settings, app_id)
-    marks_sink = job_sink(SILVER_WATERMARKS, settings, app_id)
+    write = silver_batch_writer(settings, app_id)
 
-    def write(batch: DataFrame, batch_id: int) -> None:
-        if marks_sink.committed(batch_id):
-            return
-        started = time.monotonic()
-        classified = batch.persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            summary = silver_state.summarize(classified.where(F.col("reason").isNull()))
-            classified_at = time.monotonic()
-            before = silver_state.watermarks(settings.lake_dir)
-            if not silver.committed(batch_id):
-                spark = batch.sparkSession
-                existing = silver_state.duplicate_candidates(
-                    spark, settings.lake_dir, summary.event_ranges)
-                marks = silver_state.watermark_frame(spark, before) if before else None
-                judged = verdicts(classified, existing, marks, settings.allowed_lateness_s)
-                rejected = F.col("reason").isNotNull()
-                route_on_executors(judged, [(quarantine, rejected), (silver, ~rejected)],
-                                   batch_id)
-            written = time.monotonic()
-            silver_state.raise_watermarks(marks_sink, before, summary.latest, batch_id,
-                                          datetime.now(UTC))
-        finally:
-            classified.unpersist()
-        log.info("silver micro-batch %d: classified and summarised in %.1f s, quarantine and "
-                 "ticks written in %.1f s, watermarks raised in %.1f s", batch_id,
-                 classified_at - started, written - classified_at, time.monotonic() - written)
+    def run(batch: DataFrame, batch_id: int) -> None:
+        write(batch, batch_id, None)
 
-    return write
+    return run
 
 
 def classify_with_settings(bronze: DataFrame, settings: Settings,

@@ -8,9 +8,11 @@ A micro-batch's classification must not read Silver's whole history:
   watermark, so that maximum does not depend on the classification, and a replayed batch
   updates it the same way.
 * **Duplicate candidates**: a tick's ``tick_id`` is derived from its content, event time
-  included, so a duplicate has the same event time. Only the Silver files whose event-time
-  statistics (from the Delta log) overlap the batch's event times can hold one; Spark reads
-  just those, on the executors.
+  included, so a duplicate has the same event time, and Silver holds no tick of a ticker
+  after its watermark. Only the ticks at or before their watermark can repeat a Silver tick,
+  and only the Silver files whose event-time statistics (from the Delta log) overlap those
+  ticks' event times can hold one; Spark reads just those, on the executors (none at all
+  while the feed is live).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from config.tables import SILVER_TICKS, SILVER_WATERMARKS
@@ -121,7 +123,8 @@ class BatchSummary:
     """What Silver's state needs to know of a micro-batch's valid ticks.
 
     Attributes:
-        event_ranges: per UTC event date, the (min, max) event time (UTC).
+        event_ranges: per UTC event date, the (min, max) event time (UTC) of the ticks that
+            can repeat a Silver tick (:func:`summarize`).
         latest: per ticker, the latest event time (UTC).
     """
 
@@ -129,19 +132,37 @@ class BatchSummary:
     latest: dict[str, datetime]
 
 
-def summarize(valid: DataFrame) -> BatchSummary:
+def summarize(valid: DataFrame, marks: DataFrame | None = None) -> BatchSummary:
     """One aggregation of ``valid`` ticks by (ticker, UTC event date): a few rows reach the
-    driver (tickers x dates), never the ticks."""
-    rows: list[Any] = (valid.groupBy("ticker", F.to_date("event_time").alias("d"))
-                       .agg(F.min("event_time").alias("lo"), F.max("event_time").alias("hi"))
+    driver (tickers x dates), never the ticks.
+
+    ``event_ranges`` cover only the ticks at or before their ticker's watermark in ``marks``
+    (``(ticker, watermark)`` rows, :func:`watermark_frame`; None: no ticker has one): Silver
+    holds no tick of a ticker after its watermark, and a duplicate has its original's event
+    time, so a later tick cannot repeat a Silver tick. On a live feed almost every tick is
+    after its watermark, and the duplicate check reads no Silver file at all.
+    """
+    frame = valid
+    below: Column = F.lit(False)
+    if marks is not None:
+        frame = valid.join(F.broadcast(marks.withColumnRenamed("watermark", "_mark")),
+                           "ticker", "left")
+        below = F.col("event_time") <= F.col("_mark")
+    rows: list[Any] = (frame.groupBy("ticker", F.to_date("event_time").alias("d"))
+                       .agg(F.min(F.when(below, F.col("event_time"))).alias("lo"),
+                            F.max(F.when(below, F.col("event_time"))).alias("hi"),
+                            F.max("event_time").alias("latest"))
                        .collect())
     by_date: dict[Any, tuple[datetime, datetime]] = {}
     latest: dict[str, datetime] = {}
     for r in rows:
+        top = _utc(r.latest)
+        latest[str(r.ticker)] = max(latest.get(str(r.ticker), top), top)
+        if r.lo is None:
+            continue
         lo, hi = _utc(r.lo), _utc(r.hi)
         known = by_date.get(r.d)
         by_date[r.d] = (min(known[0], lo), max(known[1], hi)) if known else (lo, hi)
-        latest[str(r.ticker)] = max(latest.get(str(r.ticker), hi), hi)
     return BatchSummary(sorted(by_date.values()), latest)
 
 

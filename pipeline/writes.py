@@ -9,12 +9,15 @@ and commits them all in one Delta transaction with the (query, batch id) app tra
 :func:`route_on_executors` does the same for several tables in one pass over the rows (Silver
 and its quarantine): each row goes to the first table whose condition holds, the executors
 write every table's files in the same task, and the driver commits the tables one after the
-other in the order given.
+other in the order given. It can also return a small per-task aggregate of one table's rows
+(:class:`TaskAggregate`, e.g. Gold's partial bars of the ticks Silver takes), computed in the
+same task from the rows it writes, so those rows are not read again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,7 +32,10 @@ from storage.sink import DeltaSink
 
 ROUTE_COLUMN = "_route"
 """Index of the target table of each row, added by :func:`route_on_executors`."""
-ROUTED_RECORD_SCHEMA = FILE_RECORD_SCHEMA.append(pa.field(ROUTE_COLUMN, pa.int32()))
+PAYLOAD_COLUMN = "_payload"
+"""A task's aggregate as one Arrow IPC stream (null on file records)."""
+ROUTED_RECORD_SCHEMA = (FILE_RECORD_SCHEMA.append(pa.field(ROUTE_COLUMN, pa.int32()))
+                        .append(pa.field(PAYLOAD_COLUMN, pa.binary())))
 ROUTED_RECORD_SPARK_SCHEMA = from_arrow_schema(ROUTED_RECORD_SCHEMA)
 
 
@@ -56,6 +62,25 @@ def append_on_executors(frame: DataFrame, sink: DeltaSink, batch_id: int | None)
     return route_on_executors(frame, [(sink, F.lit(True))], batch_id)[0]
 
 
+@dataclass(frozen=True)
+class TaskAggregate:
+    """A small aggregate of the rows one target receives, computed by each task from the rows
+    it writes (:func:`route_on_executors`).
+
+    Attributes:
+        target: index of the target (in ``targets``) whose rows are aggregated.
+        function: runs on the executor: that target's rows of one task (a table with at least
+            the target's columns, possibly no rows) -> a small table, at most a few rows per
+            key; must not depend on how the rows are split into tasks beyond what
+            ``combine`` undoes.
+        combine: runs on the driver: the tasks' aggregates concatenated -> the batch's.
+    """
+
+    target: int
+    function: Callable[[pa.Table], pa.Table]
+    combine: Callable[[pa.Table], pa.Table]
+
+
 def route_on_executors(
     frame: DataFrame, targets: Sequence[tuple[DeltaSink, Column]], batch_id: int | None
 ) -> list[int]:
@@ -74,9 +99,25 @@ def route_on_executors(
     Returns:
         Per target, the rows committed (0 for a target committed already).
     """
+    return route_and_aggregate(frame, targets, batch_id)[0]
+
+
+def route_and_aggregate(
+    frame: DataFrame, targets: Sequence[tuple[DeltaSink, Column]], batch_id: int | None,
+    aggregate: TaskAggregate | None = None,
+) -> tuple[list[int], pa.Table | None]:
+    """:func:`route_on_executors`, plus ``aggregate`` of the rows its target receives.
+
+    Returns:
+        ``(counts, aggregated)``: the rows committed per target, and ``aggregate.combine`` of
+        the tasks' aggregates of the rows committed to ``aggregate.target`` now, or None when
+        no aggregate was asked for, no task had rows, or the target holds ``batch_id`` from
+        an earlier attempt (a replay) or another writer: then read its rows from that commit.
+    """
     pending = [i for i, (sink, _) in enumerate(targets) if not sink.committed(batch_id)]
     if not pending:
-        return [0] * len(targets)
+        return [0] * len(targets), None
+    aggregating = aggregate if aggregate is not None and aggregate.target in pending else None
     route = F.lit(None).cast("int")
     for i in reversed(range(len(targets))):  # the first condition that holds, committed or not
         route = F.when(targets[i][1], F.lit(i)).otherwise(route)
@@ -92,7 +133,10 @@ def route_on_executors(
             mine = rows.filter(pc.equal(rows.column(ROUTE_COLUMN), pa.scalar(index, pa.int32())))
             for records in write_data_files(iter(mine.to_batches()), root, schema, partitions):
                 yield records.append_column(
-                    ROUTE_COLUMN, pa.array([index] * records.num_rows, pa.int32()))
+                    ROUTE_COLUMN, pa.array([index] * records.num_rows, pa.int32())
+                ).append_column(PAYLOAD_COLUMN, pa.nulls(records.num_rows, pa.binary()))
+            if aggregating is not None and index == aggregating.target:
+                yield _payload_record(aggregating.function(mine), index)
 
     routed = frame.withColumn(ROUTE_COLUMN, route)
     needed: dict[str, list[int]] = {}
@@ -106,10 +150,27 @@ def route_on_executors(
           for name, users in needed.items()],
         ROUTE_COLUMN)
     written = slim.mapInArrow(write, ROUTED_RECORD_SPARK_SCHEMA)
-    records = [row.asDict() for row in written.collect()]
+    collected = [row.asDict() for row in written.collect()]
+    records = [r for r in collected if r[PAYLOAD_COLUMN] is None]
     counts = [0] * len(targets)
+    fresh = set()
     for i in pending:
         mine = [r for r in records if r[ROUTE_COLUMN] == i]
         if targets[i][0].commit_files(mine, batch_id):
             counts[i] = sum(int(r["rows"]) for r in mine)
-    return counts
+            fresh.add(i)
+    if aggregating is None or aggregating.target not in fresh:
+        return counts, None  # none asked, or another writer committed the target meanwhile
+    parts = [pa.ipc.open_stream(pa.py_buffer(bytes(r[PAYLOAD_COLUMN]))).read_all()
+             for r in collected if r[PAYLOAD_COLUMN] is not None]
+    return counts, aggregating.combine(pa.concat_tables(parts)) if parts else None
+
+
+def _payload_record(table: pa.Table, route: int) -> pa.RecordBatch:
+    """One routed record that carries ``table`` as an Arrow IPC stream instead of a file."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    row: dict[str, object] = {f.name: None for f in ROUTED_RECORD_SCHEMA}
+    row.update({"rows": 0, ROUTE_COLUMN: route, PAYLOAD_COLUMN: sink.getvalue().to_pybytes()})
+    return pa.RecordBatch.from_pylist([row], schema=ROUTED_RECORD_SCHEMA)

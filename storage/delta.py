@@ -98,7 +98,7 @@ def _with_added_columns(data: pa.Table, schema: pa.Schema) -> pa.Table:
 
 def read_table(
     table: Table, lake_dir: Path, columns: list[str] | None = None,
-    where: pc.Expression | None = None,
+    where: pc.Expression | None = None, delta: DeltaTable | None = None,
 ) -> pa.Table:
     """The table's current snapshot as Arrow (empty with the registered schema if missing).
 
@@ -109,13 +109,15 @@ def read_table(
         where: a pyarrow filter expression over the table's columns; pushed into the scan
             (file statistics prune files), or applied after it where delta-rs' statistics
             cannot be compared (see the module docstring).
+        delta: an open, up-to-date handle of the table to read instead of loading it (a
+            sink's, :meth:`storage.sink.DeltaSink.snapshot`).
 
     Returns:
         Rows with ``columns`` (or every registered column) in the registered types; a
         registered column the table does not have yet (made by an older release, not yet
         upgraded: :func:`ensure_table`) reads as null.
     """
-    delta = open_table(table, lake_dir)
+    delta = delta if delta is not None else open_table(table, lake_dir)
     schema = table.schema if columns is None else pa.schema([table.schema.field(c) for c in columns])
     if delta is None:
         return schema.empty_table()

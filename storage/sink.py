@@ -63,6 +63,11 @@ class DeltaSink:
         self._delta.update_incremental()
         return self._delta
 
+    def snapshot(self) -> DeltaTable:
+        """The table at its newest version, to read from (:func:`storage.delta.read_table`'s
+        ``delta``): cheaper than loading the table again."""
+        return self._latest()
+
     def committed(self, batch_id: int | None) -> bool:
         """True if ``batch_id`` (or a later one) of this app is already in the table.
 

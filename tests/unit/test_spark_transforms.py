@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 from config.tables import BRONZE_TICKS
 from pipeline.schemas import spark_schema
 from pipeline.silver import classify_ticks, split_batch
+from pipeline.writes import TaskAggregate
 
 pytestmark = pytest.mark.spark
 T = datetime(2012, 1, 3, 14, 30, tzinfo=UTC)
@@ -102,3 +103,54 @@ def test_one_pass_routes_rows_to_quarantine_and_silver_exactly_once(spark, lake)
         (1, "not_json"), (2, "duplicate_tick_id"), (3, "price_not_positive")]
     assert [r["raw_value"] for r in held] == values[1:]
     assert held[1]["detail"] == "earlier in the same micro-batch"
+
+
+def test_the_routed_write_aggregates_the_ticks_it_commits(spark, lake) -> None:
+    """Gold's partial bars computed by the tasks that write Silver's ticks (live mode) equal
+    the partial bars of the ticks Silver then holds, whatever the split into tasks; a replay
+    of the batch (Silver committed already) gives no aggregate, so Gold reads the commit."""
+    from config.tables import SILVER_QUARANTINE, SILVER_TICKS
+    from pipeline.bars import partial_bars
+    from pipeline.gold import ticks_to_partial_bars
+    from pipeline.silver import verdicts
+    from pipeline.writes import route_and_aggregate
+    from storage.delta import read_table
+    from storage.sink import DeltaSink
+
+    values = [message(f"{i:032d}", price=10.0 + i % 7, volume=1 + i % 5, seq=i,
+                      event_time=f"2012-01-03T14:{30 + i % 20:02d}:{i % 60:02d}Z")
+              for i in range(60)] + [message("0" * 32), b"{"]  # a duplicate, a bad one
+    judged = verdicts(classify_ticks(bronze_frame(spark, values).repartition(3), 65536, 300))
+    rejected = F.col("reason").isNotNull()
+    targets = [(DeltaSink(SILVER_QUARANTINE, lake, "app"), rejected),
+               (DeltaSink(SILVER_TICKS, lake, "app"), ~rejected)]
+    updated_at = datetime(2026, 1, 1, tzinfo=UTC)
+    intervals = ("1m", "1h", "1d")
+    function, combine = ticks_to_partial_bars(intervals, updated_at)
+    aggregate = TaskAggregate(1, function, combine)
+    counts, partials = route_and_aggregate(judged, targets, 0, aggregate)
+    assert counts == [2, 60]
+    assert partials is not None
+    expected = partial_bars(read_table(SILVER_TICKS, lake), intervals, updated_at)
+    assert partials.num_rows == expected.num_rows > 60 // 20
+    assert partials.to_pylist() == expected.to_pylist()
+    assert route_and_aggregate(judged, targets, 0, aggregate) == ([0, 0], None)
+
+
+def test_the_summary_ranges_only_ticks_that_can_repeat_a_silver_tick(spark) -> None:
+    """The duplicate check's event ranges leave out ticks after their ticker's watermark
+    (Silver holds none, and a duplicate has its original's event time); a ticker with no
+    watermark has no Silver ticks. The latest event time per ticker counts every valid tick."""
+    from pipeline.silver_state import summarize
+
+    values = [message("a" * 32, event_time="2012-01-03T14:00:00Z"),
+              message("b" * 32, event_time="2012-01-03T15:00:00Z"),
+              message("c" * 32, event_time="2012-01-02T10:00:00Z", ticker="BBB")]
+    classified = classify_ticks(bronze_frame(spark, values), 65536, 300)
+    marks = spark.createDataFrame([("AAA", T)], "ticker string, watermark timestamp")
+    summary = summarize(classified.where(F.col("reason").isNull()), marks)
+    at_14 = datetime(2012, 1, 3, 14, tzinfo=UTC)
+    assert summary.event_ranges == [(at_14, at_14)]
+    assert summary.latest == {"AAA": datetime(2012, 1, 3, 15, tzinfo=UTC),
+                              "BBB": datetime(2012, 1, 2, 10, tzinfo=UTC)}
+    assert summarize(classified.where(F.col("reason").isNull())).event_ranges == []
