@@ -17,8 +17,10 @@ what each micro-batch left for later (latest minus end offset of its source when
 Kafka records, or Delta versions) at its largest and at the end; the resident memory of the
 driver JVM (which holds the executors under local[N]) and of the Python driver at the start
 of the load, one minute in and at its end (growth is counted from the one-minute mark, after
-the JVM's heap and Spark's caches warmed up). With two lake sizes, the ratios (larger /
-smaller) of p50 latency and of each job's median batch duration.
+the JVM's heap and Spark's caches warmed up), and the JVM's heap in use right after a full GC
+(``jcmd``, the JDK's; it forces that GC at those three moments only): a JVM's resident size
+grows toward its heap limit without a leak, the heap after GC does not. With two lake sizes,
+the ratios (larger / smaller) of p50 latency and of each job's median batch duration.
 
     .venv/bin/python bench/live.py --lake-ticks 20000 5000000 --rate 1000 --minutes 2   # growth
     .venv/bin/python bench/live.py --lake-ticks 20000 --rate 5000 --minutes 10          # live
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -126,10 +129,26 @@ def live_load(bootstrap_servers: str, topic: str, rate: float, count: int) -> No
 
 
 def memory(job: psutil.Process) -> dict[str, float]:
-    """Resident MiB of the job's Python driver and of its JVM (driver + local executors)."""
+    """Resident MiB of the job's Python driver and of its JVM (driver + local executors), and
+    the JVM's heap in use right after a full GC (NaN without the JDK's ``jcmd``)."""
     java = [p for p in job.children(recursive=True) if "java" in p.name()]
     return {"python_mib": job.memory_info().rss / 2**20,
-            "jvm_mib": sum(p.memory_info().rss for p in java) / 2**20}
+            "jvm_mib": sum(p.memory_info().rss for p in java) / 2**20,
+            "heap_mib": sum(heap_after_gc(p.pid) for p in java) if java else float("nan")}
+
+
+def heap_after_gc(pid: int) -> float:
+    """MiB of the JVM's heap in use right after a full GC (``jcmd PID GC.run`` then
+    ``GC.heap_info``): what the JVM keeps, unlike its resident size, which grows up to the
+    heap's limit whenever the collector lets it. NaN when ``jcmd`` (JDK) is missing."""
+    try:
+        subprocess.run(["jcmd", str(pid), "GC.run"], check=True, capture_output=True, timeout=60)
+        info = subprocess.run(["jcmd", str(pid), "GC.heap_info"], check=True,
+                              capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return float("nan")
+    used = re.search(r"used (\d+)K", info)
+    return int(used.group(1)) / 1024 if used else float("nan")
 
 
 def _by_partition(offsets: dict[str, Any]) -> dict[tuple[str, str], int]:
@@ -255,9 +274,11 @@ def main() -> None:
                             ("end", "end of the load")):
             m = r[f"memory_{when}"]
             print(f"  resident memory, {label}: driver JVM (with the local executors) "
-                  f"{m['jvm_mib']:,.0f} MiB, Python driver {m['python_mib']:,.0f} MiB")
+                  f"{m['jvm_mib']:,.0f} MiB (heap in use after a full GC "
+                  f"{m['heap_mib']:,.0f} MiB), Python driver {m['python_mib']:,.0f} MiB")
         growth = {k: r["memory_end"][k] / r["memory_1min"][k] - 1 for k in r["memory_1min"]}
-        print(f"  memory growth from load + 1 min to the end: JVM {growth['jvm_mib']:+.1%}, "
+        print(f"  memory growth from load + 1 min to the end: JVM heap after GC "
+              f"{growth['heap_mib']:+.1%}, JVM resident {growth['jvm_mib']:+.1%}, "
               f"Python {growth['python_mib']:+.1%}")
     if len(results) == 2:
         small, big = results
