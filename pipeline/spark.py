@@ -16,6 +16,20 @@ from pipeline.connectors import DeltaDataSource, KafkaDataSource
 
 log = logging.getLogger(__name__)
 
+UI_RETENTION = {
+    "spark.ui.retainedJobs": "200",
+    "spark.ui.retainedStages": "200",
+    "spark.ui.retainedTasks": "20000",
+    "spark.sql.ui.retainedExecutions": "100",
+    "spark.ui.dagGraph.retainedRootRDDs": "200",
+}
+"""What the driver keeps of finished work for the UI and the status API. Spark's defaults
+(1,000 jobs, 1,000 stages, 1,000 SQL executions, 100,000 tasks, every root RDD's DAG) suit a
+batch application; a streaming job runs a few jobs per micro-batch for days, and with them
+the driver would hold about 200 live micro-batches' worth before it forgot any. A ``--conf``
+given to ``spark-submit`` wins over these. (They do not explain all of the live job's heap
+growth: README, Benchmarks, "Live mode".)"""
+
 
 def require_java() -> None:
     """Raise :class:`DependencyError` with install instructions if no Java 17+ is found."""
@@ -34,19 +48,19 @@ def require_java() -> None:
         raise DependencyError(f"Spark 4 needs Java 17+, found: {out.splitlines()[0]}")
 
 
-def submitted_master() -> str | None:
-    """The master ``spark-submit --master`` (or ``spark-defaults.conf``) gave, or None.
+def submitted_conf() -> dict[str, str]:
+    """The Spark settings ``spark-submit`` (its ``--master``, ``--conf`` and
+    ``spark-defaults.conf``) gave; empty for a plain ``python`` process.
 
     Under spark-submit the Python driver starts after the JVM, whose system properties hold
-    ``spark.master``; a plain ``python`` process has none.
+    them; a plain ``python`` process has none.
     """
     from pyspark import SparkConf, SparkContext
 
     if not launched_by_spark_submit():
-        return None
+        return {}
     SparkContext._ensure_initialized()  # connect to spark-submit's JVM, whose properties hold it
-    conf = SparkConf()
-    return conf.get("spark.master") if conf.contains("spark.master") else None
+    return dict(SparkConf().getAll())
 
 
 def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSession:
@@ -63,9 +77,13 @@ def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSessio
     # pyspark 4.3 warns on pandas 3; ticklake's Spark code paths use Arrow, not pandas.
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
     builder = SparkSession.builder.appName(app_name)
-    given = submitted_master()
+    submitted = submitted_conf()
+    given = submitted.get("spark.master")
     if given is None:  # builder.master() would override spark-submit --master
         builder = builder.master(settings.spark_master)
+    for key, value in UI_RETENTION.items():
+        if key not in submitted:  # builder.config() would override spark-submit --conf
+            builder = builder.config(key, value)
     spark = (
         builder.config("spark.sql.session.timeZone", "UTC")
         .config("spark.pyspark.python", settings.pyspark_python)

@@ -154,3 +154,25 @@ def test_the_summary_ranges_only_ticks_that_can_repeat_a_silver_tick(spark) -> N
     assert summary.latest == {"AAA": datetime(2012, 1, 3, 15, tzinfo=UTC),
                               "BBB": datetime(2012, 1, 2, 10, tzinfo=UTC)}
     assert summarize(classified.where(F.col("reason").isNull())).event_ranges == []
+
+
+def test_the_driver_keeps_a_bounded_number_of_finished_jobs(spark) -> None:
+    """A long-running job's driver forgets finished jobs beyond spark.ui.retainedJobs (200,
+    not Spark's 1,000), so what it keeps of them stays bounded however many micro-batches run."""
+    from pipeline.spark import UI_RETENTION
+
+    context = spark.sparkContext
+    kept = int(UI_RETENTION["spark.ui.retainedJobs"])
+    assert int(context.getConf().get("spark.ui.retainedJobs")) == kept
+    context.setJobGroup("retention-test", "many tiny jobs")
+    try:
+        numbers = context._jvm.java.util.ArrayList()
+        numbers.add(1)
+        rdd = context._jsc.parallelize(numbers, 1)  # a JVM-only RDD: no Python worker per job
+        for _ in range(kept + 40):
+            rdd.count()
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+    retained = context.statusTracker().getJobIdsForGroup("retention-test")
+    # Spark trims in steps of 10% of the limit once it is exceeded
+    assert kept * 0.85 <= len(retained) <= kept
