@@ -25,8 +25,8 @@ UI_RETENTION = {
 }
 """What the driver keeps of finished work for the UI and the status API. Spark's defaults
 (1,000 jobs, 1,000 stages, 1,000 SQL executions, 100,000 tasks, every root RDD's DAG) suit a
-batch application; a streaming job runs a few jobs per micro-batch for days, and with them
-the driver would hold about 200 live micro-batches' worth before it forgot any. A ``--conf``
+batch application; a streaming job runs a few jobs per micro-batch for days, and with those
+defaults the driver holds ~200 live micro-batches' worth before it forgets any. A ``--conf``
 given to ``spark-submit`` wins over these. (They do not explain all of the live job's heap
 growth: README, Benchmarks, "Live mode".)"""
 
