@@ -172,7 +172,7 @@ def test_the_driver_keeps_a_bounded_number_of_finished_jobs(spark) -> None:
         for _ in range(kept + 40):
             rdd.count()
     finally:
-        context.setLocalProperty("spark.jobGroup.id", None)
+        context._jsc.clearJobGroup()  # id, description and interrupt flag, as set above
     retained = context.statusTracker().getJobIdsForGroup("retention-test")
     # Spark trims in steps of 10% of the limit once it is exceeded
     assert kept * 0.85 <= len(retained) <= kept
