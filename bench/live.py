@@ -15,11 +15,12 @@ as one streaming application (`ticklake job bronze silver gold`) while
 Printed per lake: p50/p99/max latency; per job the median micro-batch duration, rows, and
 what each micro-batch left for later (latest minus end offset of its source when it started:
 Kafka records, or Delta versions) at its largest and at the end; the resident memory of the
-driver JVM (which holds the executors under local[N]) and of the Python driver at the start
-of the load, one minute in and at its end (growth is counted from the one-minute mark, after
-the JVM's heap and Spark's caches warmed up), and the JVM's heap in use right after a full GC
-(``jcmd``, the JDK's; it forces that GC at those three moments only): a JVM's resident size
-grows toward its heap limit without a leak, the heap after GC does not. With two lake sizes,
+driver JVM (which holds the executors under local[N]), of the Python driver and of the
+executors' Python workers at the start of the load, one minute in and at its end (growth is
+counted from the one-minute mark, after the JVM's heap and Spark's caches warmed up), and the
+JVM's live heap (:func:`live_heap`: ``jcmd``, the JDK's, forces full GCs at those three
+moments only): a JVM's resident size grows toward its heap limit without a leak, its live
+heap does not. With two lake sizes,
 the ratios (larger / smaller) of p50 latency and of each job's median batch duration.
 
     .venv/bin/python bench/live.py --lake-ticks 20000 5000000 --rate 1000 --minutes 2   # growth
@@ -58,6 +59,8 @@ from storage.progress import progress_records
 
 LOAD_TICKERS = ("LOADA", "LOADB", "LOADC", "LOADD", "LOADE")
 PROBE = "PROBE"
+HEAP_SAMPLES = 3
+"""Class histograms per live-heap figure (:func:`live_heap` keeps the smallest)."""
 
 
 class Probe:
@@ -129,26 +132,47 @@ def live_load(bootstrap_servers: str, topic: str, rate: float, count: int) -> No
 
 
 def memory(job: psutil.Process) -> dict[str, float]:
-    """Resident MiB of the job's Python driver and of its JVM (driver + local executors), and
-    the JVM's heap in use right after a full GC (NaN without the JDK's ``jcmd``)."""
+    """Resident MiB of the job's Python driver, of its JVM (driver + local executors) and of
+    the executors' Python workers (proportional set size, so the pages the forked workers
+    share are counted once), and the JVM's live heap (:func:`live_heap`)."""
     java = [p for p in job.children(recursive=True) if "java" in p.name()]
+    workers = [w for p in java for w in p.children(recursive=True) if "python" in w.name()]
     return {"python_mib": job.memory_info().rss / 2**20,
             "jvm_mib": sum(p.memory_info().rss for p in java) / 2**20,
-            "heap_mib": sum(heap_after_gc(p.pid) for p in java) if java else float("nan")}
+            "workers_mib": sum(_pss(w) for w in workers) / 2**20,
+            "heap_mib": sum(live_heap(p.pid) for p in java) if java else float("nan")}
 
 
-def heap_after_gc(pid: int) -> float:
-    """MiB of the JVM's heap in use right after a full GC (``jcmd PID GC.run`` then
-    ``GC.heap_info``): what the JVM keeps, unlike its resident size, which grows up to the
-    heap's limit whenever the collector lets it. NaN when ``jcmd`` (JDK) is missing."""
+def _pss(process: psutil.Process) -> int:
+    """Bytes of ``process``'s proportional set size (0 once it has exited)."""
     try:
-        subprocess.run(["jcmd", str(pid), "GC.run"], check=True, capture_output=True, timeout=60)
-        info = subprocess.run(["jcmd", str(pid), "GC.heap_info"], check=True,
-                              capture_output=True, text=True, timeout=60).stdout
-    except (OSError, subprocess.SubprocessError):
-        return float("nan")
-    used = re.search(r"used (\d+)K", info)
-    return int(used.group(1)) / 1024 if used else float("nan")
+        return int(process.memory_full_info().pss)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0
+
+
+def live_heap(pid: int, samples: int = HEAP_SAMPLES, spacing_s: float = 5.0) -> float:
+    """MiB of live objects in the JVM's heap: the smallest total of ``samples`` class
+    histograms ``spacing_s`` apart (``jcmd PID GC.class_histogram``, the JDK's: a full GC,
+    then it counts what is still reachable, in the same pause). The smallest, because a
+    histogram also counts what the running micro-batch holds at that moment (Spark's
+    on-heap memory pages, ``long[]``, 0-35 MiB in the live benchmark of 2026-12-03), which a
+    leak does not. Until 2026-12-03 the bench ran ``GC.run`` and then ``GC.heap_info``, two
+    attaches apart, so its figure also held what the job allocated in between (-7% to +46%
+    on the same load). NaN when ``jcmd`` (JDK) is missing."""
+    totals = []
+    for i in range(samples):
+        if i:
+            time.sleep(spacing_s)
+        try:
+            out = subprocess.run(["jcmd", str(pid), "GC.class_histogram"], check=True,
+                                 capture_output=True, text=True, timeout=120).stdout
+        except (OSError, subprocess.SubprocessError):
+            return float("nan")
+        total = re.search(r"^Total\s+\d+\s+(\d+)\s*$", out, re.MULTILINE)
+        if total:
+            totals.append(int(total.group(1)) / 2**20)
+    return min(totals) if totals else float("nan")
 
 
 def _by_partition(offsets: dict[str, Any]) -> dict[tuple[str, str], int]:
@@ -274,12 +298,12 @@ def main() -> None:
                             ("end", "end of the load")):
             m = r[f"memory_{when}"]
             print(f"  resident memory, {label}: driver JVM (with the local executors) "
-                  f"{m['jvm_mib']:,.0f} MiB (heap in use after a full GC "
-                  f"{m['heap_mib']:,.0f} MiB), Python driver {m['python_mib']:,.0f} MiB")
+                  f"{m['jvm_mib']:,.0f} MiB (live heap {m['heap_mib']:,.0f} MiB), Python driver "
+                  f"{m['python_mib']:,.0f} MiB, Python workers {m['workers_mib']:,.0f} MiB")
         growth = {k: r["memory_end"][k] / r["memory_1min"][k] - 1 for k in r["memory_1min"]}
-        print(f"  memory growth from load + 1 min to the end: JVM heap after GC "
-              f"{growth['heap_mib']:+.1%}, JVM resident {growth['jvm_mib']:+.1%}, "
-              f"Python {growth['python_mib']:+.1%}")
+        print(f"  memory growth from load + 1 min to the end: JVM live heap "
+              f"{growth['heap_mib']:+.1%}, JVM resident {growth['jvm_mib']:+.1%}, Python "
+              f"driver {growth['python_mib']:+.1%}, Python workers {growth['workers_mib']:+.1%}")
     if len(results) == 2:
         small, big = results
         print(f"\nratio lake {big['lake_ticks']:,} / lake {small['lake_ticks']:,}: p50 latency "
