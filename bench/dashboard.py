@@ -52,6 +52,9 @@ DONE = """([title, bars]) => {
 }"""
 """The page is drawn: Streamlit idle, the page's title shown, on Markets the chart plotted by
 Plotly with the wanted interval's bars."""
+PLOTLY_CHUNK = "/static/js/PlotlyChart."
+"""Streamlit's lazily loaded Plotly chunk (4.7 MB in Streamlit 1.67): the new browser's lines
+say when it was requested and received, counted from the navigation."""
 
 
 def build_lake(lake: Path, tickers: int, minutes: int) -> int:
@@ -133,6 +136,17 @@ def measure(settings: Settings, repeat: int, screenshots: Path | None) -> dict[s
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
         server = start_server(settings)
+        started = 0.0  # set at the navigation below
+
+        def chunk(event: str) -> Any:
+            def seen(request: Any) -> None:
+                if PLOTLY_CHUNK in request.url:
+                    times.setdefault(f"new browser: Plotly chunk {event}",
+                                     [time.perf_counter() - started])
+            return seen
+
+        page.on("request", chunk("requested"))
+        page.on("requestfinished", chunk("received"))
         try:
             started = time.perf_counter()
             page.goto(f"http://127.0.0.1:{port}/", wait_until="commit")
