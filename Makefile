@@ -36,6 +36,7 @@ bench: setup
 	$(VENV)/bin/python bench/broker_s3.py
 	$(VENV)/bin/python bench/dashboard.py
 	$(VENV)/bin/python bench/api_load.py
+	$(VENV)/bin/python bench/commit_cost.py
 
 clean:
 	rm -rf lake .ticklake
