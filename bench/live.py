@@ -124,6 +124,14 @@ class Probe:
         return sorted(seen[s] - t for s, t in self.sent.items() if s in seen and s >= from_seq)
 
 
+def p50_p99(ordered: list[float]) -> tuple[float, float]:
+    """The median and the 99th percentile (nearest rank below) of sorted values; NaN, NaN
+    for none."""
+    if not ordered:
+        return float("nan"), float("nan")
+    return statistics.median(ordered), ordered[int(0.99 * (len(ordered) - 1))]
+
+
 def live_load(bootstrap_servers: str, topic: str, rate: float, count: int) -> None:
     """Publish ``count`` synthetic ticks at ``rate``/s on :data:`LOAD_TICKERS`, event time =
     the wall clock (a child process, so the bench's probe threads keep their own core time)."""
@@ -248,16 +256,13 @@ def run(lake_ticks: int, rate: float, minutes: float, trigger_s: float,
         jobs = {name: [r for r in progress_records(lake, name) if r["timestamp"] >= since]
                 for name in names}
     latencies = probe.latencies()
-    read = probe.latencies(probe.read)
-    warm = probe.latencies(from_seq=60)
+    p50, p99 = p50_p99(latencies)
+    warm_p50, warm_p99 = p50_p99(probe.latencies(from_seq=60))
     return {
-        "warm_p50_s": statistics.median(warm) if warm else float("nan"),
-        "warm_p99_s": warm[int(0.99 * (len(warm) - 1))] if warm else float("nan"),
-        "read_p50_s": statistics.median(read) if read else float("nan"),
+        "warm_p50_s": warm_p50, "warm_p99_s": warm_p99,
+        "read_p50_s": p50_p99(probe.latencies(probe.read))[0],
         "lake_ticks": lake_ticks, "probes_sent": len(probe.sent), "poll_errors": probe.errors,
-        "probes_seen": len(latencies),
-        "p50_s": statistics.median(latencies) if latencies else float("nan"),
-        "p99_s": latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("nan"),
+        "probes_seen": len(latencies), "p50_s": p50, "p99_s": p99,
         "max_s": latencies[-1] if latencies else float("nan"),
         "jobs": {name: {"batches": len(r),
                         "median_batch_s": statistics.median(
