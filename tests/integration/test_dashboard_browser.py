@@ -6,6 +6,7 @@ import os
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,8 +30,32 @@ DONE = """([title, bars]) => {
   const plot = document.querySelector('.js-plotly-plot');
   return !!(plot && plot._fullData && plot.layout.title.text.includes(bars + ' bars'));
 }"""
+IDLE = """() => document.querySelector('[data-testid="stApp"]')
+  ?.getAttribute('data-test-script-state') === 'notRunning'"""
 TRACES = """() => Object.fromEntries(document.querySelector('.js-plotly-plot')._fullData
   .map(t => [t.name, (t.x || []).length]))"""
+
+PAPER = """(colors) => colors.includes((document.querySelector('.js-plotly-plot')
+  ?._fullLayout?.paper_bgcolor || '').replace(/ /g, ''))"""
+LIGHT_PAPER = ["white", "rgb(255,255,255)", "#fff", "#ffffff"]  # plotly_white says "white"
+SHOWS = "(needles) => needles.every(n => document.body.innerText.includes(n))"
+
+
+def choose(page: Any, radio: str, option: str) -> None:
+    """Click ``option`` of the radio labelled ``radio`` once the app's script has finished:
+    while a rerun is in flight Streamlit keeps the stale copy of an element beside the new one,
+    so the option's text can match twice (CI run of 00cd981)."""
+    page.wait_for_function(IDLE, timeout=60_000)
+    page.locator('[data-testid="stRadio"]').filter(has_text=radio) \
+        .get_by_text(option, exact=True).click()
+
+
+def body_once_shown(page: Any, *needles: str) -> str:
+    """The page's text once it shows every one of ``needles``: a page's script writes its
+    elements one by one (the Pipeline page's lag table only after the broker probe times out),
+    so a read straight after the title appears can miss the last ones (CI run of 00cd981)."""
+    page.wait_for_function(SHOWS, arg=list(needles), timeout=60_000)
+    return page.inner_text("body")
 
 
 def test_every_page_in_chromium(lake: Path, tmp_path: Path, monkeypatch) -> None:
@@ -64,30 +89,28 @@ def test_every_page_in_chromium(lake: Path, tmp_path: Path, monkeypatch) -> None
                 page.wait_for_function(DONE, arg=["Markets", "1d"], timeout=90_000)
                 traces = page.evaluate(TRACES)
                 page.screenshot(path=str(tmp_path / "markets.png"), full_page=True)
-                page.get_by_text("dark", exact=True).click()
-                page.wait_for_function(
-                    "() => (document.querySelector('.js-plotly-plot')?._fullLayout"
-                    "?.paper_bgcolor || '').replace(/ /g, '') === 'rgb(17,17,17)'",
-                    timeout=60_000)
-                page.get_by_text("light", exact=True).click()
-                page.get_by_text("1h", exact=True).click()
+                choose(page, "Theme", "dark")
+                page.wait_for_function(PAPER, arg=["rgb(17,17,17)"], timeout=60_000)
+                choose(page, "Theme", "light")
+                page.wait_for_function(PAPER, arg=LIGHT_PAPER, timeout=60_000)
+                choose(page, "Interval", "1h")
                 page.get_by_text("No 1h bars for AAA yet").wait_for(timeout=60_000)
 
                 page.goto(f"{base}/pipeline")
                 page.wait_for_function(DONE, arg=["Pipeline", None], timeout=90_000)
-                page.get_by_text("Kafka: topic t, per partition").wait_for(timeout=60_000)
+                pipeline_text = body_once_shown(page, "Kafka: topic t, per partition",
+                                                "total lag")  # the caption under the lag table
                 lag_rows = page.locator('[data-testid="stTable"] tbody tr').count()
-                pipeline_text = page.inner_text("body")
                 page.screenshot(path=str(tmp_path / "pipeline.png"), full_page=True)
 
                 page.goto(f"{base}/quality")
                 page.wait_for_function(DONE, arg=["Data quality", None], timeout=90_000)
-                quality_text = page.inner_text("body")
+                quality_text = body_once_shown(page, "Reconciled", "not_json")
                 page.screenshot(path=str(tmp_path / "quality.png"), full_page=True)
 
                 page.goto(f"{base}/models")
                 page.wait_for_function(DONE, arg=["Models", None], timeout=90_000)
-                models_text = page.inner_text("body")
+                models_text = body_once_shown(page, "champion lstm", "v1 (serving)")
                 page.screenshot(path=str(tmp_path / "models.png"), full_page=True)
             finally:
                 browser.close()
