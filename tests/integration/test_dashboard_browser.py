@@ -44,7 +44,7 @@ SHOWS = "(needles) => needles.every(n => document.body.innerText.includes(n))"
 def choose(page: Any, radio: str, option: str) -> None:
     """Click ``option`` of the radio labelled ``radio`` once the app's script has finished:
     while a rerun is in flight Streamlit keeps the stale copy of an element beside the new one,
-    so the option's text can match twice (CI run of 00cd981)."""
+    so the option's text can match twice (a CI run on 2026-12-03)."""
     page.wait_for_function(IDLE, timeout=60_000)
     page.locator('[data-testid="stRadio"]').filter(has_text=radio) \
         .get_by_text(option, exact=True).click()
