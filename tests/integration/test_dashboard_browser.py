@@ -6,7 +6,7 @@ import os
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -17,21 +17,24 @@ from ticklake.processes import stop_pid
 from ticklake.services import wait_for_dashboard
 from visualization.server import dashboard_command
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 pytestmark = [pytest.mark.integration]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic"]
+SCRIPT_IDLE = """document.querySelector('[data-testid="stApp"]')
+  ?.getAttribute('data-test-script-state') === 'notRunning'"""
+IDLE = "() => " + SCRIPT_IDLE
 DONE = """([title, bars]) => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+  if (!(""" + SCRIPT_IDLE + """)) return false;
   if (![...document.querySelectorAll('h1')].some(h => h.innerText.trim() === title)) return false;
   if (!bars) return true;
   const plot = document.querySelector('.js-plotly-plot');
   return !!(plot && plot._fullData && plot.layout.title.text.includes(bars + ' bars'));
 }"""
-IDLE = """() => document.querySelector('[data-testid="stApp"]')
-  ?.getAttribute('data-test-script-state') === 'notRunning'"""
 TRACES = """() => Object.fromEntries(document.querySelector('.js-plotly-plot')._fullData
   .map(t => [t.name, (t.x || []).length]))"""
 
@@ -41,7 +44,7 @@ LIGHT_PAPER = ["white", "rgb(255,255,255)", "#fff", "#ffffff"]  # plotly_white s
 SHOWS = "(needles) => needles.every(n => document.body.innerText.includes(n))"
 
 
-def choose(page: Any, radio: str, option: str) -> None:
+def choose(page: Page, radio: str, option: str) -> None:
     """Click ``option`` of the radio labelled ``radio`` once the app's script has finished:
     while a rerun is in flight Streamlit keeps the stale copy of an element beside the new one,
     so the option's text can match twice (a CI run on 2026-12-03)."""
@@ -50,7 +53,7 @@ def choose(page: Any, radio: str, option: str) -> None:
         .get_by_text(option, exact=True).click()
 
 
-def body_once_shown(page: Any, *needles: str) -> str:
+def body_once_shown(page: Page, *needles: str) -> str:
     """The page's text once it shows every one of ``needles``: a page's script writes its
     elements one by one (the Pipeline page's lag table only after the broker probe times out),
     so a read straight after the title appears can miss the last ones (CI run of 00cd981)."""
