@@ -25,6 +25,12 @@ log = logging.getLogger(__name__)
 class ProgressRecorder:
     """Records each new micro-batch of the polled queries, once.
 
+    A trigger that finds no new data reports the id of the micro-batch that will run next
+    (Spark's ``StreamingQueryProgress`` of a no-data trigger), so the same batch id comes
+    twice: first without rows, then with the rows once that batch has run. Both are recorded,
+    once each; the first micro-batch after every idle spell would be lost if batch ids alone
+    were compared.
+
     Args:
         lake_dir: the lake; records go to ``<lake>/_progress/<job>.jsonl``.
     """
@@ -32,7 +38,8 @@ class ProgressRecorder:
     def __init__(self, lake_dir: Path) -> None:
         self.folder = Path(lake_dir) / PROGRESS_DIR
         self.lock = threading.Lock()
-        self.last_batch: dict[str, int] = {}
+        self.last_batch: dict[str, tuple[int, bool]] = {}
+        """Per query run the newest (batch id, had rows) recorded."""
 
     def poll(self, queries: Sequence[StreamingQuery]) -> int:
         """Record the micro-batches of ``queries`` not recorded yet; return how many."""
@@ -46,9 +53,10 @@ class ProgressRecorder:
                     continue
                 run = str(record["run_id"])
                 batch = int(record["batch_id"] if record["batch_id"] is not None else -1)
-                if not record["job"] or batch <= self.last_batch.get(run, -1):
+                key = (batch, bool(record["rows"]))  # (1, False) < (1, True) < (2, False)
+                if not record["job"] or key <= self.last_batch.get(run, (-1, False)):
                     continue
-                self.last_batch[run] = batch
+                self.last_batch[run] = key
                 if not record["rows"] and not record["sources"]:
                     continue
                 line = json.dumps(record, separators=(",", ":"), default=str)
