@@ -58,6 +58,9 @@ class Job:
     excludes: tuple[str, ...] = ()
     """Jobs that keep the same tables another way: this one refuses a lake they have run on
     (:func:`refuse_mixed_modes`)."""
+    warm_up: Callable[[SparkSession, Settings], None] | None = None
+    """Run once before a continuous query starts (not with ``--until-caught-up``), so that
+    its first micro-batch does not pay the application's start-up costs."""
 
 
 @contextmanager
@@ -185,9 +188,13 @@ def run_jobs(settings: Settings, jobs: Sequence[Job], until_caught_up: bool = Fa
                         log.info("%s caught up", job.name)
                     _raise_failure(queries)
             else:
-                queries = [start_query(spark, settings, job, False) for job in jobs]
-                _await(lambda: bool(spark.streams.awaitAnyTermination(1)), stop,
-                       partial(recorder.poll, queries))
+                for job in jobs:
+                    if job.warm_up is not None and not stop.is_set():
+                        job.warm_up(spark, settings)
+                if not stop.is_set():  # a signal during the warm-up: no query to start
+                    queries = [start_query(spark, settings, job, False) for job in jobs]
+                    _await(lambda: bool(spark.streams.awaitAnyTermination(1)), stop,
+                           partial(recorder.poll, queries))
         finally:
             for query in queries:
                 _stop_between_batches(query)
