@@ -1,9 +1,9 @@
 """Streaming query progress records under the lake: ``<lake>/_progress/<job>.jsonl``.
 
 Each micro-batch's ``StreamingQueryProgress`` becomes a compact record (job, batch id, rows,
-rows/s, batch duration, source offsets), one JSON line per trigger, appended by the job's
-progress polling (:mod:`pipeline.progress`); ``ticklake status`` and the dashboard read the
-newest one.
+rows/s, batch duration, source offsets), one JSON line per micro-batch and per no-data
+trigger Spark reports, appended by the job's progress polling (:mod:`pipeline.progress`);
+``ticklake status`` and the dashboard read the newest one.
 A file keeps the newest :data:`KEEP_LINES` records.
 """
 
