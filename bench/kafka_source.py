@@ -2,9 +2,13 @@
 
 Starts a tansu broker on a free 127.0.0.1 port, publishes N replayed real ticks with the
 idempotent producer, then reads the topic with `ticklake-kafka` under Trigger.AvailableNow
-into Spark's `noop` sink. Prints msg/s for both (Spark start-up excluded from the read rate).
+into Spark's `noop` sink. Prints msg/s for both (Spark start-up excluded from the read rate),
+and the read rate against the reference measured in the same run: plain confluent-kafka
+consumers reading the same topic into Python tuples, one partition after the other, in this
+process. The source reads in ``--batches`` micro-batches; the rate after the first one leaves
+out the Python workers' start.
 
-    .venv/bin/python bench/kafka_source.py [--messages 200000]
+    .venv/bin/python bench/kafka_source.py [--messages 200000] [--batches 10]
 """
 
 from __future__ import annotations
@@ -14,14 +18,52 @@ import itertools
 import time
 
 from common import bench_lake
+from confluent_kafka import Consumer, TopicPartition
 
+from config.settings import Settings
+from pipeline.connectors.kafka_source import OffsetProbe, librdkafka_config
 from producer.publisher import publish
 from producer.sources.replay import ReplaySource
+
+
+def plain_consumer_rate(settings: Settings) -> float:
+    """Rows/s of plain confluent-kafka consumers reading the whole topic into the source's row
+    tuples (key, value, topic, partition, offset, timestamp ms, timestamp type), one partition
+    after the other up to its end offset, in this process: the reference for the Spark
+    source's read rate (which reads each partition in a task of its own)."""
+    conf = {"bootstrap.servers": settings.bootstrap_servers, "group.id": "bench-reference",
+            "enable.auto.commit": False}
+    probe = OffsetProbe(librdkafka_config({"kafka.bootstrap.servers": settings.bootstrap_servers}))
+    try:  # the connector's probe: tansu's ListOffsets answers below the true end
+        ends = {p: end for (_, p), end in probe.latest(probe.partitions([settings.topic])).items()}
+    finally:
+        probe.close()
+    rows: list[tuple[object, ...]] = []
+    started = time.perf_counter()
+    for partition, end in ends.items():
+        consumer = Consumer(conf)
+        consumer.assign([TopicPartition(settings.topic, partition, 0)])
+        position = 0
+        while position < end:
+            for msg in consumer.consume(min(10_000, end - position), timeout=1.0):
+                if msg.error() is not None:
+                    continue
+                ts_type, ts_ms = msg.timestamp()
+                rows.append((msg.key(), msg.value(), msg.topic(), msg.partition(), msg.offset(),
+                             ts_ms, ts_type))
+                position = msg.offset() + 1
+        consumer.close()
+    elapsed = time.perf_counter() - started
+    assert len(rows) == sum(ends.values()), (len(rows), ends)
+    return len(rows) / elapsed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--batches", type=int, default=10,
+                        help="micro-batches to read them in (maxOffsetsPerTrigger = messages / "
+                        "batches); the first also starts the Python workers")
     args = parser.parse_args()
     with bench_lake("kafka-source") as (settings, tmp):
         source = ReplaySource(list(settings.tickers))
@@ -39,19 +81,29 @@ def main() -> None:
         query = (
             spark.readStream.format("ticklake-kafka")
             .option("kafka.bootstrap.servers", settings.bootstrap_servers)
-            .option("subscribe", settings.topic).option("startingOffsets", "earliest").load()
+            .option("subscribe", settings.topic).option("startingOffsets", "earliest")
+            .option("maxOffsetsPerTrigger", max(1, args.messages // max(1, args.batches)))
+            .load()
             .writeStream.format("noop").option("checkpointLocation", str(tmp / "ckpt"))
             .trigger(availableNow=True).start()
         )
         query.awaitTermination()
         total_s = time.perf_counter() - started
-        progress = query.recentProgress
+        progress = [p for p in query.recentProgress if p["numInputRows"]]
         rows = sum(p["numInputRows"] for p in progress)
         busy_s = sum(p["durationMs"].get("triggerExecution", 0) for p in progress) / 1000
+        later = progress[1:]
+        later_rows = sum(p["numInputRows"] for p in later)
+        later_s = sum(p["durationMs"].get("triggerExecution", 0) for p in later) / 1000
+        later_rate = later_rows / later_s if later_s else float("nan")
         print(f"read:    {rows:,} rows in {len(progress)} micro-batch(es), {busy_s:.1f} s of "
               f"trigger execution = {rows / busy_s:,.0f} rows/s ({total_s:.1f} s with query "
-              "start-up)")
+              f"start-up); after the first micro-batch {later_rate:,.0f} rows/s")
         spark.stop()
+        reference = plain_consumer_rate(settings)
+        print(f"reference: plain confluent-kafka consumers, same topic: {reference:,.0f} rows/s;"
+              f" the source reads at {rows / busy_s / reference:.2f} x that "
+              f"({later_rate / reference:.2f} x after the first micro-batch)")
 
 
 if __name__ == "__main__":
