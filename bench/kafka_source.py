@@ -60,11 +60,17 @@ def plain_consumer_rate(settings: Settings) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--messages", type=int, default=200_000,
+                        help="replayed ticks to publish and read (>= 1)")
     parser.add_argument("--batches", type=int, default=10,
-                        help="micro-batches to read them in (maxOffsetsPerTrigger = messages / "
-                        "batches); the first also starts the Python workers")
+                        help="micro-batches to read them in, 1..messages (maxOffsetsPerTrigger "
+                        "= messages / batches); the first also starts the Python workers")
     args = parser.parse_args()
+    if args.messages < 1:
+        parser.error(f"--messages {args.messages}: must be >= 1")
+    if not 1 <= args.batches <= args.messages:
+        parser.error(f"--batches {args.batches}: must be between 1 and --messages "
+                     f"({args.messages})")
     with bench_lake("kafka-source") as (settings, tmp):
         source = ReplaySource(list(settings.tickers))
         ticks = itertools.islice(itertools.cycle(list(source.ticks())), args.messages)
@@ -82,7 +88,7 @@ def main() -> None:
             spark.readStream.format("ticklake-kafka")
             .option("kafka.bootstrap.servers", settings.bootstrap_servers)
             .option("subscribe", settings.topic).option("startingOffsets", "earliest")
-            .option("maxOffsetsPerTrigger", max(1, args.messages // max(1, args.batches)))
+            .option("maxOffsetsPerTrigger", args.messages // args.batches)
             .load()
             .writeStream.format("noop").option("checkpointLocation", str(tmp / "ckpt"))
             .trigger(availableNow=True).start()
