@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
-from common import DEFAULT_TICKERS, ROOT, bench_lake, publish_backlog
+from common import DEFAULT_TICKERS, ROOT, bench_lake, publish_backlog, rows_per_s
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from deltalake import write_deltalake
 
@@ -80,13 +80,8 @@ def run_job(name: str, settings: Settings, lake: Path, log: Path) -> dict[str, f
     if code != 0:
         raise SystemExit(f"job {name} failed with exit code {code}; see {log}")
     busy = [r for r in progress_records(lake, name) if r["rows"]]
-
-    def rate(batches: list[dict[str, float]]) -> float:
-        seconds = sum(r["batch_duration_ms"] for r in batches) / 1000
-        return sum(r["rows"] for r in batches) / seconds if seconds else 0.0
-
     return {"wall_s": wall, "batches": len(busy), "rows": sum(r["rows"] for r in busy),
-            "rows_per_s": rate(busy), "later_rows_per_s": rate(busy[1:])}
+            "rows_per_s": rows_per_s(busy), "later_rows_per_s": rows_per_s(busy[1:])}
 
 
 def main() -> None:

@@ -72,6 +72,13 @@ def synthetic_backlog(
     return SyntheticSource(list(tickers), seed=seed, count=count, clock=clock)
 
 
+def rows_per_s(records: Sequence[dict[str, Any]]) -> float:
+    """Rows per second of trigger execution over progress records
+    (:func:`storage.progress.progress_record`); 0.0 for none."""
+    seconds = sum(r["batch_duration_ms"] for r in records) / 1000
+    return sum(r["rows"] for r in records) / seconds if seconds else 0.0
+
+
 def publish_backlog(settings: Settings, count: int, **source: Any) -> tuple[PublishReport, float]:
     """Publish a :func:`synthetic_backlog` of ``count`` ticks; returns the report and msg/s."""
     started = time.monotonic()

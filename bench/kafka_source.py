@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import time
 
-from common import bench_lake
+from common import bench_lake, rows_per_s
 from confluent_kafka import Consumer, TopicPartition
 
 from config.settings import Settings
 from pipeline.connectors.kafka_source import OffsetProbe, librdkafka_config
 from producer.publisher import publish
 from producer.sources.replay import ReplaySource
+from storage.progress import progress_record
 
 
 def plain_consumer_rate(settings: Settings) -> float:
@@ -95,14 +97,12 @@ def main() -> None:
         )
         query.awaitTermination()
         total_s = time.perf_counter() - started
-        progress = [p for p in query.recentProgress if p["numInputRows"]]
-        rows = sum(p["numInputRows"] for p in progress)
-        busy_s = sum(p["durationMs"].get("triggerExecution", 0) for p in progress) / 1000
-        later = progress[1:]
-        later_rows = sum(p["numInputRows"] for p in later)
-        later_s = sum(p["durationMs"].get("triggerExecution", 0) for p in later) / 1000
-        later_rate = later_rows / later_s if later_s else float("nan")
-        print(f"read:    {rows:,} rows in {len(progress)} micro-batch(es), {busy_s:.1f} s of "
+        records = [progress_record(json.loads(p.json)) for p in query.recentProgress]
+        busy = [r for r in records if r["rows"]]
+        rows = sum(r["rows"] for r in busy)
+        busy_s = sum(r["batch_duration_ms"] for r in busy) / 1000
+        later_rate = rows_per_s(busy[1:]) if len(busy) > 1 else float("nan")
+        print(f"read:    {rows:,} rows in {len(busy)} micro-batch(es), {busy_s:.1f} s of "
               f"trigger execution = {rows / busy_s:,.0f} rows/s ({total_s:.1f} s with query "
               f"start-up); after the first micro-batch {later_rate:,.0f} rows/s")
         spark.stop()
