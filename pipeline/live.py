@@ -34,7 +34,6 @@ import shutil
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pyarrow as pa
 from pyspark import StorageLevel
@@ -102,24 +101,19 @@ def warm_up_records(spark: SparkSession, settings: Settings, ticks: int = 200) -
     """A micro-batch for :func:`warm_up`: ``ticks`` valid synthetic ticks and one malformed
     record, as Bronze rows (:data:`config.tables.BRONZE_TICKS`) in 4 Spark partitions.
 
-    The ticks are one second apart, the newest one second before now (UTC), on up to four of
-    the configured tickers (``ticker_allowlist``, else ``tickers``), so Silver takes them all
-    and Gold gets bars; the malformed record goes to quarantine.
+    The ticks (:class:`producer.sources.synthetic.SyntheticSource`) are one second apart, the
+    newest one second before now (UTC), on up to four of the configured tickers
+    (``ticker_allowlist``, else ``tickers``), so Silver takes them all and Gold gets bars; the
+    malformed record goes to quarantine.
     """
-    from config.instruments import asset_class, currency
-    from producer.messages import SCHEMA_VERSION, TickMessage
+    from producer.sources.synthetic import SyntheticSource
 
     now = datetime.now(UTC)
     tickers = list(settings.ticker_allowlist or settings.tickers)[:4] or ["WARM"]
-    rows = []
-    for i in range(ticks):
-        ticker = tickers[i % len(tickers)]
-        message = TickMessage(
-            schema_version=SCHEMA_VERSION, tick_id=f"{i:032x}", ticker=ticker,
-            event_time=now - timedelta(seconds=ticks - i), price=100.0 + i % 7,
-            volume=Decimal(1 + i), source="warm-up", seq=i, asset_class=asset_class(ticker),
-            currency=currency(ticker))
-        rows.append((None, message.to_json_bytes(), settings.topic, i % 4, i // 4, now, 0, now))
+    times = iter([now - timedelta(seconds=ticks - i) for i in range(ticks)])
+    source = SyntheticSource(tickers, count=ticks, clock=lambda: next(times))
+    rows = [(None, tick.to_json_bytes(), settings.topic, i % 4, i // 4, now, 0, now)
+            for i, tick in enumerate(source.ticks())]
     rows.append((None, b"{not json", settings.topic, 0, ticks, now, 0, now))
     return spark.createDataFrame(rows, spark_schema(BRONZE_TICKS)).repartition(4)
 
