@@ -7,10 +7,13 @@ The per-layer jobs (``ticklake job bronze silver gold``) chain three queries: Si
 for a Bronze commit and its own trigger, Gold for Silver's, and the three compete for the
 cores. Here each micro-batch of Kafka records goes through the three layers at once:
 
-1. **Bronze**: the records are appended to ``bronze/ticks`` (:func:`pipeline.bronze.bronze_writer`).
-2. **Silver**: the same rows are classified and routed to ``silver/quarantine`` and
+1. **Silver**: the records are classified and routed to ``silver/quarantine`` and
    ``silver/ticks`` (:func:`pipeline.silver.silver_writer`: the same bounded state, the same
    verdicts and commit order).
+2. **Bronze**: the tasks that write Silver's and quarantine's files also write every
+   classified row's Kafka record to ``bronze/ticks`` (:class:`pipeline.writes.Copy`,
+   :data:`pipeline.silver.BRONZE_FROM_CLASSIFIED`), committed before the two, so the records
+   cross from the JVM to Python once and no Spark job runs for Bronze alone.
 3. **Gold**: the tasks that write Silver's ticks also turn them into partial bars
    (:func:`pipeline.gold.ticks_to_partial_bars` through
    :func:`pipeline.writes.route_and_aggregate`), so the ticks are not read again; those are
@@ -36,7 +39,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -46,6 +48,7 @@ from pipeline import bronze, gold, silver
 from pipeline.bars import PARTIAL_SCHEMA
 from pipeline.runner import Job, main
 from pipeline.schemas import spark_schema
+from pipeline.writes import Copy, job_sink
 from storage.delta import batch_files
 
 log = logging.getLogger(__name__)
@@ -54,7 +57,7 @@ log = logging.getLogger(__name__)
 def live_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], None]:
     """foreachBatch function: Bronze, then Silver, then Gold for one micro-batch of Kafka
     records, each table exactly once (see the module docstring)."""
-    write_bronze = bronze.bronze_writer(settings, app_id)
+    bronze_copy = Copy(job_sink(BRONZE_TICKS, settings, app_id), silver.BRONZE_FROM_CLASSIFIED)
     write_silver = silver.silver_batch_writer(settings, app_id)
     write_gold = gold.gold_batch_writer(settings, app_id)
     silver_path = str(SILVER_TICKS.path(settings.lake_dir))
@@ -72,23 +75,18 @@ def live_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], N
 
     def write(batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
-        records = batch.persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            write_bronze(records, batch_id)
-            bronzed = time.monotonic()
-            # Gold's partial bars come from the tasks that write Silver's ticks; their
-            # updated_at is the time Silver starts (the rows' own time, not Gold's)
-            partials = write_silver(
-                silver.classify_with_settings(  # "now" = the batch time, also on a replay
-                    records, settings, now=F.col("ingest_time")),
-                batch_id, gold.ticks_to_partial_bars(intervals, datetime.now(UTC)))
-        finally:
-            records.unpersist()
+        # Bronze's rows are the classified rows' Kafka columns: its files are written in the
+        # tasks that write Silver's and quarantine's, and committed first; Gold's partial
+        # bars come from the same tasks (their updated_at: the time Silver starts)
+        partials = write_silver(
+            silver.classify_with_settings(  # "now" = the batch time, also on a replay
+                batch, settings, now=F.col("ingest_time")),
+            batch_id, gold.ticks_to_partial_bars(intervals, datetime.now(UTC)), (bronze_copy,))
         silvered = time.monotonic()
         write_gold(lambda updated_at: partials if partials is not None else
                    committed_ticks_bars(batch.sparkSession, batch_id, updated_at), batch_id)
-        log.info("live micro-batch %d: bronze %.1f s, silver %.1f s, gold %.1f s", batch_id,
-                 bronzed - started, silvered - bronzed, time.monotonic() - silvered)
+        log.info("live micro-batch %d: bronze and silver %.1f s, gold %.1f s", batch_id,
+                 silvered - started, time.monotonic() - silvered)
 
     return write
 

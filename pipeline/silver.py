@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,7 +41,7 @@ from pipeline import silver_state
 from pipeline.runner import Job, main
 from pipeline.schemas import table_stream
 from pipeline.validation import validate_values
-from pipeline.writes import TaskAggregate, job_sink, route_and_aggregate
+from pipeline.writes import Copy, TaskAggregate, job_sink, route_and_aggregate
 from producer.messages import BACKFILL_SOURCE
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,19 @@ CLASSIFIED_SCHEMA = pa.schema(
         ("reason", pa.string()),
         ("detail", pa.string()),
         ("raw_value", pa.binary()),
+        ("kafka_key", pa.binary()),
+        ("kafka_timestamp_type", pa.int32()),
         ("checked_at", UTC_TS),
     ]
 )
-"""Silver's columns plus the verdict: ``reason`` is null for a valid tick."""
+"""Silver's columns plus the verdict (``reason`` is null for a valid tick) and the rest of the
+Kafka record, so the Bronze row can be rebuilt (:data:`BRONZE_FROM_CLASSIFIED`)."""
+
+BRONZE_FROM_CLASSIFIED = {"key": "kafka_key", "value": "raw_value",
+                          "timestamp": "kafka_timestamp", "timestampType": "kafka_timestamp_type"}
+"""Bronze's columns that :data:`CLASSIFIED_SCHEMA` names differently (the others keep their
+names): a classified row holds its whole Bronze row (live mode writes Bronze from it,
+:class:`pipeline.writes.Copy`)."""
 
 
 def _classify_batches(
@@ -79,6 +88,8 @@ def _classify_batches(
                 "topic": rows.column("topic"), "partition": rows.column("partition"),
                 "offset": rows.column("offset"), "kafka_timestamp": rows.column("timestamp"),
                 "ingest_time": rows.column("ingest_time"), "raw_value": rows.column("value"),
+                "kafka_key": rows.column("key"),
+                "kafka_timestamp_type": rows.column("timestampType"),
                 "checked_at": rows.column("checked_at"),
             }
             yield pa.RecordBatch.from_arrays(
@@ -216,23 +227,31 @@ TicksAggregate = tuple[Callable[[pa.Table], pa.Table], Callable[[pa.Table], pa.T
 takes (its target is ``silver/ticks``)."""
 
 
-def silver_batch_writer(
-    settings: Settings, app_id: str
-) -> Callable[[DataFrame, int, TicksAggregate | None], pa.Table | None]:
-    """:func:`silver_writer`'s function, which can also aggregate the ticks it commits in the
-    same pass (live mode: Gold's partial bars, :mod:`pipeline.live`).
+SilverBatchWriter = Callable[[DataFrame, int, TicksAggregate | None, Sequence[Copy]],
+                             pa.Table | None]
+"""(classified rows, batch id, aggregate or None, copies) -> the aggregate
+(:func:`silver_batch_writer`)."""
 
-    The returned function takes (classified rows, batch id, aggregate or None) and returns
-    the aggregate of the ticks committed now, or None when none was asked for or this batch's
-    ticks were committed before (a replay: read them from that commit).
+
+def silver_batch_writer(settings: Settings, app_id: str) -> SilverBatchWriter:
+    """:func:`silver_writer`'s function, which can also aggregate the ticks it commits in the
+    same pass (live mode: Gold's partial bars, :mod:`pipeline.live`) and write every
+    classified row to tables that take them all, committed before quarantine (live mode:
+    Bronze, :data:`BRONZE_FROM_CLASSIFIED`).
+
+    The returned function takes (classified rows, batch id, aggregate or None, copies) and
+    returns the aggregate of the ticks committed now, or None when none was asked for or
+    this batch's ticks were committed before (a replay: read them from that commit). Copies
+    are written in the pass that writes Silver's ticks and committed before them.
     """
     silver = job_sink(SILVER_TICKS, settings, app_id)
     quarantine = job_sink(SILVER_QUARANTINE, settings, app_id)
     marks_sink = job_sink(SILVER_WATERMARKS, settings, app_id)
 
-    def write(batch: DataFrame, batch_id: int,
-              ticks_aggregate: TicksAggregate | None) -> pa.Table | None:
-        if marks_sink.committed(batch_id):
+    def write(batch: DataFrame, batch_id: int, ticks_aggregate: TicksAggregate | None,
+              copies: Sequence[Copy] = ()) -> pa.Table | None:
+        copied = all([copy.sink.committed(batch_id) for copy in copies])  # each logs a replay
+        if copied and marks_sink.committed(batch_id):
             return None
         started = time.monotonic()
         aggregated = None
@@ -243,7 +262,7 @@ def silver_batch_writer(
             marks = silver_state.watermark_frame(spark, before) if before else None
             summary = silver_state.summarize(classified.where(F.col("reason").isNull()), marks)
             classified_at = time.monotonic()
-            if not silver.committed(batch_id):
+            if not (silver.committed(batch_id) and copied):
                 existing = silver_state.duplicate_candidates(
                     spark, settings.lake_dir, summary.event_ranges)
                 judged = verdicts(classified, existing, marks, settings.allowed_lateness_s)
@@ -251,7 +270,8 @@ def silver_batch_writer(
                 aggregate = (None if ticks_aggregate is None
                              else TaskAggregate(1, *ticks_aggregate))  # 1: silver below
                 _, aggregated = route_and_aggregate(
-                    judged, [(quarantine, rejected), (silver, ~rejected)], batch_id, aggregate)
+                    judged, [(quarantine, rejected), (silver, ~rejected)], batch_id, aggregate,
+                    copies)
             written = time.monotonic()
             silver_state.raise_watermarks(marks_sink, before, summary.latest, batch_id,
                                           datetime.now(UTC))
@@ -278,7 +298,7 @@ def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int],
     write = silver_batch_writer(settings, app_id)
 
     def run(batch: DataFrame, batch_id: int) -> None:
-        write(batch, batch_id, None)
+        write(batch, batch_id, None, ())
 
     return run
 

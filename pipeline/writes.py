@@ -11,13 +11,15 @@ and its quarantine): each row goes to the first table whose condition holds, the
 write every table's files in the same task, and the driver commits the tables one after the
 other in the order given. It can also return a small per-task aggregate of one table's rows
 (:class:`TaskAggregate`, e.g. Gold's partial bars of the ticks Silver takes), computed in the
-same task from the rows it writes, so those rows are not read again.
+same task from the rows it writes, so those rows are not read again, and write every row a
+second time into tables that take them all (:class:`Copy`, e.g. Bronze in live mode), so a
+micro-batch's rows cross from the JVM to Python once for all its tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -81,6 +83,26 @@ class TaskAggregate:
     combine: Callable[[pa.Table], pa.Table]
 
 
+@dataclass(frozen=True)
+class Copy:
+    """A table that takes every row of a routed pass (:func:`route_and_aggregate`), whatever
+    the targets' conditions say: live mode writes Bronze this way, beside Silver and its
+    quarantine, from the rows Silver classified.
+
+    Attributes:
+        sink: the table's exactly-once sink; copies are committed before the targets.
+        renamed: table column -> the frame's column, for the columns the frame names
+            differently (the others are taken by name).
+    """
+
+    sink: DeltaSink
+    renamed: Mapping[str, str] = field(default_factory=dict)
+
+    def source_columns(self) -> list[str]:
+        """The frame's columns this table's columns come from, in the table's order."""
+        return [self.renamed.get(name, name) for name in self.sink.table.schema.names]
+
+
 def route_on_executors(
     frame: DataFrame, targets: Sequence[tuple[DeltaSink, Column]], batch_id: int | None
 ) -> list[int]:
@@ -104,37 +126,47 @@ def route_on_executors(
 
 def route_and_aggregate(
     frame: DataFrame, targets: Sequence[tuple[DeltaSink, Column]], batch_id: int | None,
-    aggregate: TaskAggregate | None = None,
+    aggregate: TaskAggregate | None = None, copies: Sequence[Copy] = (),
 ) -> tuple[list[int], pa.Table | None]:
-    """:func:`route_on_executors`, plus ``aggregate`` of the rows its target receives.
+    """:func:`route_on_executors`, plus ``aggregate`` of the rows its target receives, plus
+    ``copies``: tables that take every row of ``frame``, written in the same tasks and
+    committed first (each skipped when it holds ``batch_id`` already).
 
     Returns:
-        ``(counts, aggregated)``: the rows committed per target, and ``aggregate.combine`` of
-        the tasks' aggregates of the rows committed to ``aggregate.target`` now, or None when
-        no aggregate was asked for, no task had rows, or the target holds ``batch_id`` from
-        an earlier attempt (a replay) or another writer: then read its rows from that commit.
+        ``(counts, aggregated)``: the rows committed per target, then per copy, and
+        ``aggregate.combine`` of the tasks' aggregates of the rows committed to
+        ``aggregate.target`` now, or None when no aggregate was asked for, no task had rows,
+        or the target holds ``batch_id`` from an earlier attempt (a replay) or another
+        writer: then read its rows from that commit.
     """
     pending = [i for i, (sink, _) in enumerate(targets) if not sink.committed(batch_id)]
-    if not pending:
-        return [0] * len(targets), None
+    copying = [len(targets) + j for j, copy in enumerate(copies)
+               if not copy.sink.committed(batch_id)]
+    if not pending and not copying:
+        return [0] * (len(targets) + len(copies)), None
     aggregating = aggregate if aggregate is not None and aggregate.target in pending else None
     route = F.lit(None).cast("int")
     for i in reversed(range(len(targets))):  # the first condition that holds, committed or not
         route = F.when(targets[i][1], F.lit(i)).otherwise(route)
-    specs = [(i, targets[i][0].path, targets[i][0].table.schema,
-              targets[i][0].partition_columns) for i in pending]
+    sinks = [*(sink for sink, _ in targets), *(copy.sink for copy in copies)]
+    specs = [(i, sinks[i].path, sinks[i].table.schema, sinks[i].partition_columns)
+             for i in pending]
+    copy_specs = [(i, sinks[i].path, sinks[i].table.schema, sinks[i].partition_columns,
+                   copies[i - len(targets)].source_columns()) for i in copying]
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         received = [b for b in batches if b.num_rows]
         if not received:
             return
         rows = pa.Table.from_batches(received)
+        for index, root, schema, partitions, sources in copy_specs:
+            every = rows.select(sources).rename_columns(schema.names)
+            for records in write_data_files(iter(every.to_batches()), root, schema, partitions):
+                yield _file_records(records, index)
         for index, root, schema, partitions in specs:
             mine = rows.filter(pc.equal(rows.column(ROUTE_COLUMN), pa.scalar(index, pa.int32())))
             for records in write_data_files(iter(mine.to_batches()), root, schema, partitions):
-                yield records.append_column(
-                    ROUTE_COLUMN, pa.array([index] * records.num_rows, pa.int32())
-                ).append_column(PAYLOAD_COLUMN, pa.nulls(records.num_rows, pa.binary()))
+                yield _file_records(records, index)
             if aggregating is not None and index == aggregating.target:
                 yield _payload_record(aggregating.function(mine), index)
 
@@ -143,20 +175,22 @@ def route_and_aggregate(
     for index, _, schema, _ in specs:
         for name in schema.names:
             needed.setdefault(name, []).append(index)
-    # a row carries to the executor's Python worker only the columns of its own table
+    everywhere = {name for *_, sources in copy_specs for name in sources}
+    # a row carries to the executor's Python worker only the columns of its own table (and
+    # of the copies, which take every row)
     slim = routed.select(
-        *[F.col(name) if len(users) == len(specs)
-          else F.when(F.col(ROUTE_COLUMN).isin(users), F.col(name)).alias(name)
-          for name, users in needed.items()],
+        *[F.col(name) if name in everywhere or len(needed.get(name, ())) == len(specs)
+          else F.when(F.col(ROUTE_COLUMN).isin(needed[name]), F.col(name)).alias(name)
+          for name in dict.fromkeys([*needed, *everywhere])],
         ROUTE_COLUMN)
     written = slim.mapInArrow(write, ROUTED_RECORD_SPARK_SCHEMA)
     collected = [row.asDict() for row in written.collect()]
     records = [r for r in collected if r[PAYLOAD_COLUMN] is None]
-    counts = [0] * len(targets)
+    counts = [0] * len(sinks)
     fresh = set()
-    for i in pending:
+    for i in [*copying, *pending]:
         mine = [r for r in records if r[ROUTE_COLUMN] == i]
-        if targets[i][0].commit_files(mine, batch_id):
+        if sinks[i].commit_files(mine, batch_id):
             counts[i] = sum(int(r["rows"]) for r in mine)
             fresh.add(i)
     if aggregating is None or aggregating.target not in fresh:
@@ -164,6 +198,13 @@ def route_and_aggregate(
     parts = [pa.ipc.open_stream(pa.py_buffer(bytes(r[PAYLOAD_COLUMN]))).read_all()
              for r in collected if r[PAYLOAD_COLUMN] is not None]
     return counts, aggregating.combine(pa.concat_tables(parts)) if parts else None
+
+
+def _file_records(records: pa.RecordBatch, route: int) -> pa.RecordBatch:
+    """:func:`storage.files.write_data_files`' records of target ``route``, routed."""
+    return records.append_column(
+        ROUTE_COLUMN, pa.array([route] * records.num_rows, pa.int32())
+    ).append_column(PAYLOAD_COLUMN, pa.nulls(records.num_rows, pa.binary()))
 
 
 def _payload_record(table: pa.Table, route: int) -> pa.RecordBatch:

@@ -137,6 +137,35 @@ def test_the_routed_write_aggregates_the_ticks_it_commits(spark, lake) -> None:
     assert route_and_aggregate(judged, targets, 0, aggregate) == ([0, 0], None)
 
 
+def test_a_copy_takes_every_classified_row_as_its_bronze_row(spark, lake) -> None:
+    """Live mode writes Bronze from the classified rows in the pass that routes them: Bronze
+    gets every record as it came from Kafka (bytes, key, position, timestamps), valid or not,
+    and is committed first, so a replay after a crash right after its commit (Bronze holds
+    the batch, quarantine and Silver do not) adds no Bronze row and all the others."""
+    from config.tables import BRONZE_TICKS, SILVER_QUARANTINE, SILVER_TICKS
+    from pipeline.silver import BRONZE_FROM_CLASSIFIED, verdicts
+    from pipeline.writes import Copy, route_and_aggregate
+    from storage.delta import read_table
+    from storage.sink import DeltaSink
+
+    values = [message("a" * 32), b"{", None, message("a" * 32), message("b" * 32)]
+    source = bronze_frame(spark, values)
+    judged = verdicts(classify_ticks(source.repartition(2), 65536, 300))
+    rejected = F.col("reason").isNotNull()
+    quarantine = DeltaSink(SILVER_QUARANTINE, lake, "app")
+    silver = DeltaSink(SILVER_TICKS, lake, "app")
+    bronze = Copy(DeltaSink(BRONZE_TICKS, lake, "app"), BRONZE_FROM_CLASSIFIED)
+    assert route_and_aggregate(judged, [], 0, copies=[bronze]) == ([5], None)  # crash here
+    targets = [(quarantine, rejected), (silver, ~rejected)]
+    assert route_and_aggregate(judged, targets, 0, copies=[bronze]) == ([3, 2, 0], None)
+    assert route_and_aggregate(judged, targets, 0, copies=[bronze]) == ([0, 0, 0], None)
+    by_offset = {r["offset"]: r for r in read_table(BRONZE_TICKS, lake).to_pylist()}
+    assert by_offset == {r["offset"]: r for r in source.toArrow().to_pylist()}
+    assert [by_offset[i]["value"] for i in range(5)] == values
+    assert by_offset[0]["key"] == b"AAA" and by_offset[0]["timestampType"] == 0
+    assert sorted(t["offset"] for t in read_table(SILVER_TICKS, lake).to_pylist()) == [0, 4]
+
+
 def test_the_summary_ranges_only_ticks_that_can_repeat_a_silver_tick(spark) -> None:
     """The duplicate check's event ranges leave out ticks after their ticker's watermark
     (Silver holds none, and a duplicate has its original's event time); a ticker with no
