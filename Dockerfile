@@ -33,6 +33,12 @@ COPY ticklake ticklake
 RUN --mount=type=secret,id=pip_cert \
     if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi; \
     /opt/ticklake/bin/python -m pip install -q --no-deps .
+# plotly.js' finance bundle for the dashboard's charts (visualization/plotlyjs.py, pinned by
+# SHA-256); if the npm registry cannot be reached the dashboard falls back to st.plotly_chart
+RUN --mount=type=secret,id=pip_cert \
+    if [ -s /run/secrets/pip_cert ]; then export SSL_CERT_FILE=/run/secrets/pip_cert; fi; \
+    cd / && /opt/ticklake/bin/python -m visualization.plotlyjs \
+    || echo "the image's dashboard draws its charts with st.plotly_chart"
 
 FROM ${BASE_IMAGE}
 # Java 17 for Spark; tini reaps children and forwards SIGTERM; curl for health checks.

@@ -7,8 +7,11 @@
 The built lake has 5 tickers x 200,000 one-minute bars (random walks, 24/7 minutes from
 2024-01-01), their 1h and 1d rollups, and the 1d indicators the pipeline would compute
 (SMA/EMA/Bollinger/RSI/MACD, pipeline.indicators). It times navigation -> the page drawn
-(:data:`DONE`): once for a new browser on a fresh server (Streamlit's frontend fetched and
-compiled), then, after a server restart, ``--repeat`` + 1 visits per page: the first reads
+(:data:`DONE`): ``--new-browsers`` times a new browser on a fresh server (Streamlit's
+frontend fetched and compiled), alternating the dashboard as served (charts drawn with
+plotly.js' finance bundle, :mod:`visualization.plot`) with the same server run without static
+serving, whose charts fall back to ``st.plotly_chart`` (Streamlit's full Plotly chunk), and
+prints their ratio; then, after a server restart, ``--repeat`` + 1 visits per page: the first reads
 the tables (the server's caches are cold, the first page also runs first in the new process),
 later ones read only what has a new Delta version. On Markets it also times switching to 1m
 bars (the last day out of the 200,000 bars of a ticker). It prints the median and the maximum per
@@ -36,6 +39,7 @@ from config.tables import GOLD_BARS, GOLD_INDICATORS_1D  # noqa: E402
 from storage.sink import DeltaSink  # noqa: E402
 from ticklake.processes import stop_pid  # noqa: E402
 from ticklake.services import wait_for_dashboard  # noqa: E402
+from visualization.plotlyjs import BUNDLE_URL  # noqa: E402
 from visualization.server import dashboard_command  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -52,9 +56,12 @@ DONE = """([title, bars]) => {
 }"""
 """The page is drawn: Streamlit idle, the page's title shown, on Markets the chart plotted by
 Plotly with the wanted interval's bars."""
-PLOTLY_CHUNK = "/static/js/PlotlyChart."
-"""Streamlit's lazily loaded Plotly chunk (4.7 MB in Streamlit 1.67): the new browser's lines
-say when it was requested and received, counted from the navigation."""
+PLOTLY_CHUNKS = ("/static/js/PlotlyChart.", "/" + BUNDLE_URL)
+"""Streamlit's lazily loaded Plotly chunk (4.7 MB in Streamlit 1.67) and the finance bundle
+(1.3 MB, :mod:`visualization.plotlyjs`): the new browser's lines say when the chart's
+plotly.js was requested and received, counted from the navigation."""
+VARIANTS = {"finance bundle": True, "st.plotly_chart": False}
+"""New-browser variant -> ``server.enableStaticServing`` (off: charts via st.plotly_chart)."""
 
 
 def build_lake(lake: Path, tickers: int, minutes: int) -> int:
@@ -104,10 +111,12 @@ def build_lake(lake: Path, tickers: int, minutes: int) -> int:
     return tickers * minutes
 
 
-def start_server(settings: Settings) -> subprocess.Popen[bytes]:
+def start_server(settings: Settings, static: bool = True) -> subprocess.Popen[bytes]:
     """A fresh dashboard process (no module loaded, no read cached); exits if it does not
-    come up."""
-    server = subprocess.Popen(dashboard_command(settings), cwd=ROOT, stdout=subprocess.DEVNULL,
+    come up. ``static=False``: without static serving (charts via st.plotly_chart)."""
+    command = dashboard_command(settings)
+    command[command.index("--server.enableStaticServing") + 1] = str(static).lower()
+    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     if not wait_for_dashboard(settings):
         stop_pid(server.pid)
@@ -123,39 +132,56 @@ def visit(page: Any, port: int, path: str, title: str, bars: str = "1d") -> floa
     return time.perf_counter() - started
 
 
-def measure(settings: Settings, repeat: int, screenshots: Path | None) -> dict[str, list[float]]:
-    """Time the pages in one Chromium. First a new browser (nothing cached: Streamlit's
-    frontend, ~26 MB of JavaScript with Plotly's 4.7 MB chunk, is fetched and compiled) on a
-    fresh server; then, on a second fresh server (a restart: nothing loaded, nothing cached on
-    the server, the browser keeps the frontend), each page's first visit and ``repeat`` more."""
+def new_browser(pw: Any, settings: Settings, static: bool) -> dict[str, float]:
+    """One new browser (an empty profile: nothing cached) on a fresh server: seconds from the
+    navigation to Streamlit's frontend up, to the chart's plotly.js requested and received,
+    and to the Markets page drawn."""
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    server = start_server(settings, static)
+    times: dict[str, float] = {}
+    started = 0.0  # set at the navigation below
+
+    def chunk(event: str) -> Any:
+        def seen(request: Any) -> None:
+            if any(c in request.url for c in PLOTLY_CHUNKS):
+                times.setdefault(f"plotly.js {event}", time.perf_counter() - started)
+        return seen
+
+    page.on("request", chunk("requested"))
+    page.on("requestfinished", chunk("received"))
+    try:
+        started = time.perf_counter()
+        page.goto(f"http://127.0.0.1:{settings.dashboard_port}/", wait_until="commit")
+        page.wait_for_selector('[data-testid="stApp"]', timeout=120_000)
+        times["frontend up"] = time.perf_counter() - started
+        page.wait_for_function(DONE, arg=["Markets", "1d"], timeout=120_000, polling=20)
+        times["markets drawn"] = time.perf_counter() - started
+    finally:
+        stop_pid(server.pid)
+        browser.close()
+    return times
+
+
+def measure(settings: Settings, repeat: int, new_browsers: int,
+            screenshots: Path | None) -> dict[str, list[float]]:
+    """Time the pages in Chromium. First ``new_browsers`` new browsers per variant
+    (:data:`VARIANTS`, alternating; nothing cached: Streamlit's frontend, ~26 MB of
+    JavaScript, and the chart's plotly.js are fetched and compiled), each on a fresh server;
+    then, in one browser on a second fresh server (a restart: nothing loaded, nothing cached
+    on the server, the browser keeps the frontend), each page's first visit and ``repeat``
+    more."""
     from playwright.sync_api import sync_playwright
 
     port = settings.dashboard_port
     times: dict[str, list[float]] = {}
     with sync_playwright() as pw:
+        for _ in range(new_browsers):
+            for variant, static in VARIANTS.items():
+                for event, seconds in new_browser(pw, settings, static).items():
+                    times.setdefault(f"new browser, {variant}: {event}", []).append(seconds)
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
-        server = start_server(settings)
-        started = 0.0  # set at the navigation below
-
-        def chunk(event: str) -> Any:
-            def seen(request: Any) -> None:
-                if PLOTLY_CHUNK in request.url:
-                    times.setdefault(f"new browser: Plotly chunk {event}",
-                                     [time.perf_counter() - started])
-            return seen
-
-        page.on("request", chunk("requested"))
-        page.on("requestfinished", chunk("received"))
-        try:
-            started = time.perf_counter()
-            page.goto(f"http://127.0.0.1:{port}/", wait_until="commit")
-            page.wait_for_selector('[data-testid="stApp"]', timeout=120_000)
-            times["new browser: frontend up"] = [time.perf_counter() - started]
-            page.wait_for_function(DONE, arg=["Markets", "1d"], timeout=120_000, polling=20)
-            times["markets (new browser)"] = [time.perf_counter() - started]
-        finally:
-            stop_pid(server.pid)
         server = start_server(settings)
         try:
             for name, (path, title) in PAGES.items():
@@ -189,6 +215,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=200_000,
                         help="1m bars per ticker in the built lake")
     parser.add_argument("--repeat", type=int, default=3, help="timed visits per page")
+    parser.add_argument("--new-browsers", type=int, default=3,
+                        help="new browsers per variant (finance bundle / st.plotly_chart)")
     parser.add_argument("--screenshots", type=Path, help="save dashboard-<page>.png here")
     args = parser.parse_args()
     lake = args.lake
@@ -201,11 +229,17 @@ def main() -> None:
               flush=True)
     settings = Settings(lake_dir=lake, dashboard_port=free_port(),
                         bootstrap_servers=f"127.0.0.1:{free_port()}")
-    times = measure(settings, args.repeat, args.screenshots)
+    times = measure(settings, args.repeat, args.new_browsers, args.screenshots)
     print(f"render time after navigation, {args.repeat} visits each after a first one "
           "(target <= 2 s; the new browser's line fetches and compiles Streamlit's frontend):")
     for name, values in times.items():
-        print(f"  {name:24s} median {statistics.median(values):.2f} s, max {max(values):.2f} s")
+        print(f"  {name:48s} median {statistics.median(values):.2f} s, max {max(values):.2f} s")
+    drawn = {v: times.get(f"new browser, {v}: markets drawn") for v in VARIANTS}
+    if all(drawn.values()):
+        ours, reference = (statistics.median(drawn[v] or []) for v in VARIANTS)
+        print(f"new browser's Markets page, finance bundle / st.plotly_chart: "
+              f"{ours / reference:.2f} (medians {ours:.2f} s / {reference:.2f} s over "
+              f"{args.new_browsers} each, alternating)")
 
 
 if __name__ == "__main__":

@@ -34,3 +34,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/python" -m pip install -q -c requirements.lock -e '.[dev]'
   echo "$want" > "$stamp"
 fi
+# plotly.js' finance bundle for the dashboard's charts (visualization/plotlyjs.py; pinned by
+# SHA-256, from the npm registry); without it the dashboard falls back to st.plotly_chart
+"$VENV/bin/python" -m visualization.plotlyjs >/dev/null || \
+  echo "setup: the dashboard's charts fall back to st.plotly_chart (see the line above)" >&2

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from visualization import plot
 from visualization.common import context
 
 VIEWS = Path(__file__).resolve().parent / "views"
@@ -40,6 +41,7 @@ with st.sidebar:
     ctx = context()
     st.caption(f"lake: {ctx.lake.resolve()}  \nrefresh every "
                f"{ctx.settings.dashboard_refresh_s:g} s")
+    plot.preload()  # before the page's reads: the browser fetches plotly.js meanwhile
 if st.session_state.get("theme") == "dark":
     st.markdown(DARK_CSS, unsafe_allow_html=True)
 page.run()

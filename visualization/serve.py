@@ -15,8 +15,8 @@ import sys
 
 PRELOAD = (
     "pandas", "pyarrow", "deltalake", "plotly.graph_objects", "plotly.subplots",
-    "visualization.charts", "visualization.data", "analytics.registry", "analytics.realised",
-    "pipeline.monitoring", "storage.facts",
+    "visualization.charts", "visualization.data", "visualization.plot", "analytics.registry",
+    "analytics.realised", "pipeline.monitoring", "storage.facts",
 )
 """Modules the pages import, loaded before the server opens its port. Not
 ``visualization.common``: its ``st.cache_data`` must be created under Streamlit's runtime."""

@@ -13,13 +13,15 @@ APP = Path(__file__).resolve().parent / "app.py"
 
 def dashboard_command(settings: Settings) -> list[str]:
     """The ``streamlit run`` command line of the dashboard over ``settings.lake_dir``, bound to
-    ``settings.dashboard_host:dashboard_port``, headless, without usage statistics; run through
+    ``settings.dashboard_host:dashboard_port``, headless, without usage statistics, serving
+    ``visualization/static`` (the plotly.js bundle of :mod:`visualization.plot`); run through
     :mod:`visualization.serve`, which loads the pages' modules before the port opens."""
     return [
         sys.executable, "-m", "visualization.serve", str(APP),
         "--server.address", settings.dashboard_host,
         "--server.port", str(settings.dashboard_port),
         "--server.headless", "true",
+        "--server.enableStaticServing", "true",  # visualization/static: visualization.plotlyjs
         "--browser.gatherUsageStats", "false",
         "--", "--lake", str(Path(settings.lake_dir).resolve()),
     ]

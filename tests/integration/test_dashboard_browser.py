@@ -15,6 +15,7 @@ from tests import small_lake
 from tests.conftest import free_port
 from ticklake.processes import stop_pid
 from ticklake.services import wait_for_dashboard
+from visualization.plotlyjs import BUNDLE_URL
 from visualization.server import dashboard_command
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ TRACES = """() => Object.fromEntries(document.querySelector('.js-plotly-plot')._
 PAPER = """(colors) => colors.includes((document.querySelector('.js-plotly-plot')
   ?._fullLayout?.paper_bgcolor || '').replace(/ /g, ''))"""
 LIGHT_PAPER = ["white", "rgb(255,255,255)", "#fff", "#ffffff"]  # plotly_white says "white"
+LAG_ROWS = """() => document.querySelectorAll('[data-testid="stTable"] tbody tr').length"""
 SHOWS = "(needles) => needles.every(n => document.body.innerText.includes(n))"
 
 
@@ -88,6 +90,9 @@ def test_every_page_in_chromium(lake: Path, tmp_path: Path, monkeypatch) -> None
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1400})
+                scripts: list[str] = []
+                page.on("requestfinished", lambda r: scripts.append(r.url)
+                        if r.resource_type == "script" else None)
                 page.goto(base)
                 page.wait_for_function(DONE, arg=["Markets", "1d"], timeout=90_000)
                 traces = page.evaluate(TRACES)
@@ -103,7 +108,10 @@ def test_every_page_in_chromium(lake: Path, tmp_path: Path, monkeypatch) -> None
                 page.wait_for_function(DONE, arg=["Pipeline", None], timeout=90_000)
                 pipeline_text = body_once_shown(page, "Kafka: topic t, per partition",
                                                 "total lag")  # the caption under the lag table
-                lag_rows = page.locator('[data-testid="stTable"] tbody tr').count()
+                # the rows, once drawn: a rerun in flight can hold the caption and no table
+                # yet (a run on 2026-12-04)
+                page.wait_for_function(LAG_ROWS, timeout=60_000)
+                lag_rows = page.evaluate(LAG_ROWS)
                 page.screenshot(path=str(tmp_path / "pipeline.png"), full_page=True)
 
                 page.goto(f"{base}/quality")
@@ -120,6 +128,9 @@ def test_every_page_in_chromium(lake: Path, tmp_path: Path, monkeypatch) -> None
     finally:
         stop_pid(server.pid)
         log.close()
+    # the charts are drawn by plotly.js' finance bundle, never Streamlit's full Plotly chunk
+    assert f"{base}/{BUNDLE_URL}" in scripts
+    assert not [u for u in scripts if "PlotlyChart" in u], "a chart fell back to st.plotly_chart"
     assert traces["OHLC"] == small_lake.BARS and traces["volume"] == small_lake.BARS
     assert traces["sma_7"] == small_lake.BARS
     assert traces["anomaly"] == len(small_lake.ANOMALY_DAYS)

@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from streamlit import config
 from streamlit.testing.v1 import AppTest
 
 from tests import small_lake
 from tests.conftest import free_port
+from visualization import plot, plotlyjs
 
 APP = Path(__file__).resolve().parents[2] / "visualization" / "app.py"
 LAST_INGEST = datetime(2026, 11, 21, 9, 11, tzinfo=UTC)
@@ -19,11 +21,14 @@ LAST_INGEST = datetime(2026, 11, 21, 9, 11, tzinfo=UTC)
 
 
 @pytest.fixture
-def app(lake: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+def app(lake: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> AppTest:
     """The app over ``lake`` (topic ``t`` as the small lake's, no broker listening)."""
     monkeypatch.setenv("TICKLAKE_LAKE_DIR", str(lake))
     monkeypatch.setenv("TICKLAKE_TOPIC", "t")
     monkeypatch.setenv("TICKLAKE_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")
+    static = config.get_option("server.enableStaticServing")
+    config.set_option("server.enableStaticServing", True)  # as ticklake dashboard serves it
+    request.addfinalizer(lambda: config.set_option("server.enableStaticServing", static))
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.session_state["auto_refresh"] = False
     return at
@@ -34,7 +39,16 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 
 def figure(at: AppTest) -> dict:
-    return json.loads(at.get("plotly_chart")[0].proto.spec)
+    """The page's chart as Plotly's JSON: the data of visualization.plot's component (the
+    plotly.js bundle is there, as scripts/setup.sh fetches it)."""
+    assert plotlyjs.installed(), "run python -m visualization.plotlyjs"
+    assert not at.get("plotly_chart"), "the chart fell back to st.plotly_chart"
+    charts = [e for e in at.get("bidi_component")
+              if e.proto.component_name == plot.COMPONENT]  # type: ignore[attr-defined]
+    proto = charts[0].proto  # type: ignore[attr-defined]
+    data = json.loads(proto.json if proto.WhichOneof("data") == "json" else proto.mixed.json)
+    assert data["bundle"] == plotlyjs.BUNDLE_URL
+    return json.loads(data["figure"])
 
 
 def values(v: object) -> list:
@@ -70,6 +84,21 @@ def test_markets_draws_the_range_with_overlays_anomalies_and_forecasts(
     app.date_input(key="range_AAA_1d").set_value(
         (date(2012, 1, 10), date(2012, 1, 19))).run()
     assert len(values(next(t for t in figure(app)["data"] if t["name"] == "OHLC")["x"])) == 10
+
+
+def test_without_static_serving_the_chart_falls_back_to_st_plotly_chart(
+        lake: Path, app: AppTest) -> None:
+    """A server run without --server.enableStaticServing cannot serve the finance bundle: the
+    same figure goes to st.plotly_chart, and no component is mounted."""
+    small_lake.build(lake)
+    config.set_option("server.enableStaticServing", False)  # the fixture restores it
+    app.run()
+    assert not app.exception
+    assert not [e for e in app.get("bidi_component")
+                if e.proto.component_name == plot.COMPONENT]  # type: ignore[attr-defined]
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)  # type: ignore[attr-defined]
+    ohlc = next(t for t in spec["data"] if t["name"] == "OHLC")
+    assert len(values(ohlc["x"])) == small_lake.BARS
 
 
 def test_the_theme_switches_the_chart_template(lake: Path, app: AppTest) -> None:

@@ -17,7 +17,7 @@ from config.tables import (
     bar_table,
     bar_tables,
 )
-from visualization import charts
+from visualization import charts, plot
 from visualization.common import Context, cached, live, table
 from visualization.data import INDICATORS
 
@@ -77,7 +77,7 @@ def render(ctx: Context) -> None:
         forecasts if interval == "1d" else None, ctx.theme,
         f"{ticker} ({asset_class(ticker)}, {currency(ticker)}) · {interval} bars · "
         f"{len(bars):,} shown", currency(ticker))
-    st.plotly_chart(fig, theme=None, key="market")
+    plot.show(fig, key="market")
     st.caption(f"{len(bars):,} bars from {start_day} to {end_day} (UTC) · "
                f"{len(anomalies)} anomaly flags (|z| > 3 over the previous 30 days) · "
                "forecasts drawn on the 1d chart at their target date")

@@ -11,7 +11,7 @@ import streamlit as st
 from config.settings import Settings
 from pipeline import monitoring
 from storage.facts import lake_status
-from visualization import charts, data
+from visualization import charts, data, plot
 from visualization.common import Context, live, table
 
 
@@ -46,7 +46,7 @@ def render(ctx: Context) -> None:
     else:
         table(jobs)
         history = data.batch_history(ctx.lake)
-        st.plotly_chart(charts.batches_figure(history, ctx.theme), theme=None, key="batches")
+        plot.show(charts.batches_figure(history, ctx.theme), key="batches")
 
     st.subheader("Tables")
     facts = pd.DataFrame([{"table": name, **(t or {"rows": None, "version": None,

@@ -6,7 +6,7 @@ import streamlit as st
 
 from config.tables import SILVER_QUARANTINE
 from storage.facts import lake_status
-from visualization import charts
+from visualization import charts, plot
 from visualization.common import Context, cached, live, table
 
 
@@ -28,7 +28,7 @@ def render(ctx: Context) -> None:
         st.success("Nothing quarantined.")
         return
     st.subheader("Quarantined records per day and reason")
-    st.plotly_chart(charts.quarantine_figure(by_day, ctx.theme), theme=None, key="quarantine")
+    plot.show(charts.quarantine_figure(by_day, ctx.theme), key="quarantine")
     st.subheader("Newest records of each reason (raw value decoded)")
     table(cached("quarantine_samples", ctx, (SILVER_QUARANTINE,)))
 
