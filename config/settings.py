@@ -134,6 +134,15 @@ class Settings(BaseSettings):
         "127.0.0.1", description="Address the driver and its UI listen on.")
     spark_ui_enabled: bool = Field(True, description="Serve the Spark UI (spark.ui.enabled).")
     spark_ui_port: int = Field(4040, ge=1, le=65535, description="First port the Spark UI tries.")
+    spark_driver_memory: str = Field(
+        "1g", pattern=r"^[1-9][0-9]*[mg]$",
+        description="Heap of the driver JVM a job starts (spark.driver.memory; Spark's default). "
+        "Under spark-submit its --driver-memory applies instead.")
+    spark_driver_pretouch: bool = Field(
+        True, description="Start the driver JVM with its whole heap committed and touched "
+        "(-Xms = spark_driver_memory, -XX:+AlwaysPreTouch), so that its resident size does not "
+        "grow as the heap expands under load; the heap's RAM is taken at start. Under "
+        "spark-submit pass --driver-java-options instead.")
     spark_shuffle_partitions: int = Field(
         4, ge=1, le=100_000, description="spark.sql.shuffle.partitions of the jobs.")
     pyspark_python: str = Field(sys.executable, description="Python of the Spark workers.")

@@ -64,6 +64,25 @@ def submitted_conf() -> dict[str, str]:
     return dict(SparkConf().getAll())
 
 
+def driver_jvm_conf(settings: Settings) -> dict[str, str]:
+    """The Spark settings of the driver JVM a job starts itself (not under spark-submit, whose
+    JVM runs before this code): ``spark.driver.memory`` and, with ``spark_driver_pretouch``,
+    ``-Xms`` equal to it and ``-XX:+AlwaysPreTouch`` in ``spark.driver.extraJavaOptions``
+    (HotSpot's flags: the initial heap size, and touching every page of the heap when the JVM
+    starts).
+
+    With the heap committed and touched at start, the JVM's resident size stays at the heap
+    plus its off-heap memory: in ``bench/live.py`` without it, the resident size grew 7-44%
+    over a run while the live objects after a full GC shrank (README, Benchmarks, "Live
+    mode"), the heap's committed size expanding toward its limit.
+    """
+    conf = {"spark.driver.memory": settings.spark_driver_memory}
+    if settings.spark_driver_pretouch:
+        conf["spark.driver.extraJavaOptions"] = (
+            f"-Xms{settings.spark_driver_memory} -XX:+AlwaysPreTouch")
+    return conf
+
+
 def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSession:
     """Get or create the SparkSession and register the ticklake connectors.
 
@@ -84,6 +103,9 @@ def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSessio
         builder = builder.master(settings.spark_master)
     for key, value in UI_RETENTION.items():
         if key not in submitted:  # builder.config() would override spark-submit --conf
+            builder = builder.config(key, value)
+    if not launched_by_spark_submit():  # this process starts the JVM: its options still apply
+        for key, value in driver_jvm_conf(settings).items():
             builder = builder.config(key, value)
     spark = (
         builder.config("spark.sql.session.timeZone", "UTC")

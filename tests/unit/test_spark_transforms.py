@@ -205,3 +205,17 @@ def test_the_driver_keeps_a_bounded_number_of_finished_jobs(spark) -> None:
     retained = context.statusTracker().getJobIdsForGroup("retention-test")
     # Spark trims in steps of 10% of the limit once it is exceeded
     assert kept * 0.85 <= len(retained) <= kept
+
+
+def test_the_driver_jvm_starts_with_its_whole_heap_committed(spark) -> None:
+    """spark_driver_pretouch (on by default): the JVM the session started has committed its
+    whole heap (-Xms = spark.driver.memory, every page touched), so its resident size cannot
+    grow by expanding the heap under load."""
+    jvm = spark.sparkContext._jvm
+    runtime = jvm.java.lang.Runtime.getRuntime()
+    flags = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert "-XX:+AlwaysPreTouch" in flags
+    assert spark.sparkContext.getConf().get("spark.driver.memory") == "1g"
+    # G1 reports Xmx less one survivor region as the max; committed = the initial heap
+    assert runtime.totalMemory() >= 0.95 * runtime.maxMemory()
+    assert runtime.maxMemory() > 0.9 * 1024**3
