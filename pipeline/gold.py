@@ -47,6 +47,7 @@ from pipeline import gold_indicators
 from pipeline.bars import PARTIAL_SCHEMA, TICK_COLUMNS, combine_bars, daily_metrics, partial_bars
 from pipeline.runner import Job, main
 from pipeline.schemas import table_stream
+from pipeline.workers import freeze_imports
 from pipeline.writes import job_sink
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ def _task_partial_bars(
 ) -> Iterator[pa.RecordBatch]:
     """mapInArrow function: one task's ticks -> its partial bars (:func:`pipeline.bars.partial_bars`),
     Arrow batch by Arrow batch, so a task holds its partial bars, never all its ticks."""
+    freeze_imports()  # once per Python worker: pipeline.workers
     parts = [partial_bars(pa.Table.from_batches([b]), intervals, updated_at)
              for b in batches if b.num_rows]
     if parts:

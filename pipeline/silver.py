@@ -41,6 +41,7 @@ from pipeline import silver_state
 from pipeline.runner import Job, main
 from pipeline.schemas import table_stream
 from pipeline.validation import validate_values
+from pipeline.workers import freeze_imports
 from pipeline.writes import Copy, TaskAggregate, job_sink, route_and_aggregate
 from producer.messages import BACKFILL_SOURCE
 
@@ -71,6 +72,7 @@ def _classify_batches(
     batches: Iterator[pa.RecordBatch], max_message_bytes: int, max_future_skew_s: float,
     allowed_tickers: frozenset[str] | None,
 ) -> Iterator[pa.RecordBatch]:
+    freeze_imports()  # once per Python worker: pipeline.workers
     for batch in batches:
         checked = batch.column("checked_at")
         times = pc.unique(checked).to_pylist()  # one value: the micro-batch's time

@@ -29,6 +29,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from config.settings import Settings
 from config.tables import Table
+from pipeline.workers import freeze_imports
 from storage.files import FILE_RECORD_SCHEMA, write_data_files
 from storage.sink import DeltaSink
 
@@ -155,6 +156,7 @@ def route_and_aggregate(
                    copies[i - len(targets)].source_columns()) for i in copying]
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        freeze_imports()  # once per Python worker: pipeline.workers
         received = [b for b in batches if b.num_rows]
         if not received:
             return
