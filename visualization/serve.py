@@ -27,8 +27,8 @@ PRELOAD = (
 
 def warm_up() -> None:
     """Build and serialise one small market figure (candlesticks, volume, an overlay, an RSI
-    panel, an anomaly mark and a forecast), so that the validators of every trace and layout
-    property the pages use are loaded before the first browser connects."""
+    panel, an anomaly mark and a forecast), so that Plotly has loaded the validators of the
+    traces and layout properties the pages use before the first browser connects."""
     import pandas as pd
 
     from visualization import charts
