@@ -25,7 +25,9 @@ trap 'kill "$bench" 2>/dev/null || true' EXIT
 sleep "$WAIT"
 driver=$(pgrep -f "ticklake job live" | head -1)
 jvm=$(pgrep -f "java.*SparkSubmit" | head -1)
-daemon=$(ps -eo pid,ppid,args | awk -v j="$jvm" '$2 == j && /pyspark.daemon pyspark.worker$/ {print $1}' | head -1)
+# the JVM starts more than one daemon of pyspark.worker; the one that forked the workers
+daemons=$(ps -eo pid,ppid,args | awk -v j="$jvm" '$2 == j && /pyspark.daemon pyspark.worker$/ {print $1}')
+daemon=$(for d in $daemons; do echo "$(pgrep -c -P "$d" || true) $d"; done | sort -rn | awk 'NR == 1 {print $2}')
 echo "profile_live: driver $driver, JVM $jvm, worker daemon $daemon; recording ${SECONDS_} s"
 "$PY_SPY" record --idle -d "$SECONDS_" -r 25 -f raw -o "$OUT/driver.txt" -p "$driver" >/dev/null 2>&1 &
 "$PY_SPY" record --subprocesses -d "$SECONDS_" -r 25 -f raw -o "$OUT/workers.txt" -p "$daemon" >/dev/null 2>&1 &
