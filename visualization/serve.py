@@ -42,7 +42,6 @@ def warm_up() -> None:
                               "model": ["lstm"], "predicted_avg_price": [1.5],
                               "lower_80": [1.0], "upper_80": [2.0], "naive_avg_price": [1.4]})
     charts.market_figure(bars, indicators, ["SMA 7"], "RSI", anomalies, forecasts).to_json()
-    charts.batches_figure(pd.DataFrame(columns=["job", "timestamp", "batch_duration_ms"]))
 
 
 def main(argv: list[str] | None = None) -> None:
