@@ -8,8 +8,10 @@ for a Bronze commit and its own trigger, Gold for Silver's, and the three compet
 cores. Here each micro-batch of Kafka records goes through the three layers at once:
 
 1. **Silver**: the records are classified and routed to ``silver/quarantine`` and
-   ``silver/ticks`` (:func:`pipeline.silver.silver_writer`: the same bounded state, the same
-   verdicts and commit order).
+   ``silver/ticks`` (:func:`pipeline.silver.silver_batch_writer`: the same bounded state, the
+   same verdicts and commit order as the silver job), in one Spark job when no valid tick of
+   the batch is at or before its ticker's watermark, a live feed's usual batch
+   (:func:`pipeline.silver.single_pass_verdicts`), else in the silver job's two.
 2. **Bronze**: the tasks that write Silver's and quarantine's files also write every
    classified row's Kafka record to ``bronze/ticks`` (:class:`pipeline.writes.Copy`,
    :data:`pipeline.silver.BRONZE_FROM_CLASSIFIED`), committed before the two, so the records
@@ -59,7 +61,7 @@ def live_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], N
     """foreachBatch function: Bronze, then Silver, then Gold for one micro-batch of Kafka
     records, each table exactly once (see the module docstring)."""
     bronze_copy = Copy(job_sink(BRONZE_TICKS, settings, app_id), silver.BRONZE_FROM_CLASSIFIED)
-    write_silver = silver.silver_batch_writer(settings, app_id)
+    write_silver = silver.silver_batch_writer(settings, app_id, single_pass=True)
     write_gold = gold.gold_batch_writer(settings, app_id)
     silver_path = str(SILVER_TICKS.path(settings.lake_dir))
     intervals = tuple(bar_tables(settings.bar_intervals))

@@ -42,7 +42,7 @@ from pipeline.runner import Job, main
 from pipeline.schemas import table_stream
 from pipeline.validation import validate_values
 from pipeline.workers import freeze_imports
-from pipeline.writes import Copy, TaskAggregate, job_sink, route_and_aggregate
+from pipeline.writes import Copy, TaskAggregate, job_sink, route_and_aggregate, routed_write
 from producer.messages import BACKFILL_SOURCE
 
 log = logging.getLogger(__name__)
@@ -211,6 +211,73 @@ def verdicts(
     )
 
 
+VALID_COLUMN = "_valid"
+"""Whether validation took the row (its ``reason`` before the duplicate and lateness checks),
+a column of :func:`single_pass_verdicts`."""
+STALE_COLUMN = "_at_or_before_watermark"
+"""Whether the row is a valid tick at or before its ticker's watermark (one that could repeat
+a Silver tick or be late), a column of :func:`single_pass_verdicts`."""
+
+
+def single_pass_verdicts(classified: DataFrame, watermarks: DataFrame | None,
+                         partitions: int) -> DataFrame:
+    """:func:`verdicts` for a batch none of whose valid ticks is at or before its ticker's
+    watermark, without a second pass over the batch: the rows are spread by ``tick_id`` over
+    ``partitions`` Spark partitions, where a tick's duplicates in the batch meet, and ranked
+    there (order: Kafka topic, partition, offset).
+
+    For such a batch the verdicts equal :func:`verdicts`' with no Silver rows to compare to:
+    Silver holds no tick of a ticker after its watermark and a duplicate has its original's
+    event time (:mod:`pipeline.silver_state`), and a late tick lies before the watermark. Each
+    row also carries :data:`VALID_COLUMN` and :data:`STALE_COLUMN`; a row with the latter
+    true means the batch is not such a batch: its verdicts must come from :func:`verdicts`
+    (:func:`silver_batch_writer` calls the pass off, :func:`pipeline.writes.routed_write`'s
+    ``guard``).
+
+    Args:
+        classified: rows of :data:`CLASSIFIED_SCHEMA`.
+        watermarks: ``(ticker, watermark)`` rows (None: no ticker has one).
+        partitions: Spark partitions of the result (the tasks that write it).
+
+    Returns:
+        :func:`verdicts`' columns plus :data:`VALID_COLUMN` and :data:`STALE_COLUMN`.
+    """
+    valid = F.col("reason").isNull()
+    by_id = Window.partitionBy("tick_id").orderBy(
+        F.col("reason").isNotNull(), "topic", "partition", "offset")  # valid rows first
+    frame = classified.repartition(partitions, "tick_id").withColumn(
+        "_rank", F.row_number().over(by_id))
+    if watermarks is not None:
+        frame = frame.join(F.broadcast(watermarks.withColumnRenamed("watermark", "_mark")),
+                           "ticker", "left")
+    else:
+        frame = frame.withColumn("_mark", F.lit(None).cast("timestamp"))
+    duplicate = valid & (F.col("_rank") > 1)
+    return frame.select(
+        *[c for c in CLASSIFIED_SCHEMA.names if c not in ("reason", "detail")],
+        F.when(duplicate, F.lit(Reason.DUPLICATE_TICK_ID.value)).otherwise(F.col("reason"))
+         .alias("reason"),
+        F.when(duplicate, F.lit("earlier in the same micro-batch")).otherwise(F.col("detail"))
+         .alias("detail"),
+        F.col("checked_at").alias("quarantined_at"),
+        valid.alias(VALID_COLUMN),
+        (valid & F.col("_mark").isNotNull() & (F.col("event_time") <= F.col("_mark")))
+        .alias(STALE_COLUMN),
+    )
+
+
+def _latest_valid(rows: pa.Table) -> pa.Table:
+    """Executor side of the single pass's summary: per ticker, the latest event time of the
+    task's valid ticks (:data:`VALID_COLUMN`)."""
+    return _latest_by_ticker(rows.filter(rows.column(VALID_COLUMN)))
+
+
+def _latest_by_ticker(ticks: pa.Table) -> pa.Table:
+    """``(ticker, event_time)``: the latest event time per ticker of ``ticks``."""
+    return (ticks.select(["ticker", "event_time"]).group_by("ticker")
+            .aggregate([("event_time", "max")]).rename_columns(["ticker", "event_time"]))
+
+
 def split_batch(
     classified: DataFrame,
     existing_ids: DataFrame | None = None,
@@ -235,7 +302,8 @@ SilverBatchWriter = Callable[[DataFrame, int, TicksAggregate | None, Sequence[Co
 (:func:`silver_batch_writer`)."""
 
 
-def silver_batch_writer(settings: Settings, app_id: str) -> SilverBatchWriter:
+def silver_batch_writer(settings: Settings, app_id: str,
+                        single_pass: bool = False) -> SilverBatchWriter:
     """:func:`silver_writer`'s function, which can also aggregate the ticks it commits in the
     same pass (live mode: Gold's partial bars, :mod:`pipeline.live`) and write every
     classified row to tables that take them all, committed before quarantine (live mode:
@@ -245,10 +313,24 @@ def silver_batch_writer(settings: Settings, app_id: str) -> SilverBatchWriter:
     returns the aggregate of the ticks committed now, or None when none was asked for or
     this batch's ticks were committed before (a replay: read them from that commit). Copies
     are written in the pass that writes Silver's ticks and committed before them.
+
+    Two ways to write a batch, with the same verdicts:
+
+    * **two passes** (the default): the classified rows are cached; a first Spark job
+      summarises them (:func:`pipeline.silver_state.summarize`: the event-time ranges the
+      duplicate check must read from Silver, the latest event time per ticker), a second
+      judges and writes them.
+    * **one pass** (``single_pass``, live mode): :func:`single_pass_verdicts` judges and the
+      same tasks write, and the latest event times come back with the files. It holds for a
+      batch none of whose valid ticks is at or before its ticker's watermark, which is a live
+      feed's usual batch; a task that finds such a tick calls the pass off before writing,
+      nothing is committed, and the batch is written in two passes, as are the next ones
+      until one has no such tick (a backfill, a producer's replay).
     """
     silver = job_sink(SILVER_TICKS, settings, app_id)
     quarantine = job_sink(SILVER_QUARANTINE, settings, app_id)
     marks_sink = job_sink(SILVER_WATERMARKS, settings, app_id)
+    one_pass = {"next": single_pass}  # whether the next batch tries one pass
 
     def write(batch: DataFrame, batch_id: int, ticks_aggregate: TicksAggregate | None,
               copies: Sequence[Copy] = ()) -> pa.Table | None:
@@ -256,24 +338,42 @@ def silver_batch_writer(settings: Settings, app_id: str) -> SilverBatchWriter:
         if copied and marks_sink.committed(batch_id):
             return None
         started = time.monotonic()
+        spark = batch.sparkSession
+        before = silver_state.watermarks(settings.lake_dir)
+        marks = silver_state.watermark_frame(spark, before) if before else None
+        rejected = F.col("reason").isNotNull()
+        targets = [(quarantine, rejected), (silver, ~rejected)]
+        aggregate = (None if ticks_aggregate is None
+                     else TaskAggregate(1, *ticks_aggregate))  # 1: silver, in targets
+        if one_pass["next"] and not (silver.committed(batch_id) and copied):
+            partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or "1")
+            routed = routed_write(single_pass_verdicts(batch, marks, partitions), targets,
+                                  batch_id, aggregate, copies, summary=_latest_valid,
+                                  combine_summary=_latest_by_ticker, guard=STALE_COLUMN,
+                                  carry=("ticker", "event_time", VALID_COLUMN))
+            if not routed.vetoed:
+                written = time.monotonic()
+                latest = ({} if routed.summary is None else
+                          {str(r["ticker"]): r["event_time"] for r in routed.summary.to_pylist()})
+                silver_state.raise_watermarks(marks_sink, before, latest, batch_id,
+                                              datetime.now(UTC))
+                log.info("silver micro-batch %d: classified, quarantine and ticks written in "
+                         "one pass in %.1f s, watermarks raised in %.1f s", batch_id,
+                         written - started, time.monotonic() - written)
+                return routed.aggregated
+            log.info("silver micro-batch %d: a valid tick at or before its ticker's watermark; "
+                     "the batch is written in two passes", batch_id)
         aggregated = None
         classified = batch.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            spark = batch.sparkSession
-            before = silver_state.watermarks(settings.lake_dir)
-            marks = silver_state.watermark_frame(spark, before) if before else None
             summary = silver_state.summarize(classified.where(F.col("reason").isNull()), marks)
+            one_pass["next"] = single_pass and not summary.event_ranges
             classified_at = time.monotonic()
             if not (silver.committed(batch_id) and copied):
                 existing = silver_state.duplicate_candidates(
                     spark, settings.lake_dir, summary.event_ranges)
                 judged = verdicts(classified, existing, marks, settings.allowed_lateness_s)
-                rejected = F.col("reason").isNotNull()
-                aggregate = (None if ticks_aggregate is None
-                             else TaskAggregate(1, *ticks_aggregate))  # 1: silver below
-                _, aggregated = route_and_aggregate(
-                    judged, [(quarantine, rejected), (silver, ~rejected)], batch_id, aggregate,
-                    copies)
+                _, aggregated = route_and_aggregate(judged, targets, batch_id, aggregate, copies)
             written = time.monotonic()
             silver_state.raise_watermarks(marks_sink, before, summary.latest, batch_id,
                                           datetime.now(UTC))

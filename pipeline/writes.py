@@ -14,12 +14,16 @@ other in the order given. It can also return a small per-task aggregate of one t
 same task from the rows it writes, so those rows are not read again, and write every row a
 second time into tables that take them all (:class:`Copy`, e.g. Bronze in live mode), so a
 micro-batch's rows cross from the JVM to Python once for all its tables.
+:func:`routed_write` adds a summary of every task's rows and a guard column that calls the
+whole pass off (Silver's one-pass write in live mode, :func:`pipeline.silver.silver_batch_writer`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -140,11 +144,64 @@ def route_and_aggregate(
         or the target holds ``batch_id`` from an earlier attempt (a replay) or another
         writer: then read its rows from that commit.
     """
+    routed = routed_write(frame, targets, batch_id, aggregate, copies)
+    return routed.counts, routed.aggregated
+
+
+@dataclass(frozen=True)
+class RoutedWrite:
+    """What :func:`routed_write` did.
+
+    Attributes:
+        counts: rows committed per target, then per copy (0 for one committed already).
+        aggregated: the combined ``aggregate`` of the rows committed to its target now, or
+            None (see :func:`route_and_aggregate`).
+        summary: the combined ``summary`` of every task's rows, or None when none was asked
+            for or no task had rows.
+        vetoed: a task found a row whose ``guard`` column is true: nothing was committed
+            (the files the other tasks wrote were deleted where the table is local).
+    """
+
+    counts: list[int]
+    aggregated: pa.Table | None = None
+    summary: pa.Table | None = None
+    vetoed: bool = False
+
+
+VETO_ROUTE = -1
+""":data:`ROUTE_COLUMN` of the record a task returns instead of its files when a row of it
+fails the pass's ``guard`` (:func:`routed_write`)."""
+
+
+def routed_write(
+    frame: DataFrame, targets: Sequence[tuple[DeltaSink, Column]], batch_id: int | None,
+    aggregate: TaskAggregate | None = None, copies: Sequence[Copy] = (),
+    summary: Callable[[pa.Table], pa.Table] | None = None,
+    combine_summary: Callable[[pa.Table], pa.Table] | None = None,
+    guard: str | None = None, carry: Sequence[str] = (),
+) -> RoutedWrite:
+    """:func:`route_and_aggregate`, with a summary of every row and a guard that can call the
+    whole pass off.
+
+    Args:
+        frame, targets, batch_id, aggregate, copies: see :func:`route_and_aggregate`.
+        summary: runs on the executor: one task's rows (``carry`` columns and the targets')
+            -> a small table; ``combine_summary`` (driver) makes the batch's from the tasks'
+            (default: concatenated as they are).
+        guard: a boolean column of ``frame``: a task with a row where it is true writes
+            nothing and the pass commits nothing (:attr:`RoutedWrite.vetoed`), so the caller
+            can write the batch another way.
+        carry: columns of ``frame`` the tasks get for every row (for ``summary``), besides
+            what the targets and copies take.
+
+    Returns:
+        :class:`RoutedWrite`.
+    """
     pending = [i for i, (sink, _) in enumerate(targets) if not sink.committed(batch_id)]
     copying = [len(targets) + j for j, copy in enumerate(copies)
                if not copy.sink.committed(batch_id)]
     if not pending and not copying:
-        return [0] * (len(targets) + len(copies)), None
+        return RoutedWrite([0] * (len(targets) + len(copies)))
     aggregating = aggregate if aggregate is not None and aggregate.target in pending else None
     route = F.lit(None).cast("int")
     for i in reversed(range(len(targets))):  # the first condition that holds, committed or not
@@ -161,6 +218,11 @@ def route_and_aggregate(
         if not received:
             return
         rows = pa.Table.from_batches(received)
+        if guard is not None and pc.any(rows.column(guard)).as_py():
+            yield _payload_record(pa.table({}), VETO_ROUTE)
+            return
+        if summary is not None:
+            yield _payload_record(summary(rows), SUMMARY_ROUTE)
         for index, root, schema, partitions, sources in copy_specs:
             every = rows.select(sources).rename_columns(schema.names)
             for records in write_data_files(iter(every.to_batches()), root, schema, partitions):
@@ -177,9 +239,10 @@ def route_and_aggregate(
     for index, _, schema, _ in specs:
         for name in schema.names:
             needed.setdefault(name, []).append(index)
-    everywhere = {name for *_, sources in copy_specs for name in sources}
+    everywhere = dict.fromkeys([*(name for *_, sources in copy_specs for name in sources),
+                                *carry, *([guard] if guard is not None else [])])
     # a row carries to the executor's Python worker only the columns of its own table (and
-    # of the copies, which take every row)
+    # of the copies, which take every row, and the carried ones)
     slim = routed.select(
         *[F.col(name) if name in everywhere or len(needed.get(name, ())) == len(specs)
           else F.when(F.col(ROUTE_COLUMN).isin(needed[name]), F.col(name)).alias(name)
@@ -188,6 +251,9 @@ def route_and_aggregate(
     written = slim.mapInArrow(write, ROUTED_RECORD_SPARK_SCHEMA)
     collected = [row.asDict() for row in written.collect()]
     records = [r for r in collected if r[PAYLOAD_COLUMN] is None]
+    if any(r[ROUTE_COLUMN] == VETO_ROUTE for r in collected):
+        _delete_files(records, sinks)
+        return RoutedWrite([0] * len(sinks), vetoed=True)
     counts = [0] * len(sinks)
     fresh = set()
     for i in [*copying, *pending]:
@@ -195,11 +261,36 @@ def route_and_aggregate(
         if sinks[i].commit_files(mine, batch_id):
             counts[i] = sum(int(r["rows"]) for r in mine)
             fresh.add(i)
+    summaries = _payloads(collected, SUMMARY_ROUTE)
+    summarised = None
+    if summaries:
+        joined = pa.concat_tables(summaries)
+        summarised = combine_summary(joined) if combine_summary is not None else joined
     if aggregating is None or aggregating.target not in fresh:
-        return counts, None  # none asked, or another writer committed the target meanwhile
-    parts = [pa.ipc.open_stream(pa.py_buffer(bytes(r[PAYLOAD_COLUMN]))).read_all()
-             for r in collected if r[PAYLOAD_COLUMN] is not None]
-    return counts, aggregating.combine(pa.concat_tables(parts)) if parts else None
+        # none asked, or another writer committed the target meanwhile
+        return RoutedWrite(counts, None, summarised)
+    parts = _payloads(collected, aggregating.target)
+    return RoutedWrite(counts, aggregating.combine(pa.concat_tables(parts)) if parts else None,
+                       summarised)
+
+
+SUMMARY_ROUTE = -2
+""":data:`ROUTE_COLUMN` of the record that carries a task's ``summary`` (:func:`routed_write`)."""
+
+
+def _payloads(collected: Sequence[Mapping[str, Any]], route: int) -> list[pa.Table]:
+    """The tables carried by the payload records of ``route``."""
+    return [pa.ipc.open_stream(pa.py_buffer(bytes(r[PAYLOAD_COLUMN]))).read_all()
+            for r in collected if r[PAYLOAD_COLUMN] is not None and r[ROUTE_COLUMN] == route]
+
+
+def _delete_files(records: Sequence[Mapping[str, Any]], sinks: Sequence[DeltaSink]) -> None:
+    """Delete the data files of an uncommitted pass where the table is a local directory
+    (elsewhere, e.g. object storage, vacuum removes them: no commit references them)."""
+    for r in records:
+        root = sinks[r[ROUTE_COLUMN]].path
+        if "://" not in root.removeprefix("file://"):
+            Path(root.removeprefix("file://"), r["path"]).unlink(missing_ok=True)
 
 
 def _file_records(records: pa.RecordBatch, route: int) -> pa.RecordBatch:
