@@ -69,12 +69,30 @@ def _since(table: Table, lake_dir: Path, start: datetime, tickers: list[str],
     return data.to_pandas()
 
 
-def _whole(table: Table, lake_dir: Path, ticker: str, handles: Handles) -> pd.DataFrame:
-    """Every row of ``ticker`` (a short history: the filter is pushed into the scan)."""
+def _whole(table: Table, lake_dir: Path, tickers: list[str], handles: Handles) -> pd.DataFrame:
+    """Every row of ``tickers`` (short histories), in one read (the filter is pushed into the
+    scan), sorted by ticker and ``window_start``."""
     sink = handles.get(table.name)
-    data = read_table(table, lake_dir, where=pc.field("ticker") == ticker,
+    wanted = pa.array(tickers, pa.string())
+    data = read_table(table, lake_dir, where=pc.field("ticker").isin(wanted),
                       delta=sink.snapshot() if sink is not None else None)
-    return data.filter(pc.equal(data.column("ticker"), pa.scalar(ticker))).to_pandas()
+    data = data.filter(pc.is_in(data.column("ticker"), wanted))
+    return data.sort_by([("ticker", "ascending"), ("window_start", "ascending")]).to_pandas()
+
+
+def _histories(table: Table, lake_dir: Path, tails: dict[str, pd.DataFrame | None],
+               handles: Handles) -> dict[str, pd.DataFrame]:
+    """``tails`` with each None (a ticker whose tail is not enough) replaced by the ticker's
+    whole history: one read of ``table`` for all of them (:func:`_whole`)."""
+    short = sorted(t for t, tail in tails.items() if tail is None)
+    whole = _whole(table, lake_dir, short, handles) if short else None
+    out = {}
+    for ticker, tail in tails.items():
+        if tail is None:
+            assert whole is not None
+            tail = whole[whole["ticker"] == ticker].reset_index(drop=True)
+        out[ticker] = tail
+    return out
 
 
 def _floor(moment: datetime, unit: str) -> datetime:
@@ -98,20 +116,21 @@ def daily_update(
     start = min(day0.values()) - DAILY_LOOKBACK
     bars = _since(GOLD_BARS_1D, lake_dir, start, tickers, handles)
     stored = _since(GOLD_INDICATORS_1D, lake_dir, start, tickers, handles)
-    rows, flags = [], []
+    tails: dict[str, pd.DataFrame | None] = {}
+    carries: dict[str, dict[str, Any] | None] = {}
     for ticker in tickers:
         mine = bars[bars["ticker"] == ticker].sort_values("window_start").reset_index(drop=True)
         before = mine[mine["window_start"] < day0[ticker]]
-        carry = None
+        carries[ticker], tails[ticker] = None, None  # a short history: from the first bar
         if len(before) >= TAIL_BARS:
             first = before["window_start"].iloc[-TAIL_BARS]
             state = stored[(stored["ticker"] == ticker) & (stored["window_start"] == first)]
             if len(state) == 1 and int(state["bar_index"].iloc[0]) >= TAIL_BARS:
-                carry = {c: state[c].iloc[0] for c in CARRY_COLUMNS}
-                mine = mine[mine["window_start"] >= first]
-        if carry is None:  # a short history (or no stored state): from the first bar
-            mine = _whole(GOLD_BARS_1D, lake_dir, ticker, handles)
-        computed = indicators_1d(mine, carry)
+                carries[ticker] = {c: state[c].iloc[0] for c in CARRY_COLUMNS}
+                tails[ticker] = mine[mine["window_start"] >= first]
+    rows, flags = [], []
+    for ticker, mine in _histories(GOLD_BARS_1D, lake_dir, tails, handles).items():
+        computed = indicators_1d(mine, carries[ticker])
         rows.append(computed[computed["window_start"] >= day0[ticker]])
         found = anomalies(computed)
         flags.append(found[found["window_start"] >= day0[ticker]])
@@ -126,14 +145,14 @@ def hourly_update(lake_dir: Path, hour0: dict[str, datetime],
     tickers = sorted(hour0)
     bars = _since(GOLD_BARS_1H, lake_dir, min(hour0.values()) - HOURLY_LOOKBACK, tickers,
                   handles)
-    rows = []
+    tails: dict[str, pd.DataFrame | None] = {}
     for ticker in tickers:
         mine = bars[bars["ticker"] == ticker].sort_values("window_start").reset_index(drop=True)
         before = mine[mine["window_start"] < hour0[ticker]]
-        if len(before) >= HOURLY_TAIL_BARS:
-            mine = mine.iloc[len(before) - HOURLY_TAIL_BARS:]
-        else:
-            mine = _whole(GOLD_BARS_1H, lake_dir, ticker, handles)
+        tails[ticker] = (mine.iloc[len(before) - HOURLY_TAIL_BARS:]
+                         if len(before) >= HOURLY_TAIL_BARS else None)
+    rows = []
+    for ticker, mine in _histories(GOLD_BARS_1H, lake_dir, tails, handles).items():
         computed = indicators_1h(mine)
         rows.append(computed[computed["window_start"] >= hour0[ticker]])
     return pd.concat(rows, ignore_index=True)

@@ -88,7 +88,10 @@ class DeltaSink:
         return CommitProperties(app_transactions=[Transaction(self.app_id, batch_id)])
 
     def _commit_once(self, batch_id: int | None, commit: Callable[[], object]) -> bool:
-        """Run ``commit`` unless ``batch_id`` is already in the table; retry lost races."""
+        """Run ``commit`` unless ``batch_id`` is already in the table; retry lost races.
+
+        ``commit`` may use ``self._delta`` as it is: it is brought up to date right before
+        each attempt (by :meth:`committed`, or directly for a batch id of None)."""
         retrying = Retrying(
             retry=retry_if_exception_type(CommitFailedError),
             stop=stop_after_attempt(5),
@@ -99,6 +102,8 @@ class DeltaSink:
             with attempt:
                 if self.committed(batch_id):
                     return False
+                if batch_id is None:
+                    self._latest()  # committed() had nothing to look up
                 commit()
         if batch_id is not None and batch_id == self.exit_after_batch:
             self._fault(batch_id)
@@ -144,8 +149,8 @@ class DeltaSink:
         ]
         partitions = self.partition_columns
 
-        def commit() -> None:
-            self._latest().create_write_transaction(
+        def commit() -> None:  # the handle committed() just brought up to date
+            self._delta.create_write_transaction(
                 actions, mode="append", schema=self.table.schema,
                 partition_by=partitions or None, commit_properties=self._props(batch_id))
 
@@ -176,8 +181,8 @@ class DeltaSink:
         predicate = " AND ".join(f"t.{k} = s.{k}" for k in self.table.keys)
         rows = conform(data, self.table.schema)
 
-        def merge() -> None:
-            merger = self._latest().merge(
+        def merge() -> None:  # the handle committed() just brought up to date
+            merger = self._delta.merge(
                 rows, predicate, source_alias="s", target_alias="t",
                 commit_properties=self._props(batch_id))
             merger = (merger.when_matched_update(dict(updates)) if updates
