@@ -316,13 +316,13 @@ def silver_batch_writer(settings: Settings, app_id: str,
 
     Two ways to write a batch, with the same verdicts:
 
-    * **two passes** (the default): the classified rows are cached; a first Spark job
+    * **two passes**: the classified rows are cached; a first Spark job
       summarises them (:func:`pipeline.silver_state.summarize`: the event-time ranges the
       duplicate check must read from Silver, the latest event time per ticker), a second
       judges and writes them.
-    * **one pass** (``single_pass``, live mode): :func:`single_pass_verdicts` judges and the
-      same tasks write, and the latest event times come back with the files. It holds for a
-      batch none of whose valid ticks is at or before its ticker's watermark, which is a live
+    * **one pass** (``single_pass``; the silver job and live mode use it):
+      :func:`single_pass_verdicts` judges and the same tasks write, and the latest event
+      times come back with the files. It holds for a batch none of whose valid ticks is at or before its ticker's watermark, which is a live
       feed's usual batch; a task that finds such a tick calls the pass off before writing,
       nothing is committed, and the batch is written in two passes, as are the next ones
       until one has no such tick (a backfill, a producer's replay).
@@ -390,14 +390,15 @@ def silver_batch_writer(settings: Settings, app_id: str,
 def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], None]:
     """foreachBatch function: quarantine first, then Silver, then the watermarks, each exactly
     once; executors write the files of both tables in one pass, the driver commits them
-    (:mod:`pipeline.writes`).
+    (:mod:`pipeline.writes`); one Spark job per micro-batch when it can
+    (:func:`silver_batch_writer`'s one pass).
 
     The work of a micro-batch depends on the batch and on bounded state
     (:mod:`pipeline.silver_state`), not on the history Silver holds. Quarantine is committed
     before Silver and both before the watermarks, so after a crash between two commits the
     replayed batch classifies against the same state and gives the same split.
     """
-    write = silver_batch_writer(settings, app_id)
+    write = silver_batch_writer(settings, app_id, single_pass=True)
 
     def run(batch: DataFrame, batch_id: int) -> None:
         write(batch, batch_id, None, ())
