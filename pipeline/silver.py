@@ -322,8 +322,9 @@ def silver_batch_writer(settings: Settings, app_id: str,
       judges and writes them.
     * **one pass** (``single_pass``; the silver job and live mode use it):
       :func:`single_pass_verdicts` judges and the same tasks write, and the latest event
-      times come back with the files. It holds for a batch none of whose valid ticks is at or before its ticker's watermark, which is a live
-      feed's usual batch; a task that finds such a tick calls the pass off before writing,
+      times come back with the files. It holds for a batch none of whose valid ticks is at
+      or before its ticker's watermark, which is a live feed's usual batch; a task that
+      finds such a tick calls the pass off before writing,
       nothing is committed, and the batch is written in two passes, as are the next ones
       until one has no such tick (a backfill, a producer's replay).
     """
