@@ -155,6 +155,15 @@ def duplicate_keys(classified: DataFrame, existing_ids: DataFrame | None = None)
             .select("topic", "partition", "offset", "in_silver"))
 
 
+def _with_marks(frame: DataFrame, watermarks: DataFrame | None) -> DataFrame:
+    """``frame`` with ``_mark``: its ticker's watermark (broadcast from ``watermarks``, one row
+    per ticker), null where there is none."""
+    if watermarks is None:
+        return frame.withColumn("_mark", F.lit(None).cast("timestamp"))
+    return frame.join(F.broadcast(watermarks.withColumnRenamed("watermark", "_mark")),
+                      "ticker", "left")
+
+
 def verdicts(
     classified: DataFrame,
     existing_ids: DataFrame | None = None,
@@ -186,12 +195,8 @@ def verdicts(
     """
     valid = F.col("reason").isNull()
     dups = duplicate_keys(classified, existing_ids)
-    frame = classified.join(F.broadcast(dups), ["topic", "partition", "offset"], "left")
-    if watermarks is not None:
-        frame = frame.join(F.broadcast(watermarks.withColumnRenamed("watermark", "_mark")),
-                           "ticker", "left")
-    else:
-        frame = frame.withColumn("_mark", F.lit(None).cast("timestamp"))
+    frame = _with_marks(
+        classified.join(F.broadcast(dups), ["topic", "partition", "offset"], "left"), watermarks)
     behind_s = F.col("_mark").cast("double") - F.col("event_time").cast("double")
     duplicate = valid & F.col("in_silver").isNotNull()
     late = (valid & ~duplicate & F.col("_mark").isNotNull() & (behind_s > allowed_lateness_s)
@@ -245,13 +250,8 @@ def single_pass_verdicts(classified: DataFrame, watermarks: DataFrame | None,
     valid = F.col("reason").isNull()
     by_id = Window.partitionBy("tick_id").orderBy(
         F.col("reason").isNotNull(), "topic", "partition", "offset")  # valid rows first
-    frame = classified.repartition(partitions, "tick_id").withColumn(
-        "_rank", F.row_number().over(by_id))
-    if watermarks is not None:
-        frame = frame.join(F.broadcast(watermarks.withColumnRenamed("watermark", "_mark")),
-                           "ticker", "left")
-    else:
-        frame = frame.withColumn("_mark", F.lit(None).cast("timestamp"))
+    frame = _with_marks(classified.repartition(partitions, "tick_id").withColumn(
+        "_rank", F.row_number().over(by_id)), watermarks)
     duplicate = valid & (F.col("_rank") > 1)
     return frame.select(
         *[c for c in CLASSIFIED_SCHEMA.names if c not in ("reason", "detail")],
