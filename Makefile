@@ -11,7 +11,7 @@ run: setup
 	$(VENV)/bin/ticklake up $(ARGS)
 
 test:
-	@WITH_BROWSER=1 bash scripts/setup.sh
+	@WITH_TEST_TOOLS=1 bash scripts/setup.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest $(ARGS)
@@ -33,7 +33,6 @@ bench: setup
 	$(VENV)/bin/python bench/live.py --lake-ticks 20000 --rate 5000 --minutes 10
 	$(VENV)/bin/python bench/live.py --lake-ticks 20000 --rate 5000 --minutes 10 --mode live
 	$(VENV)/bin/python bench/kafka_source.py
-	$(VENV)/bin/python bench/broker_s3.py
 	$(VENV)/bin/python bench/dashboard.py
 	$(VENV)/bin/python bench/api_load.py
 	$(VENV)/bin/python bench/commit_cost.py

@@ -3,7 +3,7 @@
     with bench_lake("backlog") as (settings, work):
         publish_backlog(settings, 500_000)
 
-The broker is tansu on a free 127.0.0.1 port (stopped by its PID when the block ends, even on
+The broker is Apache Kafka on a free 127.0.0.1 port (stopped by its PID when the block ends, even on
 an error); the lake and run directories live in a new temporary directory that is kept, so a
 run can be inspected afterwards (its path is printed).
 """
@@ -59,7 +59,7 @@ def bench_lake(name: str, **overrides: Any) -> Iterator[tuple[Settings, Path]]:
         ensure_topic(settings)
         yield settings, work
     finally:
-        broker.stop()
+        broker.stop(timeout_s=30.0)
 
 
 def synthetic_backlog(

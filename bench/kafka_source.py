@@ -1,6 +1,6 @@
 """Benchmark: producer throughput and the Python Kafka source's read rate on this machine.
 
-Starts a tansu broker on a free 127.0.0.1 port, publishes N replayed real ticks with the
+Starts an Apache Kafka broker on a free 127.0.0.1 port, publishes N replayed real ticks with the
 idempotent producer, then reads the topic with `ticklake-kafka` under Trigger.AvailableNow
 into Spark's `noop` sink. Prints msg/s for both (Spark start-up excluded from the read rate),
 and the read rate against the reference measured in the same run: plain confluent-kafka
@@ -36,7 +36,7 @@ def plain_consumer_rate(settings: Settings) -> float:
     conf = {"bootstrap.servers": settings.bootstrap_servers, "group.id": "bench-reference",
             "enable.auto.commit": False}
     probe = OffsetProbe(librdkafka_config({"kafka.bootstrap.servers": settings.bootstrap_servers}))
-    try:  # the connector's probe: tansu's ListOffsets answers below the true end
+    try:  # the end offsets, as the connector finds them
         ends = {p: end for (_, p), end in probe.latest(probe.partitions([settings.topic])).items()}
     finally:
         probe.close()

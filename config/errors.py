@@ -21,6 +21,10 @@ class BrokerUnavailable(DependencyError):
     """No Kafka broker answers at the configured bootstrap servers."""
 
 
+class BrokerAuthenticationFailed(BrokerUnavailable):
+    """The broker answers but refuses the configured SASL credentials or TLS settings."""
+
+
 class AlreadyRunning(TicklakeError):
     """A job or service holds the lock on the same lake/checkpoint already."""
 

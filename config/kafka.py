@@ -43,11 +43,9 @@ def client_config(settings: Settings, role: Role, **extra: Any) -> dict[str, Any
 
     Args:
         settings: brokers, security, producer tuning.
-        role: ``producer`` (idempotent, ``acks=all``, ``linger.ms`` from the settings: 5 ms,
-            or 100 ms with the ``s3`` broker storage, where each produce request is an S3
-            write: measured by ``bench/broker_s3.py``, moto spent 13.5 s of CPU with 5 ms and
-            2.5 s with 100 ms for 4,000 ticks at 200/s), ``consumer`` (no auto-commit: offsets
-            live in Spark's checkpoint or nowhere) or ``admin``.
+        role: ``producer`` (idempotent, ``acks=all``, ``linger.ms`` from the settings),
+            ``consumer`` (no auto-commit: offsets live in Spark's checkpoint or nowhere) or
+            ``admin``.
         extra: entries added last (e.g. ``group.id``), overriding the defaults.
 
     Returns:
@@ -60,13 +58,10 @@ def client_config(settings: Settings, role: Role, **extra: Any) -> dict[str, Any
         "logger": logging.getLogger(LIBRDKAFKA_LOGGER),
     }
     if role == "producer":
-        linger = settings.producer_linger_ms
-        if linger is None:
-            linger = 100 if settings.broker_storage == "s3" else 5
         conf.update({
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": linger,
+            "linger.ms": settings.producer_linger_ms,
             "compression.type": "none",
             "message.max.bytes": max(settings.max_message_bytes * 2, 1_000_000),
             "delivery.timeout.ms": 120_000,

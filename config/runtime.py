@@ -74,7 +74,3 @@ def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """This process's environment plus ``extra``, for a child process."""
     return {**os.environ, **(extra or {})}
 
-
-def variables_with_prefix(prefix: str) -> dict[str, str]:
-    """The environment variables whose names start with ``prefix`` (e.g. ``AWS_``)."""
-    return {k: v for k, v in os.environ.items() if k.startswith(prefix)}

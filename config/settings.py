@@ -3,7 +3,7 @@
 Only this module reads environment variables (prefix ``TICKLAKE_``, e.g.
 ``TICKLAKE_BOOTSTRAP_SERVERS=kafka:9092``). Every other module takes a
 :class:`Settings` as an argument. Defaults are those of the embedded laptop run:
-a tansu broker on 127.0.0.1, Spark in local mode, the lake in ``./lake``.
+an Apache Kafka broker on 127.0.0.1, Spark in local mode, the lake in ``./lake``.
 """
 
 from __future__ import annotations
@@ -49,22 +49,19 @@ class Settings(BaseSettings):
         description="Spark source format for Kafka: 'ticklake-kafka' (the Python source that "
         "ships here) or 'kafka' (Spark's JVM connector, where it is on the classpath).",
     )
-    broker_storage: Literal["memory", "s3"] = Field(
-        "memory",
-        description="Storage engine of the embedded tansu broker: 'memory' (lost when it "
-        "stops) or 's3' (kept in an S3 bucket across broker restarts).",
-    )
-    s3_endpoint: str | None = Field(
-        None,
-        description="S3-compatible endpoint of the 's3' broker storage (e.g. MinIO), with "
-        "credentials from the AWS_* variables; default: an embedded moto server on 127.0.0.1.",
-    )
-    s3_port: int = Field(9000, ge=1, le=65535, description="Port of the embedded moto S3.")
-    producer_linger_ms: int | None = Field(
-        None, ge=0, le=10_000,
-        description="Producer linger.ms; default 5, or 100 with the 's3' broker storage.",
-    )
-    s3_bucket: str = Field("tansu", pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+    producer_linger_ms: int = Field(
+        5, ge=0, le=10_000, description="Producer linger.ms: how long it waits to fill a batch.")
+    broker_heap: str = Field(
+        "512m", pattern=r"^[1-9][0-9]*[mg]$",
+        description="Heap of the embedded Apache Kafka broker's JVM (-Xmx, e.g. 512m or 1g; "
+        "Kafka's own scripts default to 1g).")
+    broker_ssl_keystore_location: Path | None = Field(
+        None, description="Embedded broker with an SSL or SASL_SSL protocol: a PEM file with "
+        "its private key (PKCS#8, unencrypted) and certificate chain (ssl.keystore.location).")
+    jars_dir: Path = Field(
+        Path(__file__).resolve().parents[1] / ".jars",
+        description="Where `make setup` puts the JVM jars it resolves from Maven Central "
+        "(Apache Kafka's broker); nothing is downloaded at run time.")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="librdkafka security.protocol of every Kafka client.")
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(

@@ -70,7 +70,7 @@ def broker_end_offsets(settings: Settings, timeout_s: float = BROKER_TIMEOUT_S
         return None, f"unreachable: {err}"
     try:
         tps = probe.partitions([settings.topic])
-        ends = probe.latest(tps, wait_s=0.3)
+        ends = probe.latest(tps)
         return {p: o for (_, p), o in ends.items()}, "up"
     except (KafkaSourceError, KafkaException) as err:  # down, or went down meanwhile
         return None, f"unreachable: {err}"

@@ -78,7 +78,6 @@ $DOCKER builder prune -f --keep-storage 4gb >/dev/null 2>&1 || true
 
 # 2. up: broker, Spark master + 2 workers, streaming (Bronze/Silver/Gold), producer, trainer, dashboard, API
 "${COMPOSE[@]}" config -q
-COMPOSE_PROFILES=kafka "${COMPOSE[@]}" config -q
 log "docker compose up -d (tickers from .env: $(grep ^TICKLAKE_TICKERS .env | cut -d= -f2))"
 "${COMPOSE[@]}" up -d
 started=$(date +%s)

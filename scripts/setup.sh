@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Idempotent set-up of a fresh machine: Debian packages that are missing (Java 17 for Spark;
-# with WITH_BROWSER=1 also chromium for the browser test), the venv, the pinned pip packages.
-# Fast the second time: pip runs only when pyproject.toml or requirements.lock changed.
+# Idempotent set-up of a fresh machine: Debian packages that are missing (Java 17 for Spark and
+# the broker, Maven to resolve the broker's jars; with WITH_TEST_TOOLS=1 also chromium for the
+# browser test and kcat for the third-party client test), the venv, the pinned pip packages,
+# Apache Kafka's jars from Maven Central (pinned, SHA-256 checked: python -m ticklake.jars).
+# Fast the second time: pip runs only when pyproject.toml or requirements.lock changed, Maven
+# only when a jar is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -9,8 +12,10 @@ PYTHON=${PYTHON:-python3}
 
 apt_packages=()
 command -v java >/dev/null 2>&1 || apt_packages+=(openjdk-17-jre-headless)
-if [ "${WITH_BROWSER:-0}" = 1 ] && [ ! -x /usr/bin/chromium ]; then
-  apt_packages+=(chromium)
+command -v mvn >/dev/null 2>&1 || apt_packages+=(maven)
+if [ "${WITH_TEST_TOOLS:-0}" = 1 ]; then
+  [ -x /usr/bin/chromium ] || apt_packages+=(chromium)
+  command -v kcat >/dev/null 2>&1 || apt_packages+=(kcat)
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${apt_packages[*]}"
@@ -34,6 +39,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/python" -m pip install -q -c requirements.lock -e '.[dev]'
   echo "$want" > "$stamp"
 fi
+# Apache Kafka's broker jars (ticklake/maven/kafka-broker.*) into .jars/, once
+"$VENV/bin/python" -m ticklake.jars
 # plotly.js' finance bundle for the dashboard's charts (visualization/plotlyjs.py; pinned by
 # SHA-256, from the npm registry); without it the dashboard falls back to st.plotly_chart
 "$VENV/bin/python" -m visualization.plotlyjs >/dev/null || \

@@ -1,4 +1,4 @@
-"""Shared fixtures: one SparkSession per test session, a tansu broker per test module.
+"""Shared fixtures: one SparkSession per test session, an Apache Kafka broker per test module.
 
 Everything a fixture starts is stopped in its finaliser, also when the test fails.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -57,14 +58,23 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """A fresh tansu broker on a free port; yields settings pointing at it, stops it after."""
+    """A fresh Apache Kafka broker on a free port (its log directory in a temporary folder);
+    yields settings pointing at it, stops it after."""
+    run_dir = tmp_path_factory.mktemp("broker-run")
+    with embedded_broker(Settings(bootstrap_servers=f"127.0.0.1:{free_port()}",
+                                  run_dir=run_dir)) as settings:
+        yield settings
+
+
+@contextmanager
+def embedded_broker(settings: Settings) -> Iterator[Settings]:
+    """The embedded broker of ``settings`` started; stopped by its PID when the block ends,
+    also on an error."""
     from ticklake.broker import EmbeddedBroker
 
-    run_dir = tmp_path_factory.mktemp("broker-run")
-    settings = Settings(bootstrap_servers=f"127.0.0.1:{free_port()}", run_dir=run_dir)
-    embedded = EmbeddedBroker(settings)
-    embedded.start()
+    broker = EmbeddedBroker(settings)
+    broker.start()
     try:
         yield settings
     finally:
-        embedded.stop()
+        broker.stop(timeout_s=30.0)

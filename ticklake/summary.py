@@ -9,6 +9,7 @@ from analytics.registry import Registry
 from analytics.train import training_plan
 from config.settings import Settings
 from config.tables import GOLD_DAILY_METRICS
+from pipeline.monitoring import broker_end_offsets
 from producer.publisher import PublishReport
 from producer.sources import TickSource
 from storage.delta import count_by
@@ -30,7 +31,10 @@ def build_summary(
 ) -> dict[str, Any]:
     """Counts per table, reconciliation, the bar round trip, model metrics and ``ok``.
 
-    ``ok`` is true when: Bronze holds exactly the produced ticks; bronze = silver + quarantine;
+    ``ok`` is true when: Bronze holds exactly the records of the topic (the sum of its
+    partitions' end offsets: the ticks produced by this run and by earlier runs on the same
+    broker and lake; the produced count when the broker does not answer); bronze = silver +
+    quarantine;
     for a replay, ``gold/bars_1d`` equals the source bars; every ticker with enough history
     for the walk-forward backtest has a model (the others are listed under ``models_skipped``
     with the reason); the dashboard and the prediction API (those started) answer their health
@@ -68,8 +72,10 @@ def build_summary(
     days = count_by(GOLD_DAILY_METRICS, settings.lake_dir, "ticker")
     skipped = too_short_to_train(days,
                                  [t for t in tickers if t not in models], settings)
+    ends, _ = broker_end_offsets(settings)
+    topic_records = sum(ends.values()) if ends else report.produced
     checks = {
-        "bronze_equals_produced": recon["bronze"] == report.produced,
+        "bronze_equals_topic": recon["bronze"] == topic_records,
         "reconciled": recon["balanced"],
         "bars_equal_source": round_trip["all_equal"] if round_trip else None,
         "every_ticker_has_model": set(models) | set(skipped) == set(tickers),
@@ -81,6 +87,7 @@ def build_summary(
         "checks": checks,
         "wall_time_s": round(wall_time_s, 1),
         "produced": report.produced,
+        "topic_records": topic_records,
         "tables": {name: (t or {}).get("rows", 0) for name, t in status["tables"].items()},
         "reconciliation": recon,
         "bars_round_trip": round_trip,

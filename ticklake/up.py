@@ -22,7 +22,6 @@ from producer.publisher import publish
 from producer.sources import TickSource
 from producer.sources.factory import DEFAULT_SYNTHETIC_RATE, build_source
 from ticklake.broker import EmbeddedBroker, broker_reachable, ensure_topic
-from ticklake.s3 import EmbeddedS3
 from ticklake.services import (
     Services,
     cli_command,
@@ -60,11 +59,8 @@ def _ensure_broker(settings: Settings, services: Services) -> None:
     host = broker.host_port[0]
     if host not in ("127.0.0.1", "localhost"):
         raise BrokerUnavailable(f"no Kafka broker answers at {settings.bootstrap_servers}")
-    # an embedded S3 started for this run goes with it; one that already ran stays
-    own_s3 = (settings.broker_storage == "s3" and not settings.s3_endpoint
-              and EmbeddedS3(settings).pid() is None)
     broker.start()
-    services.cleanups.append(lambda: broker.stop(with_storage=own_s3))
+    services.cleanups.append(lambda: broker.stop(timeout_s=30.0))
 
 
 def _interrupt(signum: int, _frame: object) -> None:

@@ -1,8 +1,7 @@
 """``ticklake watch``: tail the tick topic without joining a consumer group.
 
-Partitions are assigned directly (no group join, which takes seconds on tansu:
-docs/architecture.md),
-so nothing is committed and other consumers are not affected.
+Partitions are assigned directly (no consumer-group join), so nothing is committed and other
+consumers are not affected; ``kcat -C`` reads the same way.
 """
 
 from __future__ import annotations

@@ -20,14 +20,10 @@ read on the executors with librdkafka (confluent-kafka). ``Trigger.AvailableNow`
 supported. Other ``kafka.*`` options are passed to librdkafka without the prefix.
 
 ``failOnDataLoss`` (default ``true``), as in Spark's source: when offsets the query still needs
-are gone (deleted by retention, or the topic was recreated, e.g. an in-memory broker restarted
-and its end offsets fell below what was already read) the query fails with a clear error. With
+are gone (deleted by retention, or the topic was deleted and created again, so that its end
+offsets fell below what was already read) the query fails with a clear error. With
 ``false`` it logs the loss and goes on: a partition whose end fell below the read position is
 read again from its new log start.
-
-End offsets: some brokers (tansu 0.6) answer ListOffsets(LATEST) with less than the true end,
-while the high watermark in a fetch response is right. :func:`end_offsets` therefore takes the
-maximum of ListOffsets and a fetch-based high watermark, which is correct on Apache Kafka too.
 """
 
 from __future__ import annotations
@@ -56,11 +52,6 @@ from pipeline.connectors.kafka_offsets import (
     parse_starting_offsets,
     split_by_max_rows,
 )
-
-TRIGGER_PROBE_WAIT_S = 0.5
-"""How long each trigger's end-offset probe waits for fetch responses. A shorter wait can
-only give a lower end (read at the next trigger), never offsets that do not exist; the
-``Trigger.AvailableNow`` target waits the full probe timeout."""
 
 __all__ = ["KAFKA_SCHEMA_DDL", "KafkaDataSource", "KafkaSourceError", "KafkaStreamReader",
            "OffsetProbe", "Offsets", "librdkafka_config", "parse_starting_offsets",
@@ -117,13 +108,11 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             self._probe = OffsetProbe(self.conf)
         return self._probe
 
-    def _current_end(self, patient: bool = True) -> Offsets:
-        """Each partition's end offset; ``patient=False`` (every trigger) waits at most
-        :data:`TRIGGER_PROBE_WAIT_S` for the fetch responses (see ``OffsetProbe.latest``)."""
+    def _current_end(self) -> Offsets:
+        """Each partition's end offset (ListOffsets LATEST)."""
         tps = self.probe.partitions(self.topics)
         ends: Offsets = {}
-        wait = None if patient else TRIGGER_PROBE_WAIT_S
-        for (t, p), off in self.probe.latest(tps, wait).items():
+        for (t, p), off in self.probe.latest(tps).items():
             ends.setdefault(t, {})[str(p)] = off
         self._latest = ends
         return ends
@@ -150,7 +139,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         # A copy: Spark's dict is not ours to change. Spark may call this before
         # initialOffset() on a fresh query (docs/architecture.md), so start can be empty.
         start = {t: dict(parts) for t, parts in (start or {}).items()}
-        end = self._current_end(patient=False)
+        end = self._current_end()
         # Partitions that appeared after start are read from their beginning (offset 0 is
         # right after creation; a smaller log-start is clamped when read).
         for t, parts in end.items():

@@ -1,4 +1,4 @@
-"""Real broker (tansu) + real Spark: one real ticker through Bronze, Silver and Gold."""
+"""Real broker (Apache Kafka) + real Spark: one real ticker through Bronze, Silver and Gold."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Python Kafka source against the real tansu broker."""
+"""The Python Kafka source against the real Apache Kafka broker."""
 
 from __future__ import annotations
 
@@ -31,9 +31,9 @@ def topic(broker: Settings) -> tuple[Settings, dict[int, int]]:
     return settings, counts
 
 
-def test_end_offsets_are_the_true_ends_on_tansu(topic: tuple[Settings, dict[int, int]]) -> None:
-    """The probe's end offsets equal the messages delivered to each partition (tansu's
-    ListOffsets answer can be lower; the probe must not be)."""
+def test_end_offsets_are_the_messages_delivered(topic: tuple[Settings, dict[int, int]]) -> None:
+    """The probe's end offsets equal the messages delivered to each partition, and every
+    partition starts at 0."""
     settings, counts = topic
     probe = OffsetProbe(librdkafka_config({"kafka.bootstrap.servers": settings.bootstrap_servers}))
     try:

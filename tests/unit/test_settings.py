@@ -9,7 +9,7 @@ from config.settings import Settings, load_settings
 
 
 def test_defaults_are_the_embedded_run() -> None:
-    """Defaults: tansu on 127.0.0.1:9092, topic market.ticks x4, ./lake, five tickers."""
+    """Defaults: Apache Kafka on 127.0.0.1:9092, topic market.ticks x4, ./lake, five tickers."""
     s = Settings()
     assert (s.bootstrap_servers, s.topic, s.topic_partitions) == ("127.0.0.1:9092", "market.ticks", 4)
     assert s.lake_dir == Path("lake") and s.checkpoints == Path("lake/_checkpoints")
@@ -38,6 +38,7 @@ def test_environment_overrides_with_prefix(monkeypatch: pytest.MonkeyPatch) -> N
         ("bar_intervals", "5m,1h", r"lack \['1d'\]"),
         ("bar_intervals", "1h,24h,1d", "'24h' is not"),
         ("streaming_mode", "fused", "'layers' or 'live'"),
+        ("broker_heap", "512", "should match pattern"),
     ],
 )
 def test_bad_values_name_the_value_and_the_allowed_range(field: str, value: object,
@@ -48,17 +49,12 @@ def test_bad_values_name_the_value_and_the_allowed_range(field: str, value: obje
     assert field in str(info.value)
 
 
-def test_producer_linger_defaults_to_the_broker_storage() -> None:
-    """5 ms on the in-memory broker, 100 ms when each produce request is an S3 write; an
-    explicit setting wins."""
+def test_producer_linger_is_5_ms_unless_set() -> None:
+    """The producer waits 5 ms to fill a batch; an explicit setting wins."""
     from config.kafka import client_config
 
-    def producer_config(settings: Settings) -> dict[str, object]:
-        return client_config(settings, "producer")
-
-    assert producer_config(Settings())["linger.ms"] == 5
-    assert producer_config(Settings(broker_storage="s3"))["linger.ms"] == 100
-    assert producer_config(Settings(broker_storage="s3", producer_linger_ms=20))["linger.ms"] == 20
+    assert client_config(Settings(), "producer")["linger.ms"] == 5
+    assert client_config(Settings(producer_linger_ms=20), "producer")["linger.ms"] == 20
 
 
 def test_bar_intervals_come_sorted_by_length_from_the_environment(

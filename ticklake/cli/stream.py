@@ -16,8 +16,8 @@ from config.runtime import setup_logging
 from config.settings import load_settings
 from producer.sources import SOURCE_NAMES
 
-broker_app = typer.Typer(help="The embedded tansu broker on 127.0.0.1 (memory or s3 storage).",
-                         no_args_is_help=True)
+broker_app = typer.Typer(help="The embedded Apache Kafka broker on 127.0.0.1 (KRaft, one node; "
+                         "its log directory kept under the run directory).", no_args_is_help=True)
 cluster_app = typer.Typer(help="A Spark standalone cluster on this machine (master + workers on "
                           "127.0.0.1) to run the jobs on with --master spark://127.0.0.1:7077.",
                           no_args_is_help=True)
@@ -30,14 +30,6 @@ Interval = Annotated[str | None, typer.Option(
 Fallback = Annotated[str | None, typer.Option(
     help="yfinance: publish this source instead if Yahoo cannot be reached: synthetic or "
     "replay \\[default: none, exit non-zero].")]
-Storage = Annotated[
-    str | None,
-    typer.Option("--storage", help="Broker storage: memory (lost on restart) or s3 (kept in an "
-                 "S3 bucket across broker restarts; an embedded moto S3 unless "
-                 "TICKLAKE_S3_ENDPOINT is set) \\[default: memory]."),
-]
-
-
 def _check_source(source: str) -> str:
     if source not in SOURCE_NAMES:
         raise ConfigError(f"--source {source!r} is not one of {', '.join(SOURCE_NAMES)}")
@@ -85,16 +77,38 @@ def up(
 
 
 @broker_app.command("start")
-def broker_start(bootstrap_servers: Bootstrap = None, storage: Storage = None) -> None:
-    """Start the embedded broker in the background and create the topic."""
+def broker_start(bootstrap_servers: Bootstrap = None) -> None:
+    """Start the embedded Apache Kafka broker in the background and create the topic.
+
+    The first start formats its log directory (<run dir>/broker-<port>/data); later starts
+    serve what it holds. Watch the topic with `ticklake watch` or `kcat -b HOST:PORT -C -t TOPIC`.
+    """
     from ticklake.broker import EmbeddedBroker, ensure_topic
 
     setup_logging()
-    settings = load_settings(bootstrap_servers=bootstrap_servers, broker_storage=storage)
-    pid = EmbeddedBroker(settings).start()
+    settings = load_settings(bootstrap_servers=bootstrap_servers)
+    broker = EmbeddedBroker(settings)
+    pid = broker.start()
     partitions = ensure_topic(settings)
-    print(f"broker running on {settings.bootstrap_servers} (pid {pid}, storage "
-          f"{settings.broker_storage}); topic {settings.topic} has {partitions} partitions")
+    print(f"Apache Kafka running on {settings.bootstrap_servers} (pid {pid}, data in "
+          f"{broker.home / 'data'}); topic {settings.topic} has {partitions} partitions")
+
+
+@broker_app.command("serve")
+def broker_serve(
+    bootstrap_servers: Bootstrap = None,
+    listen_host: Annotated[str, typer.Option(
+        help="Address the client listener binds (0.0.0.0 inside a container).")] = "127.0.0.1",
+    advertised_host: Annotated[str | None, typer.Option(
+        help="Host name clients are told to connect to \\[default: the --listen-host].")] = None,
+) -> None:
+    """Run the embedded Apache Kafka broker in the foreground (containers: Compose's broker
+    service). The port is the one of --bootstrap-servers; SIGTERM stops it cleanly."""
+    from ticklake.broker import EmbeddedBroker
+
+    setup_logging()
+    settings = load_settings(bootstrap_servers=bootstrap_servers)
+    EmbeddedBroker(settings).serve(listen_host, advertised_host or listen_host)
 
 
 @broker_app.command("topic")
@@ -117,34 +131,26 @@ def broker_topic(
 
 
 @broker_app.command("stop")
-def broker_stop(
-    bootstrap_servers: Bootstrap = None,
-    with_storage: Annotated[bool, typer.Option(
-        "--with-storage", help="Also stop the embedded S3 server of the s3 storage (its "
-        "topics and messages are then gone).")] = False,
-) -> None:
-    """Stop the embedded broker started by `ticklake broker start` (by its PID file)."""
+def broker_stop(bootstrap_servers: Bootstrap = None) -> None:
+    """Stop the embedded broker started by `ticklake broker start` (by its PID file); its log
+    directory stays for the next start."""
     from ticklake.broker import EmbeddedBroker
 
     settings = load_settings(bootstrap_servers=bootstrap_servers)
-    stopped = EmbeddedBroker(settings).stop(with_storage=with_storage)
+    stopped = EmbeddedBroker(settings).stop(timeout_s=30.0)
     print("broker stopped" if stopped else "no embedded broker was running")
 
 
 @broker_app.command("status")
 def broker_status(bootstrap_servers: Bootstrap = None) -> None:
-    """Say whether a broker answers, and the embedded broker's (and S3 server's) PID."""
+    """Say whether a broker answers, and the embedded broker's PID."""
     from ticklake.broker import EmbeddedBroker, broker_reachable
-    from ticklake.s3 import EmbeddedS3
 
     settings = load_settings(bootstrap_servers=bootstrap_servers)
     pid = EmbeddedBroker(settings).pid()
-    s3 = EmbeddedS3(settings)
     reachable = broker_reachable(settings)
     print(f"{settings.bootstrap_servers}: {'reachable' if reachable else 'not reachable'}"
-          + (f" (embedded tansu, pid {pid})" if pid else ""))
-    if s3.pid():
-        print(f"embedded S3 storage: {s3.url} (pid {s3.pid()})")
+          + (f" (embedded Apache Kafka, pid {pid})" if pid else ""))
     if not reachable:
         raise typer.Exit(1)
 

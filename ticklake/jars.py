@@ -1,0 +1,190 @@
+"""JVM jars from Maven Central, resolved once at set-up and run offline afterwards.
+
+A *bundle* is a pinned dependency list (``ticklake/maven/<name>.pom.xml``) and the SHA-256 of
+every jar it resolves to (``ticklake/maven/<name>.sha256``). :func:`resolve` runs Maven once
+(``dependency:copy-dependencies``, strict checksums against the repository) into
+``<jars_dir>/<name>-<version>/`` and then checks every jar against the committed SHA-256 list;
+:func:`require` is what run-time code calls: it only looks at the folder and, when a jar is
+missing, says how to get it. Nothing downloads at run time.
+
+``python -m ticklake.jars`` (run by ``make setup``) resolves every bundle; ``--help`` lists
+them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from config.errors import DependencyError
+
+log = logging.getLogger(__name__)
+
+MAVEN_DIR = Path(__file__).resolve().parent / "maven"
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+_POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
+
+
+@dataclass(frozen=True)
+class JarBundle:
+    """One pinned set of jars: ``<name>.pom.xml`` and ``<name>.sha256`` under ``maven/``."""
+
+    name: str
+
+    @property
+    def pom(self) -> Path:
+        return MAVEN_DIR / f"{self.name}.pom.xml"
+
+    @property
+    def version(self) -> str:
+        """The ``<version>`` of the bundle's pom (the version of its main artifact)."""
+        node = ET.parse(self.pom).getroot().find("m:version", _POM_NS)
+        if node is None or not node.text:
+            raise DependencyError(f"{self.pom} has no <version>")
+        return node.text.strip()
+
+    def checksums(self) -> dict[str, str]:
+        """Jar file name -> expected SHA-256 (hex), from ``<name>.sha256``."""
+        pairs = (line.split() for line in
+                 (MAVEN_DIR / f"{self.name}.sha256").read_text().splitlines() if line.strip())
+        return {name: digest for digest, name in pairs}
+
+    def directory(self, jars_dir: Path) -> Path:
+        return jars_dir / f"{self.name}-{self.version}"
+
+    def classpath(self, jars_dir: Path) -> str:
+        """A JVM ``-cp`` value: every jar of the bundle, ``:``-separated, in name order."""
+        folder = self.directory(jars_dir)
+        return ":".join(str(folder / name) for name in sorted(self.checksums()))
+
+
+KAFKA_BROKER = JarBundle("kafka-broker")
+BUNDLES = (KAFKA_BROKER,)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def problems(bundle: JarBundle, jars_dir: Path) -> list[str]:
+    """What is wrong with the bundle's folder: missing jars, jars whose SHA-256 differs."""
+    folder = bundle.directory(jars_dir)
+    found = []
+    for name, expected in sorted(bundle.checksums().items()):
+        jar = folder / name
+        if not jar.is_file():
+            found.append(f"{name} is missing")
+        elif sha256(jar) != expected:
+            found.append(f"{name} has SHA-256 {sha256(jar)}, expected {expected}")
+    return found
+
+
+def require(bundle: JarBundle, jars_dir: Path) -> str:
+    """The bundle's classpath, if every jar is there (names only: no hashing at run time).
+
+    Raises:
+        DependencyError: Java or a jar is missing; the message says how to get it.
+    """
+    if shutil.which("java") is None:
+        raise DependencyError("Java 17+ is not on PATH: run `make setup` (it installs "
+                              "openjdk-17-jre-headless on Debian/Ubuntu) or install a JDK")
+    folder = bundle.directory(jars_dir)
+    missing = [n for n in bundle.checksums() if not (folder / n).is_file()]
+    if missing:
+        raise DependencyError(
+            f"{len(missing)} jar(s) of {bundle.name} {bundle.version} are missing from {folder} "
+            f"(first: {missing[0]}): run `make setup` (or `python -m ticklake.jars`), which "
+            "resolves them from Maven Central once")
+    return bundle.classpath(jars_dir)
+
+
+def resolve(bundle: JarBundle, jars_dir: Path) -> Path:
+    """Copy the bundle's jars from Maven Central (through ``~/.m2``) unless they are there and
+    match their SHA-256, then check them.
+
+    Returns:
+        The bundle's folder.
+
+    Raises:
+        DependencyError: Maven is missing or fails, or a jar's SHA-256 differs from the
+            committed list (the message names the jar).
+    """
+    folder = bundle.directory(jars_dir)
+    if folder.is_dir() and not problems(bundle, jars_dir):
+        return folder
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise DependencyError("Maven (`mvn`) is not on PATH: run `make setup` (it installs the "
+                              "Debian package maven) or install Apache Maven 3.8+")
+    log.info("resolving %s %s from Maven Central into %s", bundle.name, bundle.version, folder)
+    jars_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{bundle.name}-", dir=jars_dir))
+    try:
+        cmd = [mvn, "-q", "-B", "--strict-checksums", "-f", str(bundle.pom),
+               f"{DEPENDENCY_PLUGIN}:copy-dependencies", "-DincludeScope=runtime",
+               f"-DoutputDirectory={staging}"]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+            raise DependencyError(f"Maven could not resolve {bundle.name} "
+                                  f"(exit {done.returncode}):\n{tail}")
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    wrong = problems(bundle, jars_dir)
+    extra = sorted({p.name for p in folder.glob("*.jar")} - set(bundle.checksums()))
+    if wrong or extra:
+        raise DependencyError(f"{bundle.name} in {folder} does not match "
+                              f"{bundle.name}.sha256: " + "; ".join(wrong + [
+                                  f"{name} is not in the list" for name in extra]))
+    return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m ticklake.jars",
+        description="Resolve ticklake's pinned JVM jars from Maven Central once (through "
+        "~/.m2) and check their SHA-256. Bundles: " + ", ".join(
+            f"{b.name} {b.version}" for b in BUNDLES) + ".")
+    parser.add_argument("--jars-dir", type=Path, default=None,
+                        help="where the bundles go (default: TICKLAKE_JARS_DIR, else .jars/ in "
+                        "the repository)")
+    parser.add_argument("--check", action="store_true",
+                        help="only check the jars that are there against their SHA-256 (no "
+                        "Maven); exit 2 on a missing or different jar")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from config.settings import load_settings
+
+    jars_dir = args.jars_dir or load_settings().jars_dir
+    try:
+        for bundle in BUNDLES:
+            if args.check:
+                wrong = problems(bundle, jars_dir)
+                if wrong:
+                    raise DependencyError(f"{bundle.name} in {bundle.directory(jars_dir)}: "
+                                          + "; ".join(wrong))
+            folder = bundle.directory(jars_dir) if args.check else resolve(bundle, jars_dir)
+            print(f"{bundle.name} {bundle.version}: {len(bundle.checksums())} jars, SHA-256 "
+                  f"checked, in {folder}")
+    except DependencyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
