@@ -20,13 +20,13 @@ def jaas_line(settings: Settings) -> tuple[str, str]:
     user, secret = settings.kafka_sasl_username, settings.kafka_sasl_password
     if mechanism is None or user is None or secret is None:
         raise ConfigError(
-            f"kafka_security_protocol={settings.kafka_security_protocol} needs "
-            "kafka_sasl_mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512), kafka_sasl_username "
-            "and kafka_sasl_password")
+            f"TICKLAKE_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs "
+            "TICKLAKE_KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512), "
+            "TICKLAKE_KAFKA_SASL_USERNAME and TICKLAKE_KAFKA_SASL_PASSWORD")
     password = secret.get_secret_value()
     if any(c in user + password for c in '"\\\n'):
-        raise ConfigError('kafka_sasl_username and kafka_sasl_password may not contain ", \\ or '
-                          "a line break (they go into a JAAS line)")
+        raise ConfigError('TICKLAKE_KAFKA_SASL_USERNAME and TICKLAKE_KAFKA_SASL_PASSWORD may not '
+                          'contain ", \\ or a line break (they go into a JAAS line)')
     if mechanism == "PLAIN":
         module = "org.apache.kafka.common.security.plain.PlainLoginModule"
         extra = f' user_{user}="{password}"'
@@ -73,9 +73,9 @@ def server_properties(settings: Settings, port: int, controller_port: int, log_d
     if protocol in ("SSL", "SASL_SSL"):
         keystore = settings.broker_ssl_keystore_location
         if keystore is None:
-            raise ConfigError(f"kafka_security_protocol={protocol} on the embedded broker needs "
-                              "broker_ssl_keystore_location (a PEM file with its key and "
-                              "certificate)")
+            raise ConfigError(f"TICKLAKE_KAFKA_SECURITY_PROTOCOL={protocol} on the embedded "
+                              "broker needs TICKLAKE_BROKER_SSL_KEYSTORE_LOCATION (a PEM file "
+                              "with its unencrypted PKCS#8 key and its certificate)")
         props.update({"ssl.keystore.type": "PEM", "ssl.keystore.location": str(keystore)})
         if settings.kafka_ssl_ca_location is not None:  # the broker's own inter-broker client
             props.update({"ssl.truststore.type": "PEM",

@@ -102,8 +102,11 @@ def broker_serve(
     advertised_host: Annotated[str | None, typer.Option(
         help="Host name clients are told to connect to \\[default: the --listen-host].")] = None,
 ) -> None:
-    """Run the embedded Apache Kafka broker in the foreground (containers: Compose's broker
-    service). The port is the one of --bootstrap-servers; SIGTERM stops it cleanly."""
+    """Run the embedded Apache Kafka broker in the foreground (for containers).
+
+    The port is the one of --bootstrap-servers; SIGTERM stops it cleanly. Compose's broker
+    service runs it.
+    """
     from ticklake.broker import EmbeddedBroker
 
     setup_logging()
@@ -132,8 +135,10 @@ def broker_topic(
 
 @broker_app.command("stop")
 def broker_stop(bootstrap_servers: Bootstrap = None) -> None:
-    """Stop the embedded broker started by `ticklake broker start` (by its PID file); its log
-    directory stays for the next start."""
+    """Stop the embedded broker started by `ticklake broker start` (by its PID file).
+
+    Its log directory stays for the next start.
+    """
     from ticklake.broker import EmbeddedBroker
 
     settings = load_settings(bootstrap_servers=bootstrap_servers)
