@@ -52,10 +52,11 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from analytics.registry import LoadedModel, Registry
+from analytics.served import TableVersions, backtest_fields, stored_forecast
 from config.calendar import trading_day_after
 from config.errors import ConfigError, ModelError
 from config.settings import TICKER_PATTERN, Settings
-from config.tables import GOLD_DAILY_METRICS
+from config.tables import GOLD_DAILY_METRICS, GOLD_PREDICTIONS
 from pipeline.monitoring import LakeCollector
 from storage.delta import open_table, read_table
 
@@ -129,6 +130,10 @@ class Health(BaseModel):
     champions: dict[str, str] = Field(description="Serving version per ticker.")
     gold_version: int | None = Field(description="Delta version of gold/daily_metrics.")
 
+
+ANSWER_CACHE_SIZE = 10_000
+"""Answers of ``GET /predict/{ticker}`` kept at most (the cache is emptied when it is full;
+its keys hold the Delta versions they were made from, so a stale answer is never served)."""
 
 API_KEY_HEADER = "X-API-Key"
 """The request header that carries ``TICKLAKE_API_KEY``."""
@@ -233,8 +238,11 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(401, f"missing or wrong {API_KEY_HEADER} header",
                                 headers={"WWW-Authenticate": "APIKey"})
 
+    # the key scheme only where a key is configured: a loopback server without one asks none
     app = FastAPI(
-        dependencies=[Security(require_key)],
+        dependencies=[Security(require_key)] if key is not None else [],
+        responses={401: {"description": f"Missing or wrong {API_KEY_HEADER} header"}}
+        if key is not None else {},
         title="ticklake prediction API",
         version="1",
         description="avg_price forecasts 1 and 5 trading days ahead (by default) of each "
@@ -281,7 +289,7 @@ def create_app(settings: Settings) -> FastAPI:
     cache: dict[tuple[str, str], LoadedModel] = {}
     lock = threading.Lock()
 
-    def champion_model(ticker: str) -> LoadedModel:
+    def champion_pointer(ticker: str) -> dict[str, Any]:
         champion = registry.champion(ticker)
         if champion is None:
             known = ", ".join(sorted(registry.champions())) or "none yet"
@@ -289,7 +297,10 @@ def create_app(settings: Settings) -> FastAPI:
                    if registry.versions(ticker) else "no model trained for it")
             raise HTTPException(404, f"no champion for {ticker!r} ({why}); tickers with a "
                                      f"champion: {known}")
-        key = (ticker, champion["version"])
+        return champion
+
+    def champion_model(ticker: str) -> LoadedModel:
+        key = (ticker, champion_pointer(ticker)["version"])
         with lock:
             if key not in cache:
                 try:
@@ -310,15 +321,39 @@ def create_app(settings: Settings) -> FastAPI:
         if not all(math.isfinite(v) for v in out.values() if isinstance(v, float)):
             raise HTTPException(422, "the forecast is not finite for this window (prices too "
                                      "far apart)")
-        overall = model.metadata["horizons"][str(horizon)]["backtest"]["overall"]
-        every = {m: ModelBacktest(rmse=o["rmse"], skill=o["skill"], coverage_80=o["coverage_80"],
-                                  dm_p_value=o["dm"]["p_value"] if o.get("dm") else None)
-                 for m, o in overall.items()}
-        champion = every[out["model"]]
         return {**out, "ticker": model.ticker, "model_version": model.version,
-                "backtest_rmse": champion.rmse, "backtest_skill": champion.skill,
-                "backtest_coverage_80": champion.coverage_80,
-                "dm_p_value": champion.dm_p_value, "backtest": every}
+                **backtest_fields(model.metadata, horizon, out["model"])}
+
+    versions = TableVersions(settings.lake_dir, (GOLD_DAILY_METRICS, GOLD_PREDICTIONS))
+    answers: dict[tuple[Any, ...], Forecast] = {}
+
+    def current_forecast(ticker: str, horizon: int) -> Forecast:
+        """The horizon's champion forecast from the ticker's last ``window_days`` days in Gold:
+        the one ``ticklake train`` stored in gold/predictions when its ``as_of`` is Gold's last
+        day for the ticker, else made by the champion now."""
+        champion = champion_pointer(ticker)
+        version = champion["version"]
+        if str(horizon) not in champion["horizons"]:
+            served = sorted(int(h) for h in champion["horizons"])
+            raise HTTPException(422, f"{ticker}'s version {version} serves horizons "
+                                     f"{served}, not {horizon}")
+        series = read_table(GOLD_DAILY_METRICS, settings.lake_dir,
+                            ["trading_date", "avg_price", "total_volume"],
+                            where=pc.field("ticker") == ticker).to_pandas()
+        series = series.sort_values("trading_date")
+        window_days = int(registry.metadata(ticker, version)["window_days"])
+        if len(series) < window_days:
+            raise HTTPException(404, f"{ticker} has {len(series)} days in "
+                                     f"{GOLD_DAILY_METRICS.name}; the model needs {window_days}")
+        as_of = series["trading_date"].iloc[-1]
+        row = stored_forecast(settings.lake_dir, ticker, horizon, version, as_of)
+        if row is not None:
+            metadata = registry.metadata(ticker, version)
+            return Forecast(**row, **backtest_fields(metadata, horizon, row["model"]))
+        model = champion_model(ticker)
+        out = forecast(model, series["avg_price"].to_numpy(), series["total_volume"].to_numpy(),
+                       horizon)
+        return Forecast(**out, as_of=as_of, target_date=trading_day_after(as_of, horizon, ticker))
 
     @app.get("/health", response_model=Health, summary="Models, champions, Gold version")
     def health() -> Health:
@@ -332,26 +367,30 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/predict/{ticker}", response_model=Forecast,
              summary="Champion forecast on current Gold",
-             responses={404: {"description": "No champion, or too few days in Gold"}})
+             responses={404: {"description": "No champion, or too few days in Gold"},
+                        422: {"description": "Malformed ticker, or a horizon the champion "
+                                             "does not serve"},
+                        503: {"description": "The champion's files cannot be loaded"}})
     def predict_from_gold(ticker: TickerPath, horizon: HorizonQuery = 1) -> Forecast:
-        model = champion_model(ticker)
-        series = read_table(GOLD_DAILY_METRICS, settings.lake_dir,
-                            ["trading_date", "avg_price", "total_volume"],
-                            where=pc.field("ticker") == ticker).to_pandas()
-        series = series.sort_values("trading_date")
-        if len(series) < model.window_days:
-            raise HTTPException(404, f"{ticker} has {len(series)} days in "
-                                     f"{GOLD_DAILY_METRICS.name}; the model needs "
-                                     f"{model.window_days}")
-        as_of = series["trading_date"].iloc[-1]
-        out = forecast(model, series["avg_price"].to_numpy(), series["total_volume"].to_numpy(),
-                       horizon)
-        return Forecast(**out, as_of=as_of,
-                        target_date=trading_day_after(as_of, horizon, ticker))
+        # the answer depends on the serving version and on the two tables only: kept until
+        # one of them changes (a new champion writes gold/predictions)
+        pointer = registry.champion(ticker)
+        key = (ticker, horizon, pointer["version"] if pointer else None, *versions.current())
+        answer = answers.get(key)
+        if answer is None:
+            answer = current_forecast(ticker, horizon)
+            with lock:
+                if len(answers) > ANSWER_CACHE_SIZE:
+                    answers.clear()
+                answers[key] = answer
+        return answer
 
     @app.post("/predict", response_model=Forecast, summary="Champion forecast on a given window",
-              responses={404: {"description": "No champion for the ticker"},
-                         422: {"description": "Malformed ticker or window"}})
+              responses={400: {"description": "The body is not JSON"},
+                         404: {"description": "No champion for the ticker"},
+                         413: {"description": "The body is over TICKLAKE_API_MAX_BODY_BYTES"},
+                         422: {"description": "Malformed ticker or window"},
+                         503: {"description": "The champion's files cannot be loaded"}})
     def predict_from_window(request: PredictRequest) -> Forecast:
         model = champion_model(request.ticker)
         if len(request.window) != model.window_days:

@@ -215,3 +215,45 @@ def test_yahoo_symbols_are_served_and_named_in_errors(tmp_path) -> None:
         assert body["predicted_avg_price"] > 0
         missing = client.get(f"/predict/{quote('^GSPC')}")
         assert missing.status_code == 404 and "'^GSPC'" in missing.json()["detail"]
+
+
+def test_get_predict_serves_the_stored_forecast_of_the_current_gold_day(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A row of gold/predictions for Gold's last day, the horizon and the serving version is
+    served as stored (no model run); a row of an older day is not (the champion forecasts
+    the current window); a new gold/predictions version is served at once."""
+    from datetime import date
+
+    import pyarrow as pa
+    from fastapi.testclient import TestClient
+
+    from analytics.api import create_app
+    from config.tables import GOLD_PREDICTIONS
+    from storage.sink import DeltaSink
+
+    lake = tmp_path_factory.mktemp("api-stored")
+    write_daily_metrics(lake, "AAA", PRICES)
+    register_model(lake, "AAA", "v1")
+    assert Registry(lake).consider("AAA", "v1", datetime.now(UTC))[0]
+
+    def store(as_of: date, predicted: float, created: datetime) -> None:
+        row = {"ticker": "AAA", "as_of": as_of, "target_date": date(2012, 1, 17),
+               "predicted_avg_price": predicted, "lower_80": predicted - 1,
+               "upper_80": predicted + 1, "naive_avg_price": PRICES[-1],
+               "model_version": "v1", "created_at": created, "horizon": 1, "model": "lstm"}
+        DeltaSink(GOLD_PREDICTIONS, lake, "test").upsert(
+            pa.Table.from_pylist([row], schema=GOLD_PREDICTIONS.schema), None)
+
+    store(date(2012, 1, 12), 99.0, datetime(2012, 1, 12, 23, tzinfo=UTC))  # an older day
+    with TestClient(create_app(Settings(lake_dir=lake))) as client:
+        computed = client.get("/predict/AAA").json()
+        assert computed["as_of"] == "2012-01-13" and computed["predicted_avg_price"] != 99.0
+        store(date(2012, 1, 13), 123.45, datetime(2012, 1, 13, 23, tzinfo=UTC))
+        stored = client.get("/predict/AAA").json()
+        assert stored["predicted_avg_price"] == 123.45 and stored["lower_80"] == 122.45
+        assert stored["as_of"] == "2012-01-13" and stored["target_date"] == "2012-01-17"
+        assert stored["model"] == "lstm" and stored["backtest_rmse"] == 1.0
+        assert stored["backtest"] == computed["backtest"]
+        store(date(2012, 1, 13), 124.0, datetime(2012, 1, 14, 1, tzinfo=UTC))  # upserted
+        assert client.get("/predict/AAA").json()["predicted_avg_price"] == 124.0
+        assert client.get("/predict/AAA").json() == client.get("/predict/AAA").json()
