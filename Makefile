@@ -1,4 +1,5 @@
-# The two commands of the README: `make run` and `make test`. Both set up what is missing first.
+# The two commands of the README: `make run` and `make test`. Both set up what is missing first
+# (`make run` the runtime packages; `make test`, `test-unit` and `bench` also the dev extras).
 VENV ?= .venv
 ARGS ?=
 
@@ -22,11 +23,13 @@ test:
 compose-test: setup
 	bash scripts/compose-test.sh
 
-test-unit: setup
+test-unit:
+	@WITH_TEST_TOOLS=1 bash scripts/setup.sh
 	$(VENV)/bin/pytest -m "not integration and not spark" $(ARGS)
 
 # about an hour: each benchmark prints its figures (README, Benchmarks)
-bench: setup
+bench:
+	@WITH_TEST_TOOLS=1 bash scripts/setup.sh
 	$(VENV)/bin/python bench/validation.py
 	$(VENV)/bin/python bench/backlog.py --ticks 5000000
 	$(VENV)/bin/python bench/live.py --lake-ticks 20000 5000000 --rate 1000 --minutes 2

@@ -14,6 +14,7 @@ import numpy as np
 
 from analytics.features import FEATURES, Scaler, Windows
 from analytics.folds import Fold
+from config.runtime import import_tensorflow
 
 ProgressFn = Callable[[int, int], None]
 """Called as ``progress(epoch_done, epochs)`` after each training epoch."""
@@ -80,12 +81,11 @@ def compiled_inference(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     """``model(x, training=False)`` traced once into a TensorFlow graph, for serving.
 
     Input shape (n, window_days, features), cast to float32 (the layers' dtype, so the result
-    equals the eager call's); output shape (n, 1). One window takes ~0.5 ms this way against
-    ~20 ms through Keras' eager call (measured on this machine, see ``bench/api_load.py``).
-    Traced here, once, so the first request does not pay it and concurrent requests do not
-    trace twice.
+    equals the eager call's); output shape (n, 1). A traced graph skips Keras' per-call eager
+    work (docs/benchmarks.md, "Prediction API"). Traced here, once, so the first request does
+    not pay it and concurrent requests do not trace twice.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     def forward(x: Any) -> Any:
         return model(x, training=False)
@@ -104,6 +104,7 @@ def compiled_inference(model: Any) -> Callable[[np.ndarray], np.ndarray]:
 def build_model(window_days: int, seed: int, spec: ModelSpec = LSTM_SPEC) -> Any:
     """LSTM(``spec.units``) -> Dense(1) on inputs of shape (window_days, 2); Adam, ``spec.loss``.
     Seeded with ``keras.utils.set_random_seed(seed)``."""
+    import_tensorflow()
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -126,6 +127,7 @@ def fit_lstm(
     restored. Seeded with ``keras.utils.set_random_seed(seed)``: on the same data, one thread,
     the same metrics.
     """
+    import_tensorflow()
     import keras
 
     fit, val = list(fold.fit), list(fold.validation)

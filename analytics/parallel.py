@@ -14,9 +14,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
-from tqdm import tqdm
-
-from config.runtime import pin_tensorflow_threads
+from config.progress import progress
+from config.runtime import import_tensorflow, pin_tensorflow_threads
 
 log = logging.getLogger(__name__)
 Job = TypeVar("Job")
@@ -28,7 +27,7 @@ ProgressEvent = tuple[str, int, int, str]
 def init_tensorflow(threads: int) -> None:
     """Pin TensorFlow to ``threads`` threads in this process (before it is imported, if it can)."""
     pin_tensorflow_threads(threads)
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -38,11 +37,12 @@ def init_tensorflow(threads: int) -> None:
 
 
 class ProgressBars:
-    """One tqdm bar per ticker on stderr, fed by :data:`ProgressEvent` tuples."""
+    """One progress bar per ticker on stderr (log lines when it is not a terminal:
+    :func:`config.progress.progress`), fed by :data:`ProgressEvent` tuples."""
 
     def __init__(self, tickers: Sequence[str], enabled: bool) -> None:
-        self.bars = {t: tqdm(total=1, desc=f"train {t:<6}", unit="epoch", position=i,
-                             leave=True, disable=not enabled) for i, t in enumerate(tickers)}
+        self.bars = {t: progress(f"train {t:<6}", 1, "epoch", enabled, log, position=i,
+                                 leave=True) for i, t in enumerate(tickers)}
 
     def update(self, ticker: str, done: int, total: int, stage: str) -> None:
         """Show ``done`` of ``total`` epochs and the stage (e.g. ``fold 2/4``) for ``ticker``."""

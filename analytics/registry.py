@@ -39,6 +39,7 @@ from analytics.conformal import ConformalState
 from analytics.features import Scaler, make_windows
 from analytics.lstm import FittedLSTM, compiled_inference
 from config.errors import ModelError
+from config.runtime import import_tensorflow
 from config.tables import MODELS_DIR
 
 if TYPE_CHECKING:  # scikit-learn takes a second to import: only where a model is loaded
@@ -253,6 +254,7 @@ class Registry:
                 be read, a model file would need unsafe deserialisation (e.g. a Lambda layer),
                 or the scaler or linear coefficients hold non-finite values.
         """
+        import_tensorflow()
         import keras
 
         from analytics.baselines import LinearBaseline

@@ -8,7 +8,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
+from types import ModuleType
 
 from config.errors import TicklakeError
 from config.settings import Settings
@@ -58,9 +60,49 @@ def launched_by_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+TENSORFLOW_IMPORT_NOISE = (
+    "absl::InitializeLog", "cudart_stub", "cuInit", "cuda_platform", "cuda_executor",
+    "cpu_feature_guard", "To enable the following instructions", "oneDNN custom operations",
+    "rebuild TensorFlow with the appropriate compiler flags", "Unable to register cu",
+)
+"""Lines TensorFlow's C++ libraries print while they load on a machine without a GPU (absl
+logs them before its log level is read, so TF_CPP_MIN_LOG_LEVEL does not hide them)."""
+
+
 def quiet_tensorflow() -> None:
     """Hide TensorFlow's C++ info lines (call before TensorFlow is imported)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def import_tensorflow() -> ModuleType:
+    """Import TensorFlow (and Keras) once, without the start-up noise of its C++ libraries.
+
+    Whatever the import writes to file descriptor 2 is captured; the lines of
+    :data:`TENSORFLOW_IMPORT_NOISE` are dropped and every other line is written to stderr after
+    the import. Errors still raise as Python exceptions.
+
+    Returns:
+        The ``tensorflow`` module.
+    """
+    quiet_tensorflow()
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import keras  # noqa: F401  (imports tensorflow, and its own start-up lines)
+            import tensorflow  # noqa: F401
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode("utf-8", "replace").splitlines():
+                if line.strip() and not any(noise in line for noise in TENSORFLOW_IMPORT_NOISE):
+                    print(line, file=sys.stderr)
+    return sys.modules["tensorflow"]
 
 
 def pin_tensorflow_threads(threads: int) -> None:

@@ -8,10 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, Message, Producer
-from tqdm import tqdm
 
 from config.errors import DeliveryError
 from config.kafka import client_config
+from config.progress import progress as progress_bar
 from config.settings import Settings
 from producer.messages import TickMessage
 
@@ -61,7 +61,8 @@ def publish(
         ticks: the messages, published in order.
         settings: broker address and topic.
         total: expected count, for the progress bar.
-        progress: show a tqdm progress bar on stderr.
+        progress: show progress on stderr (a tqdm bar on a terminal, else a log line every
+            10 s: :func:`config.progress.progress`).
         producer: an existing producer (tests); default a new idempotent one.
         stop: when set, publishing stops after the current tick (the rest is flushed).
 
@@ -74,7 +75,7 @@ def publish(
     """
     report = PublishReport()
     kafka = producer or Producer(client_config(settings, "producer"))
-    bar = tqdm(total=total, unit="tick", desc="produce", disable=not progress, mininterval=0.5)
+    bar = progress_bar("produce", total, "tick", progress, log, mininterval=0.5)
     try:
         for i, tick in enumerate(ticks):
             if stop is not None and stop.is_set():

@@ -31,13 +31,19 @@ if ! "$PYTHON" -c 'import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] < (
   exit 1
 fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+# `make run` needs the runtime packages only; `make test` (WITH_TEST_TOOLS=1) adds the dev
+# extras. The stamp holds "<hash of pyproject.toml and the lock> runtime|dev"; a dev venv
+# serves `make run` as it is.
+kind=runtime; target=.
+if [ "${WITH_TEST_TOOLS:-0}" = 1 ]; then kind=dev; target='.[dev]'; fi
 stamp="$VENV/.ticklake-installed"
-want=$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: installing pinned Python packages into $VENV (first time: several minutes)"
+hash=$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)
+have=$(cat "$stamp" 2>/dev/null || true)
+if [ "$have" != "$hash $kind" ] && [ "$have" != "$hash dev" ]; then
+  echo "setup: installing pinned Python packages ($target) into $VENV (first time: several minutes)"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -c requirements.lock -e '.[dev]'
-  echo "$want" > "$stamp"
+  "$VENV/bin/python" -m pip install -q -c requirements.lock -e "$target"
+  echo "$hash $kind" > "$stamp"
 fi
 # Apache Kafka's broker jars (ticklake/maven/kafka-broker.*) into .jars/, once
 "$VENV/bin/python" -m ticklake.jars
