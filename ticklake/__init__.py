@@ -1,3 +1,3 @@
 """ticklake: a real-time market-data lakehouse (Kafka -> Spark -> Delta -> LSTM -> Streamlit)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

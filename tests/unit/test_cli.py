@@ -112,3 +112,19 @@ def test_every_verb_has_help_that_explains_it_and_shows_defaults() -> None:
             assert "[default: ./lake]" in text, argv
         if "--bootstrap-servers" in text:
             assert "[default: 127.0.0.1:9092]" in text, argv
+
+
+def test_version_agrees_with_pyproject() -> None:
+    """`ticklake --version` prints the package's version, which is pyproject.toml's."""
+    import tomllib
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from ticklake import __version__
+    from ticklake.cli import app
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert pyproject["project"]["version"] == __version__ == "0.2.0"
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"ticklake {__version__}"

@@ -19,6 +19,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from ticklake import __version__
+
+        typer.echo(f"ticklake {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(  # noqa: B008  (typer's way of declaring an option)
+        False, "--version", callback=_print_version, is_eager=True,
+        help="Print ticklake's version and exit.")) -> None:
+    """ticklake: Kafka -> Spark -> Delta -> forecasts -> Streamlit."""
+
+
 app.command()(stream.up)
 app.add_typer(stream.broker_app, name="broker")
 app.add_typer(stream.cluster_app, name="cluster")
