@@ -1,8 +1,8 @@
 """Quarantine reason codes: the closed set of values of ``silver/quarantine.reason``.
 
 Every record Silver rejects lands in ``silver/quarantine`` with one of these and a
-human-readable detail; :data:`REASON_MEANINGS` says what each means (the README and the data
-dictionary list them too, and a test keeps them equal).
+human-readable detail; :data:`REASON_MEANINGS` says what each means (docs/data-dictionary.md
+lists them too, and a test keeps them equal).
 """
 
 from __future__ import annotations

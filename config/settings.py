@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     # Kafka
     bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
     topic: str = Field("market.ticks", min_length=1, description="Topic the ticks go to.")
-    topic_partitions: int = Field(4, ge=1, le=1024)
+    topic_partitions: int = Field(
+        4, ge=1, le=1024, description="Partitions of the topic when ticklake creates it.")
     kafka_format: str = Field(
         "ticklake-kafka",
         description="Spark source format for Kafka: 'ticklake-kafka' (the Python source that "
@@ -96,13 +97,17 @@ class Settings(BaseSettings):
     run_dir: Path = Field(Path(".ticklake"), description="PID files and logs of services.")
 
     # Data
-    tickers: Annotated[tuple[str, ...], NoDecode] = Field(BOKEH_TICKERS, min_length=1)
+    tickers: Annotated[tuple[str, ...], NoDecode] = Field(
+        BOKEH_TICKERS, min_length=1, description="Tickers the sources replay or synthesise.")
     ticker_allowlist: Annotated[tuple[str, ...] | None, NoDecode] = Field(
         None,
         description="If set, Silver quarantines well-formed ticks of other tickers as "
         "'ticker_unknown' (comma-separated); unset accepts every well-formed ticker.",
     )
-    max_message_bytes: int = Field(65_536, ge=256, le=10_485_760)
+    max_message_bytes: int = Field(
+        65_536, ge=256, le=10_485_760,
+        description="Largest tick message Silver accepts; larger ones are quarantined as "
+        "'oversize'.")
     max_future_skew_s: float = Field(
         300.0, ge=0, description="Ticks whose event time is further in the future are rejected."
     )
@@ -151,7 +156,8 @@ class Settings(BaseSettings):
     cluster_worker_cores: int = Field(1, ge=1, le=256, description="Cores per worker.")
     cluster_worker_memory: str = Field("3g", pattern=r"^[1-9][0-9]*[mg]$",
                                        description="Memory per worker, e.g. 3g or 1536m.")
-    trigger_interval_s: float = Field(2.0, gt=0, le=3600)
+    trigger_interval_s: float = Field(
+        2.0, gt=0, le=3600, description="Processing-time trigger of the streaming queries.")
     streaming_mode: Literal["layers", "live"] = Field(
         "layers", description="How `ticklake up` keeps the lake: layers = three chained "
         "queries (ticklake job bronze silver gold; the larger micro-batches of a backlog or "
@@ -202,7 +208,7 @@ class Settings(BaseSettings):
     # Prediction API
     serve_host: str = Field("127.0.0.1", description="Address the prediction API binds to; "
                             "anything but loopback needs TICKLAKE_API_KEY.")
-    serve_port: int = Field(8000, ge=1, le=65535)
+    serve_port: int = Field(8000, ge=1, le=65535, description="Port of the prediction API.")
     api_key: SecretStr | None = Field(
         None, min_length=16,
         description="Key the prediction API requires in the X-API-Key header (16+ characters; "
@@ -213,10 +219,13 @@ class Settings(BaseSettings):
         "they are read (a 366-day POST /predict window is ~20 KB).")
 
     # Dashboard
-    dashboard_host: str = Field("127.0.0.1")
-    dashboard_port: int = Field(8501, ge=1, le=65535)
-    healthy_ingest_age_s: float = Field(60.0, gt=0)
-    stalled_ingest_age_s: float = Field(600.0, gt=0)
+    dashboard_host: str = Field("127.0.0.1", description="Address the dashboard binds to.")
+    dashboard_port: int = Field(8501, ge=1, le=65535, description="Port of the dashboard.")
+    healthy_ingest_age_s: float = Field(
+        60.0, gt=0, description="Newest Bronze ingest at most this old: ingestion is healthy.")
+    stalled_ingest_age_s: float = Field(
+        600.0, gt=0, description="Newest Bronze ingest older than this: ingestion is stalled "
+        "(alerted); in between it is late.")
     dashboard_refresh_s: float = Field(
         10.0, ge=1, le=3600,
         description="Seconds between the dashboard's automatic refreshes (a toggle pauses).")

@@ -123,10 +123,9 @@ def warm_up(spark: SparkSession, settings: Settings) -> None:
     """Run the live writer once on :func:`warm_up_records` in a scratch lake, then delete it.
 
     The first micro-batch of a Spark application pays for starting the executors' Python
-    workers, importing the pipeline in them and generating and compiling the plans' code:
-    in ``bench/live.py`` the first live micro-batch took 10.2 s (7,828 records) against
-    2-3 s for later ones of twice that size. Paid here, before the query starts (this took
-    7.1 s there), it brought the first micro-batch to 5.6 s (9,065 records). The scratch lake
+    workers, importing the pipeline in them and generating and compiling the plans' code
+    (several seconds: docs/architecture.md, "Measured facts"); paid here, before the query
+    starts, it no longer delays the topic's first records. The scratch lake
     (``<lake>/_warm_up``) has its own tables, app id and no checkpoint; the lake's tables and
     the query's checkpoint are not touched.
     """
@@ -153,10 +152,9 @@ def stream(spark: SparkSession, settings: Settings) -> DataFrame:
     Also turns off the compression of cached columns (:data:`CACHE_COMPRESSED`) for this
     session unless ``spark-submit --conf`` set it: Silver caches each micro-batch's classified
     rows for its two passes (:func:`pipeline.silver.silver_batch_writer`), and a live
-    micro-batch (~10-20 thousand ticks, ~10 MB) is dropped seconds later. A Java Flight
-    Recorder profile of the live job's JVM put 13.8% of its samples in that compression
-    (docs/architecture.md, "Measured facts"). The per-layer jobs, whose backlog batches are
-    large, keep Spark's default.
+    micro-batch (~10-20 thousand ticks, ~10 MB) is dropped seconds later, so compressing it
+    is work for nothing (its share of a profile: docs/architecture.md, "Measured facts"). The
+    per-layer jobs, whose backlog batches are large, keep Spark's default.
     """
     if CACHE_COMPRESSED not in submitted_conf():
         spark.conf.set(CACHE_COMPRESSED, "false")

@@ -3,7 +3,7 @@ job's newest micro-batch, table facts.
 
 The same figures feed the dashboard's Pipeline page and the ``/metrics`` endpoint of the
 prediction API (Prometheus text format, ``prometheus_client``). Metric names and labels
-(README, "Metrics"):
+(docs/operations.md, "Alerts and metrics"):
 
 - ``ticklake_job_rows_per_second{job}``, ``ticklake_job_batch_rows{job}``,
   ``ticklake_job_batch_duration_seconds{job}``, ``ticklake_job_batch_id{job}``,

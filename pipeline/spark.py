@@ -27,9 +27,8 @@ UI_RETENTION = {
 (1,000 jobs, 1,000 stages, 1,000 SQL executions, 100,000 tasks, every root RDD's DAG) suit a
 batch application; a streaming job runs a few jobs per micro-batch for days, and with those
 defaults the driver holds ~200 live micro-batches' worth before it forgets any. A ``--conf``
-given to ``spark-submit`` wins over these. (The live job's heap, measured as live objects
-after a full GC, does not grow over 10-20 minutes with them: README, Benchmarks, "Live
-mode".)"""
+given to ``spark-submit`` wins over these. (With them the live job's heap does not grow over
+a 10-minute run: docs/benchmarks.md, "Live latency".)"""
 
 
 def require_java() -> None:
@@ -72,9 +71,9 @@ def driver_jvm_conf(settings: Settings) -> dict[str, str]:
     starts).
 
     With the heap committed and touched at start, the JVM's resident size stays at the heap
-    plus its off-heap memory: in ``bench/live.py`` without it, the resident size grew 7-44%
-    over a run while the live objects after a full GC shrank (README, Benchmarks, "Live
-    mode"), the heap's committed size expanding toward its limit.
+    plus its off-heap memory; without it, it grows under load while the heap's committed size
+    expands toward its limit though the live objects do not (docs/architecture.md, "Measured
+    facts").
     """
     conf = {"spark.driver.memory": settings.spark_driver_memory}
     if settings.spark_driver_pretouch:

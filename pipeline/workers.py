@@ -3,10 +3,8 @@
 PySpark's daemon reuses a Python worker for task after task (``spark.python.worker.reuse``,
 on by default) and runs a full ``gc.collect()`` after each of them (``pyspark/daemon.py``).
 A full collection walks every object the garbage collector tracks, and a worker that has
-imported pyarrow, pandas and the pipeline holds about 100,000 of them: 50-60 ms per
-collection in an idle process on this machine, and py-spy put 58% of the Python workers'
-CPU samples in that call during a ``bench/live.py --mode live`` run (docs/architecture.md,
-"Measured facts"). A live micro-batch runs about a dozen Python tasks on two cores.
+imported pyarrow, pandas and the pipeline holds about 100,000 of them, so each task pays a
+full walk of them (what that cost is measured in docs/architecture.md, "Measured facts").
 
 :func:`freeze_imports` moves what is alive when a worker first runs one of our functions (the
 imported modules, their caches) to the collector's permanent generation (``gc.freeze``,

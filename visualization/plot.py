@@ -69,9 +69,8 @@ def _fallback() -> str | None:
 
 def preload() -> None:
     """Start fetching the bundle in the browser now (an empty element): called before a
-    page's reads, so that it is evaluated by the time the page's first chart arrives (in
-    ``bench/dashboard.py`` the new browser's first page asked for it 0.5 s after Streamlit's
-    frontend was up, when its chart arrived). Nothing when charts fall back."""
+    page's reads, so that it is evaluated by the time the page's first chart arrives (rather
+    than asked for when that chart arrives). Nothing when charts fall back."""
     if _fallback() is None:
         draw: Any = st.components.v2.component(COMPONENT, js=JS, isolate_styles=False)
         draw(data={"bundle": plotlyjs.BUNDLE_URL}, key="plotly_preload")

@@ -1,13 +1,14 @@
 """plotly.js' finance partial bundle, which the dashboard draws its charts with.
 
 Streamlit's own ``st.plotly_chart`` ships the whole of plotly.js (a 4.7 MB chunk of its
-frontend); in a new browser evaluating it took 1.0-1.25 s of the first page's 2.4-2.75 s
-(``bench/dashboard.py``, README "Dashboard render"). The dashboard's figures use three trace
-types (candlestick, bar, scatter), all in the finance bundle (1.3 MB), which Plotly publishes
-on npm as ``plotly.js-finance-dist-min`` (MIT licence). It is not committed: ``scripts/setup.sh``
-fetches it with ``python -m visualization.plotlyjs``, pinned by version and SHA-256, into
-:data:`BUNDLE` (Streamlit serves that folder at ``app/static/``, ``server.enableStaticServing``).
-Without it the dashboard falls back to ``st.plotly_chart`` (:mod:`visualization.plot`).
+frontend), which a new browser must evaluate before its first chart (what that costs:
+docs/architecture.md, "Measured facts"; docs/benchmarks.md, "Dashboard"). The dashboard's
+figures use three trace types (candlestick, bar, scatter), all in the finance bundle
+(1.3 MB), which Plotly publishes on npm as ``plotly.js-finance-dist-min`` (MIT licence). It is
+not committed: ``scripts/setup.sh`` fetches it with ``python -m visualization.plotlyjs``,
+pinned by version and SHA-256, into :data:`BUNDLE` (Streamlit serves that folder at
+``app/static/``, ``server.enableStaticServing``). Without it the dashboard falls back to
+``st.plotly_chart`` (:mod:`visualization.plot`).
 
     python -m visualization.plotlyjs            # fetch it if missing (or not the pinned one)
 """

@@ -3,12 +3,10 @@
     python -m visualization.serve visualization/app.py --server.port 8501 -- --lake ./lake
 
 Streamlit runs the page scripts inside the server process, so a module loaded here is already
-in ``sys.modules`` when the first browser connects. Without it, the first page after a server
-start paid ~0.7 s of imports (pandas, pyarrow, delta-rs, Plotly; measured by
-``bench/dashboard.py``, "fresh server" line). It also draws one market figure: Plotly loads
-its trace and layout validators on the first figure of a process (~0.2 s of the first Markets
-page after a start, measured on the 1M-bar lake of ``bench/dashboard.py``). The arguments are
-those of ``streamlit run``.
+in ``sys.modules`` when the first browser connects, instead of the first page after a start
+paying for the imports (pandas, pyarrow, delta-rs, Plotly). It also draws one market figure:
+Plotly loads its trace and layout validators on the first figure of a process. The arguments
+are those of ``streamlit run``.
 """
 
 from __future__ import annotations

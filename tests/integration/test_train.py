@@ -23,7 +23,7 @@ from storage.sink import DeltaSink
 
 pytestmark = [pytest.mark.integration]
 REPRODUCIBLE_RTOL = 1e-6
-"""Documented tolerance (README): a retrain on the same data gives the same metrics."""
+"""Documented tolerance (docs/forecasts.md): a retrain on the same data gives the same metrics."""
 MODELS = ("lstm", "naive", "sma", "linear")
 
 

@@ -146,12 +146,13 @@ def test_status_and_maintenance_see_the_bar_tables_a_lake_holds(tmp_path: Path) 
     assert bar_table("15m").schema == bar_table("1m").schema
 
 
-def test_every_reason_has_a_meaning_and_is_in_the_readme() -> None:
-    """The reason enum, its meanings and the README's list are the same closed set."""
+def test_every_reason_has_a_meaning_and_is_in_the_data_dictionary() -> None:
+    """The reason enum, its meanings and docs/data-dictionary.md's list are the same closed
+    set."""
     assert set(REASON_MEANINGS) == set(Reason)
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "data-dictionary.md").read_text()
     section = readme[readme.index("Quarantine reason codes"):]
-    section = section[:section.index("\n\n")]
+    section = section.split("\n\n")[0]
     assert set(re.findall(r"`([a-z_0-9]+)`", section)) == {r.value for r in Reason}
 
 
