@@ -17,6 +17,19 @@ from config.settings import Settings
 Role = Literal["producer", "consumer", "admin"]
 LIBRDKAFKA_LOGGER = "ticklake.librdkafka"
 """Python logger that receives librdkafka's log lines (kept at WARNING by the CLI)."""
+TRANSIENT_RETRIES = ("load in progress: retrying",)
+"""librdkafka warnings about a retry it makes by itself and that succeeds: a broker that has
+just started answers the idempotent producer's first request with "Coordinator load in
+progress" while it creates its transaction state topic."""
+
+
+class _DropTransientRetries(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(text in message for text in TRANSIENT_RETRIES)
+
+
+logging.getLogger(LIBRDKAFKA_LOGGER).addFilter(_DropTransientRetries())
 
 
 def security_config(settings: Settings) -> dict[str, str]:

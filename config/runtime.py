@@ -30,6 +30,10 @@ def setup_logging(verbose: bool = False) -> None:
     )
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # TensorFlow warns when a process traces several tf.functions of the same shape: the
+    # prediction API and training trace one per served model on purpose
+    # (analytics.lstm.compiled_inference)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def exit_on_error(entry_point: Callable[[], object]) -> None:
@@ -77,7 +81,8 @@ def quiet_tensorflow() -> None:
 def import_tensorflow() -> ModuleType:
     """Import TensorFlow (and Keras) once, without the start-up noise of its C++ libraries.
 
-    Whatever the import writes to file descriptor 2 is captured; the lines of
+    Whatever the import and the first listing of devices write to file descriptor 2 is
+    captured; the lines of
     :data:`TENSORFLOW_IMPORT_NOISE` are dropped and every other line is written to stderr after
     the import. Errors still raise as Python exceptions.
 
@@ -93,7 +98,11 @@ def import_tensorflow() -> ModuleType:
         os.dup2(captured.fileno(), 2)
         try:
             import keras  # noqa: F401  (imports tensorflow, and its own start-up lines)
-            import tensorflow  # noqa: F401
+            import tensorflow
+
+            # the platforms (CUDA's among them) load on the first look at the devices; the
+            # runtime's threads are still free to set afterwards
+            tensorflow.config.list_physical_devices()
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)

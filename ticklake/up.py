@@ -33,6 +33,10 @@ from ticklake.services import (
 
 log = logging.getLogger(__name__)
 RETRAIN_INTERVAL_S = 600.0
+QUICK_BACKTEST = ("--folds", "2", "--epochs", "10")
+"""`ticklake train` flags of `up` without ``--full-backtest``: 2 walk-forward test folds and
+LSTM fits of at most 10 epochs (`ticklake train` alone: TICKLAKE_BACKTEST_FOLDS, 4, and
+TICKLAKE_EPOCHS, 20). The backtest table and the registry say which ran."""
 ALERT_INTERVAL_S = 30.0
 """Seconds between alert checks while `up` runs with TICKLAKE_ALERT_WEBHOOK_URL set."""
 
@@ -49,6 +53,7 @@ class UpOptions:
     until_caught_up: bool = False
     dashboard: bool = True
     api: bool = True
+    full_backtest: bool = False
 
 
 def _ensure_broker(settings: Settings, services: Services) -> None:
@@ -61,6 +66,10 @@ def _ensure_broker(settings: Settings, services: Services) -> None:
         raise BrokerUnavailable(f"no Kafka broker answers at {settings.bootstrap_servers}")
     broker.start()
     services.cleanups.append(lambda: broker.stop(timeout_s=30.0))
+
+
+def _train_flags(options: UpOptions) -> tuple[str, ...]:
+    return () if options.full_backtest else QUICK_BACKTEST
 
 
 def _interrupt(signum: int, _frame: object) -> None:
@@ -95,14 +104,15 @@ def run_up(settings: Settings, options: UpOptions) -> dict[str, Any] | None:
         url = start_dashboard(settings, services) if options.dashboard else None
         api_url = start_api(settings, services) if options.api else None
         if options.until_caught_up:
-            return _run_until_caught_up(settings, services, source, started, url, api_url)
-        _run_live(settings, services, source, url, api_url)
+            return _run_until_caught_up(settings, services, source, started, url, api_url,
+                                        options)
+        _run_live(settings, services, source, url, api_url, options)
     return None
 
 
 def _run_until_caught_up(
     settings: Settings, services: Services, source: TickSource, started: float, url: str | None,
-    api_url: str | None,
+    api_url: str | None, options: UpOptions,
 ) -> dict[str, Any]:
     report = publish(source.ticks(), settings, total=source.expected_count())
     log.info("published %d ticks; running %s until caught up", report.produced,
@@ -111,7 +121,8 @@ def _run_until_caught_up(
                                      "--until-caught-up", "--bootstrap-servers",
                                      settings.bootstrap_servers))
     log.info("pipeline caught up; training one model per ticker")
-    services.run("train", cli_command(settings, "train"), to_terminal=True)
+    services.run("train", cli_command(settings, "train", *_train_flags(options)),
+                 to_terminal=True)
     dashboard_ok = wait_for_dashboard(settings) if url else None
     api_ok = wait_for_api(settings) if api_url else None
     from ticklake.summary import build_summary
@@ -122,7 +133,7 @@ def _run_until_caught_up(
 
 def _run_live(
     settings: Settings, services: Services, source: TickSource, url: str | None,
-    api_url: str | None,
+    api_url: str | None, options: UpOptions,
 ) -> None:
     services.start("jobs", cli_command(settings, "job", *settings.streaming_jobs,
                                        "--bootstrap-servers", settings.bootstrap_servers))
@@ -167,7 +178,8 @@ def _run_live(
             gold = lake_status(settings.lake_dir)["tables"].get("gold.daily_metrics")
             if gold and gold["rows"] and time.monotonic() - last_train > RETRAIN_INTERVAL_S:
                 last_train = time.monotonic()
-                services.start("train", cli_command(settings, "train", "--changed-only"))
+                services.start("train", cli_command(settings, "train", "--changed-only",
+                                                    *_train_flags(options)))
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     finally:

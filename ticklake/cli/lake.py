@@ -53,7 +53,8 @@ def train(
         return
     table = Table("ticker", "h", "test days", "model", "RMSE", "skill", "DM p vs naive",
                   "cover80", "champion",
-                  title="walk-forward backtest (pooled test folds; h = trading days ahead; "
+                  title=f"walk-forward backtest ({settings.backtest_folds} test folds pooled, "
+                        f"LSTM fits of at most {settings.epochs} epochs; h = trading days ahead; "
                         "DM p two-sided, HLN-corrected)")
     for r in results:
         if r.skipped:

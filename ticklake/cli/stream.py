@@ -53,6 +53,10 @@ def up(
     bootstrap_servers: Bootstrap = None,
     dashboard: Annotated[bool, typer.Option(help="Serve the Streamlit dashboard.")] = True,
     api: Annotated[bool, typer.Option(help="Serve the prediction API (FastAPI).")] = True,
+    full_backtest: Annotated[bool, typer.Option(
+        "--full-backtest", help="Train with the full walk-forward backtest of `ticklake train` "
+        "(TICKLAKE_BACKTEST_FOLDS, 4; TICKLAKE_EPOCHS, 20) instead of 2 folds and at most 10 "
+        "epochs per LSTM fit.")] = False,
 ) -> None:
     """Run the whole lakehouse: broker, Spark jobs, producer, training, dashboard, API.
 
@@ -68,6 +72,7 @@ def up(
         source=_check_source(source), csv=list(csv or []),
         tickers=split_tickers(tickers), rate=rate, count=count,
         until_caught_up=until_caught_up, dashboard=dashboard, api=api,
+        full_backtest=full_backtest,
     )
     summary = run_up(settings, options)
     if summary is not None:
