@@ -42,6 +42,7 @@ from typing import Annotated, Any
 
 import pyarrow.compute as pc
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -52,7 +53,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from analytics.registry import LoadedModel, Registry
-from analytics.served import TableVersions, backtest_fields, stored_forecast
+from analytics.served import Memo, TableVersions, backtest_fields, stored_forecast
 from config.calendar import trading_day_after
 from config.errors import ConfigError, ModelError
 from config.settings import TICKER_PATTERN, Settings
@@ -324,8 +325,14 @@ def create_app(settings: Settings) -> FastAPI:
         return {**out, "ticker": model.ticker, "model_version": model.version,
                 **backtest_fields(model.metadata, horizon, out["model"])}
 
-    versions = TableVersions(settings.lake_dir, (GOLD_DAILY_METRICS, GOLD_PREDICTIONS))
-    answers: dict[tuple[Any, ...], Forecast] = {}
+    # GET /predict/{ticker}'s answer depends on the serving version and on two tables only:
+    # it is kept, as encoded JSON, until one of them changes; they are looked at every
+    # api_refresh_s seconds at most
+    versions = TableVersions(settings.lake_dir, (GOLD_DAILY_METRICS, GOLD_PREDICTIONS),
+                             settings.api_refresh_s)
+    serving = Memo(lambda ticker: (registry.champion(ticker) or {}).get("version"),
+                   settings.api_refresh_s)
+    answers: dict[tuple[Any, ...], bytes] = {}
 
     def current_forecast(ticker: str, horizon: int) -> Forecast:
         """The horizon's champion forecast from the ticker's last ``window_days`` days in Gold:
@@ -371,19 +378,17 @@ def create_app(settings: Settings) -> FastAPI:
                         422: {"description": "Malformed ticker, or a horizon the champion "
                                              "does not serve"},
                         503: {"description": "The champion's files cannot be loaded"}})
-    def predict_from_gold(ticker: TickerPath, horizon: HorizonQuery = 1) -> Forecast:
-        # the answer depends on the serving version and on the two tables only: kept until
-        # one of them changes (a new champion writes gold/predictions)
-        pointer = registry.champion(ticker)
-        key = (ticker, horizon, pointer["version"] if pointer else None, *versions.current())
-        answer = answers.get(key)
-        if answer is None:
-            answer = current_forecast(ticker, horizon)
+    async def predict_from_gold(ticker: TickerPath, horizon: HorizonQuery = 1) -> Response:
+        key = (ticker, horizon, serving(ticker), *versions.current())
+        body = answers.get(key)
+        if body is None:  # Gold, the registry and maybe the model: off the event loop
+            answer = await run_in_threadpool(current_forecast, ticker, horizon)
+            body = answer.model_dump_json().encode()
             with lock:
                 if len(answers) > ANSWER_CACHE_SIZE:
                     answers.clear()
-                answers[key] = answer
-        return answer
+                answers[key] = body
+        return Response(body, media_type="application/json")
 
     @app.post("/predict", response_model=Forecast, summary="Champion forecast on a given window",
               responses={400: {"description": "The body is not JSON"},

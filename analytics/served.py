@@ -5,7 +5,8 @@ versions its answers are cached on."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -23,16 +24,23 @@ FORECAST_COLUMNS = ("ticker", "model_version", "horizon", "model", "as_of", "tar
 class TableVersions:
     """The current Delta version of each of ``tables`` (None while a table does not exist),
     from one handle per table brought up to date incrementally (a listing of the log after
-    the version it has). Safe to call from several threads."""
+    the version it has), looked up at most every ``refresh_s`` seconds of ``clock``. Safe to
+    call from several threads."""
 
-    def __init__(self, lake_dir: Path, tables: Sequence[Table]) -> None:
+    def __init__(self, lake_dir: Path, tables: Sequence[Table], refresh_s: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.lake_dir = lake_dir
         self.tables = tuple(tables)
+        self.refresh_s, self.clock = refresh_s, clock
         self._handles: dict[str, DeltaTable] = {}
         self._lock = threading.Lock()
+        self._seen: tuple[float, tuple[int | None, ...]] | None = None
 
     def current(self) -> tuple[int | None, ...]:
         with self._lock:
+            now = self.clock()
+            if self._seen is not None and now - self._seen[0] < self.refresh_s:
+                return self._seen[1]
             out = []
             for table in self.tables:
                 handle = self._handles.get(table.name)
@@ -43,7 +51,30 @@ class TableVersions:
                 else:
                     handle.update_incremental()
                 out.append(handle.version() if handle is not None else None)
-            return tuple(out)
+            self._seen = (now, tuple(out))
+            return self._seen[1]
+
+
+class Memo:
+    """``compute(key)`` remembered for ``refresh_s`` seconds of ``clock`` per key (at most
+    ``max_keys`` keys; all are forgotten when that is reached)."""
+
+    def __init__(self, compute: Callable[[Any], Any], refresh_s: float,
+                 clock: Callable[[], float] = time.monotonic, max_keys: int = 10_000) -> None:
+        self.compute, self.refresh_s, self.clock, self.max_keys = (compute, refresh_s, clock,
+                                                                   max_keys)
+        self._values: dict[Any, tuple[float, Any]] = {}
+
+    def __call__(self, key: Any) -> Any:
+        now = self.clock()
+        seen = self._values.get(key)
+        if seen is not None and now - seen[0] < self.refresh_s:
+            return seen[1]
+        if len(self._values) >= self.max_keys:
+            self._values.clear()
+        value = self.compute(key)
+        self._values[key] = (now, value)
+        return value
 
 
 def stored_forecast(lake_dir: Path, ticker: str, horizon: int, model_version: str,

@@ -217,6 +217,11 @@ class Settings(BaseSettings):
         65_536, ge=1_024, le=16_777_216,
         description="Largest request body the prediction API reads; larger ones get 413 before "
         "they are read (a 366-day POST /predict window is ~20 KB).")
+    api_refresh_s: float = Field(
+        0.5, ge=0, le=60,
+        description="How often GET /predict/{ticker} looks for a new serving version or a new "
+        "version of gold/daily_metrics or gold/predictions (0 = on every request); between "
+        "two looks it answers from memory.")
 
     # Dashboard
     dashboard_host: str = Field("127.0.0.1", description="Address the dashboard binds to.")

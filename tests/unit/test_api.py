@@ -245,7 +245,7 @@ def test_get_predict_serves_the_stored_forecast_of_the_current_gold_day(
             pa.Table.from_pylist([row], schema=GOLD_PREDICTIONS.schema), None)
 
     store(date(2012, 1, 12), 99.0, datetime(2012, 1, 12, 23, tzinfo=UTC))  # an older day
-    with TestClient(create_app(Settings(lake_dir=lake))) as client:
+    with TestClient(create_app(Settings(lake_dir=lake, api_refresh_s=0))) as client:
         computed = client.get("/predict/AAA").json()
         assert computed["as_of"] == "2012-01-13" and computed["predicted_avg_price"] != 99.0
         store(date(2012, 1, 13), 123.45, datetime(2012, 1, 13, 23, tzinfo=UTC))
@@ -257,3 +257,29 @@ def test_get_predict_serves_the_stored_forecast_of_the_current_gold_day(
         store(date(2012, 1, 13), 124.0, datetime(2012, 1, 14, 1, tzinfo=UTC))  # upserted
         assert client.get("/predict/AAA").json()["predicted_avg_price"] == 124.0
         assert client.get("/predict/AAA").json() == client.get("/predict/AAA").json()
+
+
+def test_table_versions_are_looked_up_at_most_every_refresh_interval(tmp_path) -> None:
+    """A new Delta version is seen once refresh_s has passed on the clock, not before; a table
+    that appears is picked up."""
+    import pyarrow as pa
+
+    from analytics.served import TableVersions
+    from config.tables import GOLD_PREDICTIONS
+    from storage.delta import ensure_table
+    from storage.sink import DeltaSink
+
+    now = [0.0]
+    versions = TableVersions(tmp_path, (GOLD_PREDICTIONS,), refresh_s=0.5, clock=lambda: now[0])
+    assert versions.current() == (None,)
+    ensure_table(GOLD_PREDICTIONS, tmp_path)
+    assert versions.current() == (None,)  # 0 s later: what it saw last
+    now[0] = 0.5
+    first = versions.current()[0]
+    assert first is not None
+    DeltaSink(GOLD_PREDICTIONS, tmp_path, "test").append(
+        pa.Table.from_pylist([], schema=GOLD_PREDICTIONS.schema), None)
+    now[0] = 0.9
+    assert versions.current() == (first,)
+    now[0] = 1.0
+    assert versions.current() == (first + 1,)
