@@ -4,9 +4,12 @@ Endpoints (OpenAPI at ``/docs`` and ``/openapi.json``):
 
 - ``GET /health``: model count, serving version per ticker, ``gold/daily_metrics`` version.
 - ``GET /predict/{ticker}?horizon=H``: the forecast ``H`` trading days ahead (default 1) of the
-  horizon's champion model from the last ``window_days`` days of current Gold, with its
+  horizon's champion model from the last ``window_days`` days of current Gold (the one
+  ``ticklake train`` stored in ``gold/predictions`` when it is of Gold's last day), with its
   conformal 80% interval, the naive forecast, and the champion's walk-forward RMSE, skill,
-  interval coverage and Diebold-Mariano p-value against naive.
+  interval coverage and Diebold-Mariano p-value against naive. Answers are kept in memory per
+  serving version and Delta versions of ``gold/daily_metrics`` and ``gold/predictions``,
+  which are looked up at most every ``TICKLAKE_API_REFRESH_S`` seconds.
 - ``POST /predict``: the same from an explicit window of daily (avg_price, total_volume).
 - ``GET /metrics``: Prometheus text format: the API's request counts and latencies
   (``ticklake_api_requests_total{method,route,status}``,
@@ -133,8 +136,9 @@ class Health(BaseModel):
 
 
 ANSWER_CACHE_SIZE = 10_000
-"""Answers of ``GET /predict/{ticker}`` kept at most (the cache is emptied when it is full;
-its keys hold the Delta versions they were made from, so a stale answer is never served)."""
+"""Answers of ``GET /predict/{ticker}`` kept at most (the cache is emptied when it is full).
+Their keys hold the serving version and the Delta versions they were made from, so an answer
+outlives a change of those by at most ``Settings.api_refresh_s``."""
 
 API_KEY_HEADER = "X-API-Key"
 """The request header that carries ``TICKLAKE_API_KEY``."""
