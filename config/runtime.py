@@ -82,9 +82,8 @@ def import_tensorflow() -> ModuleType:
     """Import TensorFlow (and Keras) once, without the start-up noise of its C++ libraries.
 
     Whatever the import and the first listing of devices write to file descriptor 2 is
-    captured; the lines of
-    :data:`TENSORFLOW_IMPORT_NOISE` are dropped and every other line is written to stderr after
-    the import. Errors still raise as Python exceptions.
+    captured; the lines of :data:`TENSORFLOW_IMPORT_NOISE` are dropped and every other line is
+    written to stderr afterwards. Errors still raise as Python exceptions.
 
     Returns:
         The ``tensorflow`` module.
