@@ -1,7 +1,8 @@
 """Windowing of daily metrics into LSTM inputs, relative to each window's last value.
 
-DESIGN.md: an LSTM fed min-max-scaled raw prices is 4.5x worse than the naive forecast on real
-data, because test prices lie outside the training range. Inputs here are relative instead:
+An LSTM fed min-max-scaled raw prices does far worse than the naive forecast on real data
+(docs/architecture.md, "Measured facts"), because test prices lie outside the training range.
+Inputs here are relative instead:
 ``avg_price / last_avg_price - 1`` and standardised ``log1p(total_volume)``; the target is the
 relative change ``horizon`` trading days ahead, ``target_avg_price / last_avg_price - 1``
 (``horizon`` 1: the next trading day). One model per horizon forecasts it directly (the "direct"

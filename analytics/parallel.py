@@ -1,7 +1,7 @@
 """Training tickers in parallel worker processes, with one progress bar per ticker.
 
-Measured here (docs/architecture.md): on 2 cores, 2 processes x 1 TensorFlow thread train
-five tickers faster (54.7 s) than one process with TensorFlow's default threads (73.6 s).
+On 2 cores, 2 processes x 1 TensorFlow thread train five tickers faster than one process
+with TensorFlow's default threads (docs/architecture.md, "Measured facts").
 """
 
 from __future__ import annotations

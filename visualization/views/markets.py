@@ -22,7 +22,8 @@ from visualization.common import Context, cached, live, table
 from visualization.data import INDICATORS
 
 # How much history a chart shows at first, per interval (ending at the ticker's last bar):
-# one day of 1m bars (1,440 candles for a 24/7 market; two days took Plotly ~1.2 s to draw).
+# one day of 1m bars (1,440 candles for a 24/7 market; two days are slow for Plotly to draw:
+# docs/benchmarks.md, "Dashboard").
 # Other intervals: 1,440 bars (5m: 5 days).
 DEFAULT_SPAN = {"1m": timedelta(days=1), "1h": timedelta(days=30), "1d": timedelta(days=365)}
 
