@@ -117,6 +117,29 @@ def build_model(window_days: int, seed: int, spec: ModelSpec = LSTM_SPEC) -> Any
     return model
 
 
+_TRACED: dict[tuple[int, ModelSpec], Any] = {}
+"""Per process: the compiled model each (window_days, spec) is trained on. Keras traces a
+model's training and validation steps into TensorFlow graphs on its first ``fit``; training
+every fold and horizon on one model pays that once per process instead of once per fit
+(docs/architecture.md, "Measured facts")."""
+
+
+def _traced_model(window_days: int, seed: int, spec: ModelSpec) -> Any:
+    """This process's compiled model for (window_days, spec), built on first use."""
+    key = (window_days, spec)
+    if key not in _TRACED:
+        _TRACED[key] = build_model(window_days, seed, spec)
+    return _TRACED[key]
+
+
+def _reset_optimizer(model: Any) -> None:
+    """Adam's state as a new optimizer has it: step counter and moment estimates at zero (its
+    learning rate kept)."""
+    for variable in model.optimizer.variables:
+        if variable.name != "learning_rate":
+            variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+
+
 def fit_lstm(
     w: Windows, fold: Fold, epochs: int, seed: int, progress: ProgressFn | None = None,
     spec: ModelSpec = LSTM_SPEC,
@@ -125,14 +148,19 @@ def fit_lstm(
 
     Early stopping: patience ``spec.early_stopping_patience`` on validation loss, best weights
     restored. Seeded with ``keras.utils.set_random_seed(seed)``: on the same data, one thread,
-    the same metrics.
+    the same metrics. The weights start as :func:`build_model` draws them and the optimizer
+    starts empty, as on a new model; the training itself runs on a model this process has
+    traced already (:data:`_TRACED`), and the returned model is a copy of its result.
     """
     import_tensorflow()
     import keras
 
     fit, val = list(fold.fit), list(fold.validation)
     scaler = Scaler.fit(w.X[fit], w.y[fit])
-    model = build_model(w.X.shape[1], seed, spec)
+    traced = _traced_model(w.X.shape[1], seed, spec)
+    model = build_model(w.X.shape[1], seed, spec)  # the seeded initial weights, and the result
+    traced.set_weights(model.get_weights())
+    _reset_optimizer(traced)
 
     class Progress(keras.callbacks.Callback):  # type: ignore[misc]  # Keras ships no types
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
@@ -141,7 +169,7 @@ def fit_lstm(
                 progress(epoch + 1, epochs)
 
     counter = Progress()
-    model.fit(
+    traced.fit(
         scaler.transform(w.X[fit]), w.y[fit] / scaler.target_std,
         validation_data=(scaler.transform(w.X[val]), w.y[val] / scaler.target_std),
         epochs=epochs, batch_size=spec.batch_size, shuffle=True, verbose=0,
@@ -149,4 +177,5 @@ def fit_lstm(
                                                  restore_best_weights=True),
                    counter],
     )
+    model.set_weights(traced.get_weights())
     return FittedLSTM(model, scaler, getattr(counter, "epochs_run", 0))
