@@ -129,6 +129,16 @@ def ensure_topic(settings: Settings, timeout_s: float = 10.0) -> int:
     raise BrokerUnavailable(f"topic {settings.topic} did not appear within {timeout_s}s")
 
 
+def cluster_id() -> str:
+    """A new KRaft cluster id: 16 random bytes in URL-safe base64 without padding (22
+    characters), never starting with ``-`` (the storage tool would read it as an option;
+    Kafka's own ``Uuid.randomUuid`` skips those too)."""
+    while True:
+        value = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not value.startswith("-"):
+            return value
+
+
 def _port_open(host: str, port: int) -> bool:
     """True when something accepts a TCP connection on ``host:port`` (a refusal is instant)."""
     try:
@@ -200,8 +210,8 @@ class EmbeddedBroker(LocalServer):
         Raises:
             DependencyError: the storage tool failed (its last lines are in the message).
         """
-        args = ["kafka.tools.StorageTool", "format", "--standalone", "-t",
-                base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode(), "-c", str(config)]
+        args = ["kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id(),
+                "-c", str(config)]
         mechanism = self.settings.kafka_sasl_mechanism
         if (self.settings.kafka_security_protocol.startswith("SASL_") and mechanism
                 and mechanism.startswith("SCRAM")):

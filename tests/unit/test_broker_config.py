@@ -89,3 +89,15 @@ def test_missing_or_altered_jars_are_named(tmp_path: Path) -> None:
     (folder / "kafka-clients-4.4.0.jar").write_bytes(b"not the jar")
     altered = [p for p in problems(KAFKA_BROKER, tmp_path) if p.startswith("kafka-clients")]
     assert len(altered) == 1 and "has SHA-256" in altered[0] and "expected" in altered[0]
+
+
+def test_cluster_ids_are_22_base64_characters_never_starting_with_a_dash() -> None:
+    """The storage tool reads an id that starts with '-' as an option: none does (2,000
+    draws; about 1 in 64 random ids would)."""
+    import re
+
+    from ticklake.broker import cluster_id
+
+    ids = [cluster_id() for _ in range(2000)]
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", i) and not i.startswith("-") for i in ids)
+    assert len(set(ids)) == 2000
