@@ -75,12 +75,12 @@ def main() -> None:
         produce_s = time.perf_counter() - started
         loaded = rss_mib(pid)
         started = time.perf_counter()
-        broker.stop(timeout_s=30.0)
+        broker.stop()
         stop_s = time.perf_counter() - started
         again_s, pid = timed_start(broker)
         again = rss_mib(pid)
     finally:
-        broker.stop(timeout_s=30.0)
+        broker.stop()
     kafka_s = kafka_start_times(broker.log_file)
     print(f"work dir: {work}")
     print(f"first start (format + start, to the first metadata answer): {first_s:.2f} s; "

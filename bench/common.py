@@ -10,7 +10,6 @@ run can be inspected afterwards (its path is printed).
 
 from __future__ import annotations
 
-import socket
 import sys
 import tempfile
 import time
@@ -27,16 +26,10 @@ from config.settings import Settings  # noqa: E402
 from producer.publisher import PublishReport, publish  # noqa: E402
 from producer.sources.synthetic import MarketClock, SyntheticSource  # noqa: E402
 from ticklake.broker import EmbeddedBroker, ensure_topic  # noqa: E402
+from ticklake.processes import free_port  # noqa: E402,F401  (the benchmarks' import)
 
 DEFAULT_TICKERS = ("AAA", "BBB", "CCC", "DDD", "EEE")
 """Synthetic tickers of the benchmarks (not in the replayed sample data)."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -59,7 +52,7 @@ def bench_lake(name: str, **overrides: Any) -> Iterator[tuple[Settings, Path]]:
         ensure_topic(settings)
         yield settings, work
     finally:
-        broker.stop(timeout_s=30.0)
+        broker.stop()
 
 
 def synthetic_backlog(

@@ -51,6 +51,13 @@ def security_config(settings: Settings) -> dict[str, str]:
     return conf
 
 
+def redact(text: str, settings: Settings) -> str:
+    """``text`` with the SASL password of ``settings`` replaced by ``**********`` (for error
+    messages built from a client's or a tool's output)."""
+    secret = settings.kafka_sasl_password
+    return text.replace(secret.get_secret_value(), "**********") if secret else text
+
+
 def client_config(settings: Settings, role: Role, **extra: Any) -> dict[str, Any]:
     """The librdkafka configuration of a ``role`` client.
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from types import ModuleType
 
-from config.errors import TicklakeError
+from config.errors import DependencyError, TicklakeError
 from config.settings import Settings
 
 NOISY_LOGGERS = ("py4j", "ticklake.librdkafka", "matplotlib", "PIL")
@@ -111,6 +113,24 @@ def import_tensorflow() -> ModuleType:
                 if line.strip() and not any(noise in line for noise in TENSORFLOW_IMPORT_NOISE):
                     print(line, file=sys.stderr)
     return sys.modules["tensorflow"]
+
+
+def require_java(needed_by: str) -> None:
+    """Raise :class:`~config.errors.DependencyError` with install instructions if no Java 17+
+    is on PATH (Spark 4 and Apache Kafka 4 both need it); ``needed_by`` names who asks."""
+    java = shutil.which("java")
+    if java is None:
+        raise DependencyError(
+            f"{needed_by} needs Java 17 or newer and `java` is not on PATH: run `make setup` or "
+            "`sudo apt-get install -y openjdk-17-jre-headless` (Debian/Ubuntu), or set JAVA_HOME"
+        )
+    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    try:
+        major = int(out.split('"')[1].split(".")[0])
+    except (IndexError, ValueError):
+        return
+    if major < 17:
+        raise DependencyError(f"{needed_by} needs Java 17+, found: {out.splitlines()[0]}")
 
 
 def pin_tensorflow_threads(threads: int) -> None:

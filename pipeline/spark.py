@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import logging
-import shutil
-import subprocess
 import warnings
 
 from pyspark.sql import SparkSession
 
-from config.errors import DependencyError
-from config.runtime import launched_by_spark_submit, prepare_spark_environment
+from config.runtime import launched_by_spark_submit, prepare_spark_environment, require_java
 from config.settings import Settings
 from pipeline.connectors import DeltaDataSource, KafkaDataSource
 
@@ -29,23 +26,6 @@ batch application; a streaming job runs a few jobs per micro-batch for days, and
 defaults the driver holds ~200 live micro-batches' worth before it forgets any. A ``--conf``
 given to ``spark-submit`` wins over these. (With them the live job's heap does not grow over
 a 10-minute run: docs/benchmarks.md, "Live latency".)"""
-
-
-def require_java() -> None:
-    """Raise :class:`DependencyError` with install instructions if no Java 17+ is found."""
-    java = shutil.which("java")
-    if java is None:
-        raise DependencyError(
-            "Spark needs Java 17 or newer and `java` is not on PATH: install it with "
-            "`sudo apt-get install -y openjdk-17-jre-headless` (Debian/Ubuntu), or set JAVA_HOME"
-        )
-    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
-    try:
-        major = int(out.split('"')[1].split(".")[0])
-    except (IndexError, ValueError):
-        return
-    if major < 17:
-        raise DependencyError(f"Spark 4 needs Java 17+, found: {out.splitlines()[0]}")
 
 
 def submitted_conf() -> dict[str, str]:
@@ -91,7 +71,7 @@ def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSessio
     Raises:
         DependencyError: Java is missing or too old.
     """
-    require_java()
+    require_java("Spark 4")
     prepare_spark_environment(settings)
     # pyspark 4.3 warns on pandas 3; ticklake's Spark code paths use Arrow, not pandas.
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")

@@ -6,7 +6,6 @@ Everything a fixture starts is stopped in its finaliser, also when the test fail
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,15 +13,11 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
+from ticklake.processes import free_port
+
+__all__ = ["embedded_broker", "free_port"]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -77,4 +72,4 @@ def embedded_broker(settings: Settings) -> Iterator[Settings]:
     try:
         yield settings
     finally:
-        broker.stop(timeout_s=30.0)
+        broker.stop()

@@ -20,22 +20,22 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import socket
 import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from config.errors import BrokerAuthenticationFailed, BrokerUnavailable, DependencyError
-from config.kafka import client_config
+from config.kafka import client_config, redact
 from config.runtime import child_environment
 from config.settings import Settings
 from ticklake.broker_config import server_properties
 from ticklake.jars import KAFKA_BROKER, MAVEN_DIR, require
-from ticklake.processes import LocalServer, wait_until
+from ticklake.processes import LocalServer, free_port, port_free, wait_until
 
 log = logging.getLogger(__name__)
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
@@ -72,10 +72,7 @@ def broker_reachable(settings: Settings, timeout_s: float = 2.0) -> bool:
     except KafkaException:
         admin.poll(0)  # serves the error callbacks
         if refusals:
-            secret = settings.kafka_sasl_password
-            reason = refusals[0]
-            if secret is not None:
-                reason = reason.replace(secret.get_secret_value(), "**********")
+            reason = redact(refusals[0], settings)
             raise BrokerAuthenticationFailed(
                 f"the Kafka broker at {settings.bootstrap_servers} refused the connection of "
                 f"user {settings.kafka_sasl_username!r} ({settings.kafka_security_protocol}, "
@@ -139,25 +136,13 @@ def cluster_id() -> str:
             return value
 
 
-def _port_open(host: str, port: int) -> bool:
-    """True when something accepts a TCP connection on ``host:port`` (a refusal is instant)."""
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass(frozen=True)
 class EmbeddedBroker(LocalServer):
     """Apache Kafka on 127.0.0.1 (KRaft, one combined node), tracked by a PID file under
     ``settings.run_dir``; its configuration and log directory in :attr:`home`."""
+
+    stop_timeout_s: ClassVar[float] = 30.0
+    """A controlled shutdown of Kafka takes a few seconds; give it 30 before SIGKILL."""
 
     @property
     def name(self) -> str:
@@ -182,7 +167,7 @@ class EmbeddedBroker(LocalServer):
                 key, _, value = line.partition("=")
                 if key == "controller.quorum.bootstrap.servers":
                     return int(value.rpartition(":")[2])
-        return _free_port()
+        return free_port()
 
     def write_config(self, listen_host: str = "127.0.0.1", advertised_host: str = "127.0.0.1"
                      ) -> Path:
@@ -222,11 +207,8 @@ class EmbeddedBroker(LocalServer):
         done = subprocess.run(self._java(classpath, *args, heap="256m"), capture_output=True,
                               text=True, check=False, env=child_environment())
         if done.returncode != 0:
-            tail = "\n".join(done.stdout.strip().splitlines()[-5:] + done.stderr.strip()
-                             .splitlines()[-5:])
-            secret = self.settings.kafka_sasl_password
-            if secret is not None:
-                tail = tail.replace(secret.get_secret_value(), "**********")
+            tail = redact("\n".join(done.stdout.strip().splitlines()[-5:]
+                                     + done.stderr.strip().splitlines()[-5:]), self.settings)
             raise DependencyError(f"Kafka's storage tool could not format {self.home / 'data'} "
                                   f"(exit {done.returncode}):\n{tail}")
         log.info("formatted the broker's log directory %s", self.home / "data")
@@ -278,7 +260,7 @@ class EmbeddedBroker(LocalServer):
         if running:
             log.info("embedded broker already running (pid %d)", running)
             return running
-        if _port_open(host, port):
+        if not port_free(host, port):
             raise BrokerUnavailable(
                 f"something else already listens on {host}:{port}; stop it or pick another "
                 "port with --bootstrap-servers 127.0.0.1:PORT"
@@ -291,7 +273,7 @@ class EmbeddedBroker(LocalServer):
                 raise BrokerUnavailable(
                     f"Apache Kafka exited with code {proc.returncode}; see {self.log_file}"
                 )
-            return _port_open(host, port) and broker_reachable(self.settings, 2.0)
+            return not port_free(host, port) and broker_reachable(self.settings, 2.0)
 
         if wait_until(answering, timeout_s, interval_s=0.1):
             log.info("embedded Apache Kafka %s on %s:%d (pid %d, %s, data in %s)",

@@ -18,13 +18,13 @@ import hashlib
 import logging
 import shutil
 import subprocess
-import sys
 import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 from config.errors import DependencyError
+from config.runtime import exit_on_error, require_java
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,8 @@ BUNDLES = (KAFKA_BROKER,)
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def problems(bundle: JarBundle, jars_dir: Path) -> list[str]:
@@ -86,8 +83,8 @@ def problems(bundle: JarBundle, jars_dir: Path) -> list[str]:
         jar = folder / name
         if not jar.is_file():
             found.append(f"{name} is missing")
-        elif sha256(jar) != expected:
-            found.append(f"{name} has SHA-256 {sha256(jar)}, expected {expected}")
+        elif (actual := sha256(jar)) != expected:
+            found.append(f"{name} has SHA-256 {actual}, expected {expected}")
     return found
 
 
@@ -97,9 +94,7 @@ def require(bundle: JarBundle, jars_dir: Path) -> str:
     Raises:
         DependencyError: Java or a jar is missing; the message says how to get it.
     """
-    if shutil.which("java") is None:
-        raise DependencyError("Java 17+ is not on PATH: run `make setup` (it installs "
-                              "openjdk-17-jre-headless on Debian/Ubuntu) or install a JDK")
+    require_java(f"{bundle.name} {bundle.version}")
     folder = bundle.directory(jars_dir)
     missing = [n for n in bundle.checksums() if not (folder / n).is_file()]
     if missing:
@@ -171,7 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     from config.settings import load_settings
 
     jars_dir = args.jars_dir or load_settings().jars_dir
-    try:
+
+    def check_or_resolve() -> None:
         for bundle in BUNDLES:
             if args.check:
                 wrong = problems(bundle, jars_dir)
@@ -181,9 +177,8 @@ def main(argv: list[str] | None = None) -> None:
             folder = bundle.directory(jars_dir) if args.check else resolve(bundle, jars_dir)
             print(f"{bundle.name} {bundle.version}: {len(bundle.checksums())} jars, SHA-256 "
                   f"checked, in {folder}")
-    except DependencyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+
+    exit_on_error(check_or_resolve)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import psutil
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
@@ -68,12 +70,27 @@ def wait_until(ready: Callable[[], bool], timeout_s: float, interval_s: float = 
         return False
 
 
+def port_free(host: str, port: int) -> bool:
+    """True when nothing accepts a TCP connection on ``host:port`` (a refusal is instant)."""
+    with socket.socket() as sock:
+        return sock.connect_ex((host, port)) != 0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @dataclass(frozen=True)
 class LocalServer:
     """A background server on 127.0.0.1 tracked by ``<run_dir>/<name>.pid``, logging to
     ``<run_dir>/logs/<name>.log``. Subclasses give the ``name`` and a ``start``."""
 
     settings: Settings
+    stop_timeout_s: ClassVar[float] = 10.0
+    """Seconds :meth:`stop` gives the server after SIGTERM before SIGKILL."""
 
     @property
     def name(self) -> str:
@@ -106,11 +123,12 @@ class LocalServer:
             return None
         return pid if alive(pid) else None
 
-    def stop(self, timeout_s: float = 10.0) -> bool:
-        """Stop the server by its PID (SIGTERM, then SIGKILL); returns whether one ran."""
+    def stop(self, timeout_s: float | None = None) -> bool:
+        """Stop the server by its PID (SIGTERM, then SIGKILL after ``timeout_s``, default
+        :attr:`stop_timeout_s`); returns whether one ran."""
         pid = self.pid()
         self.pid_file.unlink(missing_ok=True)
         if pid is None:
             return False
-        stop_pid(pid, timeout_s)
+        stop_pid(pid, self.stop_timeout_s if timeout_s is None else timeout_s)
         return True

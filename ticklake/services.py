@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -14,7 +13,7 @@ from pathlib import Path
 
 from config.errors import ConfigError, TicklakeError
 from config.settings import Settings
-from ticklake.processes import stop_pid, wait_until
+from ticklake.processes import port_free, stop_pid, wait_until
 from visualization.server import dashboard_command
 
 log = logging.getLogger(__name__)
@@ -85,11 +84,6 @@ class Services:
         for cleanup in reversed(self.cleanups):
             cleanup()
         self.cleanups.clear()
-
-
-def port_free(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex((host, port)) != 0
 
 
 def wait_for_dashboard(settings: Settings, timeout_s: float = 60.0) -> bool:

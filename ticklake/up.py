@@ -65,7 +65,7 @@ def _ensure_broker(settings: Settings, services: Services) -> None:
     if host not in ("127.0.0.1", "localhost"):
         raise BrokerUnavailable(f"no Kafka broker answers at {settings.bootstrap_servers}")
     broker.start()
-    services.cleanups.append(lambda: broker.stop(timeout_s=30.0))
+    services.cleanups.append(broker.stop)
 
 
 def _train_flags(options: UpOptions) -> tuple[str, ...]:

@@ -100,7 +100,7 @@ def test_broker_keeps_everything_across_a_restart(spark, tmp_path: Path, how: st
             assert pid is not None
             os.killpg(pid, signal.SIGKILL)  # no chance to flush or shut down cleanly
         else:
-            assert broker.stop(timeout_s=30.0)
+            assert broker.stop()
         with ThreadPoolExecutor(max_workers=1) as pool:
             # the broker is down: librdkafka buffers and retries
             sender = pool.submit(publish, second.ticks(), settings, progress=False)
@@ -121,5 +121,5 @@ def test_broker_keeps_everything_across_a_restart(spark, tmp_path: Path, how: st
         old_end = max(r["offset"] for r in before)
         assert min(r["offset"] for r in new) == old_end + 1
     finally:
-        broker.stop(timeout_s=30.0)
+        broker.stop()
     assert broker.pid() is None

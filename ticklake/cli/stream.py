@@ -147,7 +147,7 @@ def broker_stop(bootstrap_servers: Bootstrap = None) -> None:
     from ticklake.broker import EmbeddedBroker
 
     settings = load_settings(bootstrap_servers=bootstrap_servers)
-    stopped = EmbeddedBroker(settings).stop(timeout_s=30.0)
+    stopped = EmbeddedBroker(settings).stop()
     print("broker stopped" if stopped else "no embedded broker was running")
 
 
