@@ -56,13 +56,13 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from analytics.registry import LoadedModel, Registry
-from analytics.served import Memo, TableVersions, backtest_fields, stored_forecast
+from analytics.served import Memo, backtest_fields, stored_forecast
 from config.calendar import trading_day_after
 from config.errors import ConfigError, ModelError
 from config.settings import TICKER_PATTERN, Settings
 from config.tables import GOLD_DAILY_METRICS, GOLD_PREDICTIONS
 from pipeline.monitoring import LakeCollector
-from storage.delta import open_table, read_table
+from storage.delta import open_table, read_table, table_version
 
 TickerPath = Annotated[str, Path(pattern=TICKER_PATTERN.pattern,
                                  description="Ticker symbol, e.g. AAPL.")]
@@ -304,8 +304,8 @@ def create_app(settings: Settings) -> FastAPI:
                                      f"champion: {known}")
         return champion
 
-    def champion_model(ticker: str) -> LoadedModel:
-        key = (ticker, champion_pointer(ticker)["version"])
+    def champion_model(ticker: str, version: str | None = None) -> LoadedModel:
+        key = (ticker, version or champion_pointer(ticker)["version"])
         with lock:
             if key not in cache:
                 try:
@@ -332,8 +332,9 @@ def create_app(settings: Settings) -> FastAPI:
     # GET /predict/{ticker}'s answer depends on the serving version and on two tables only:
     # it is kept, as encoded JSON, until one of them changes; they are looked at every
     # api_refresh_s seconds at most
-    versions = TableVersions(settings.lake_dir, (GOLD_DAILY_METRICS, GOLD_PREDICTIONS),
-                             settings.api_refresh_s)
+    tables = [str(t.path(settings.lake_dir)) for t in (GOLD_DAILY_METRICS, GOLD_PREDICTIONS)]
+    versions = Memo(lambda _: tuple(table_version(path) for path in tables),
+                    settings.api_refresh_s)
     serving = Memo(lambda ticker: (registry.champion(ticker) or {}).get("version"),
                    settings.api_refresh_s)
     answers: dict[tuple[Any, ...], bytes] = {}
@@ -352,16 +353,16 @@ def create_app(settings: Settings) -> FastAPI:
                             ["trading_date", "avg_price", "total_volume"],
                             where=pc.field("ticker") == ticker).to_pandas()
         series = series.sort_values("trading_date")
-        window_days = int(registry.metadata(ticker, version)["window_days"])
+        metadata = registry.metadata(ticker, version)
+        window_days = int(metadata["window_days"])
         if len(series) < window_days:
             raise HTTPException(404, f"{ticker} has {len(series)} days in "
                                      f"{GOLD_DAILY_METRICS.name}; the model needs {window_days}")
         as_of = series["trading_date"].iloc[-1]
         row = stored_forecast(settings.lake_dir, ticker, horizon, version, as_of)
         if row is not None:
-            metadata = registry.metadata(ticker, version)
             return Forecast(**row, **backtest_fields(metadata, horizon, row["model"]))
-        model = champion_model(ticker)
+        model = champion_model(ticker, version)
         out = forecast(model, series["avg_price"].to_numpy(), series["total_volume"].to_numpy(),
                        horizon)
         return Forecast(**out, as_of=as_of, target_date=trading_day_after(as_of, horizon, ticker))
@@ -383,7 +384,7 @@ def create_app(settings: Settings) -> FastAPI:
                                              "does not serve"},
                         503: {"description": "The champion's files cannot be loaded"}})
     async def predict_from_gold(ticker: TickerPath, horizon: HorizonQuery = 1) -> Response:
-        key = (ticker, horizon, serving(ticker), *versions.current())
+        key = (ticker, horizon, serving(ticker), *versions(None))
         body = answers.get(key)
         if body is None:  # Gold, the registry and maybe the model: off the event loop
             answer = await run_in_threadpool(current_forecast, ticker, horizon)

@@ -1,58 +1,22 @@
 """What the prediction API serves without running a model: the forecasts ``ticklake train``
-stored in ``gold/predictions``, the walk-forward figures of a registry version, and the Delta
-versions its answers are cached on."""
+stored in ``gold/predictions``, the walk-forward figures of a registry version, and a memo for
+what its answers are cached on."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pyarrow.compute as pc
-from deltalake import DeltaTable
 
-from config.tables import GOLD_PREDICTIONS, Table
-from storage.delta import open_table, read_table
+from config.tables import GOLD_PREDICTIONS
+from storage.delta import read_table
 
 FORECAST_COLUMNS = ("ticker", "model_version", "horizon", "model", "as_of", "target_date",
                     "predicted_avg_price", "lower_80", "upper_80", "naive_avg_price")
-
-
-class TableVersions:
-    """The current Delta version of each of ``tables`` (None while a table does not exist),
-    from one handle per table brought up to date incrementally (a listing of the log after
-    the version it has), looked up at most every ``refresh_s`` seconds of ``clock``. Safe to
-    call from several threads."""
-
-    def __init__(self, lake_dir: Path, tables: Sequence[Table], refresh_s: float = 0.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.lake_dir = lake_dir
-        self.tables = tuple(tables)
-        self.refresh_s, self.clock = refresh_s, clock
-        self._handles: dict[str, DeltaTable] = {}
-        self._lock = threading.Lock()
-        self._seen: tuple[float, tuple[int | None, ...]] | None = None
-
-    def current(self) -> tuple[int | None, ...]:
-        with self._lock:
-            now = self.clock()
-            if self._seen is not None and now - self._seen[0] < self.refresh_s:
-                return self._seen[1]
-            out = []
-            for table in self.tables:
-                handle = self._handles.get(table.name)
-                if handle is None:
-                    handle = open_table(table, self.lake_dir)
-                    if handle is not None:
-                        self._handles[table.name] = handle
-                else:
-                    handle.update_incremental()
-                out.append(handle.version() if handle is not None else None)
-            self._seen = (now, tuple(out))
-            return self._seen[1]
 
 
 class Memo:

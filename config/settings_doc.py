@@ -56,7 +56,7 @@ def _default(name: str, field: FieldInfo) -> str:
 
 def _allowed(field: FieldInfo) -> str:
     out = []
-    literal = [a for a in _literals(field.annotation)]
+    literal = _literals(field.annotation)
     if literal:
         out.append(", ".join(f"`{v}`" for v in literal))
     for meta in field.metadata:

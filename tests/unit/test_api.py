@@ -261,25 +261,26 @@ def test_get_predict_serves_the_stored_forecast_of_the_current_gold_day(
 
 def test_table_versions_are_looked_up_at_most_every_refresh_interval(tmp_path) -> None:
     """A new Delta version is seen once refresh_s has passed on the clock, not before; a table
-    that appears is picked up."""
+    that appears is picked up (-1: no table yet)."""
     import pyarrow as pa
 
-    from analytics.served import TableVersions
+    from analytics.served import Memo
     from config.tables import GOLD_PREDICTIONS
-    from storage.delta import ensure_table
+    from storage.delta import ensure_table, table_version
     from storage.sink import DeltaSink
 
     now = [0.0]
-    versions = TableVersions(tmp_path, (GOLD_PREDICTIONS,), refresh_s=0.5, clock=lambda: now[0])
-    assert versions.current() == (None,)
+    path = str(GOLD_PREDICTIONS.path(tmp_path))
+    versions = Memo(lambda _: (table_version(path),), refresh_s=0.5, clock=lambda: now[0])
+    assert versions(None) == (-1,)
     ensure_table(GOLD_PREDICTIONS, tmp_path)
-    assert versions.current() == (None,)  # 0 s later: what it saw last
+    assert versions(None) == (-1,)  # 0 s later: what it saw last
     now[0] = 0.5
-    first = versions.current()[0]
-    assert first is not None
+    first = versions(None)[0]
+    assert first >= 0
     DeltaSink(GOLD_PREDICTIONS, tmp_path, "test").append(
         pa.Table.from_pylist([], schema=GOLD_PREDICTIONS.schema), None)
     now[0] = 0.9
-    assert versions.current() == (first,)
+    assert versions(None) == (first,)
     now[0] = 1.0
-    assert versions.current() == (first + 1,)
+    assert versions(None) == (first + 1,)
