@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -34,8 +35,6 @@ def kcat(settings: Settings, *args: str, stdin: str | None = None,
          ) -> subprocess.CompletedProcess[str]:
     """Run Debian's kcat against ``settings.bootstrap_servers`` (fails the test if absent),
     on the librdkafka in ``librdkafka_dir`` if given."""
-    import os
-
     binary = shutil.which("kcat")
     if binary is None:
         pytest.fail("kcat is not installed: run WITH_TEST_TOOLS=1 bash scripts/setup.sh "
@@ -63,8 +62,6 @@ def wheel_librdkafka(folder: Path) -> Path:
 def ticklake_cli(settings: Settings, *args: str, env: dict[str, str] | None = None
                  ) -> subprocess.CompletedProcess[str]:
     """``ticklake ARGS`` in a child process, with ``settings``' broker and topic."""
-    import os
-
     child = {**os.environ, "TICKLAKE_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
              "TICKLAKE_TOPIC": settings.topic, **(env or {})}
     return subprocess.run([sys.executable, "-m", "ticklake", *args], capture_output=True,
