@@ -309,7 +309,7 @@ def create_app(settings: Settings) -> FastAPI:
         with lock:
             if key not in cache:
                 try:
-                    cache[key] = registry.load(*key)
+                    cache[key] = registry.load(*key, lstm="champion")
                 except ModelError as err:  # the registry, not the request, is bad
                     raise HTTPException(503, f"champion {key[0]}/{key[1]} cannot be loaded: "
                                              f"{err}") from None

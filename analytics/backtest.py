@@ -56,8 +56,26 @@ def relative_forecasts(X: np.ndarray, lstm: FittedLSTM, linear: LinearBaseline
                        ) -> dict[str, np.ndarray]:
     """Every model's relative forecast (``target / last - 1``) for windows ``X``: shape (n,)
     per name in :data:`MODELS`."""
-    return {"lstm": lstm.predict(X), "naive": naive_forecast(X), "sma": sma_forecast(X),
-            "linear": linear.predict(X)}
+    return {name: relative_forecast(name, X, lstm, linear) for name in MODELS}
+
+
+def relative_forecast(name: str, X: np.ndarray, lstm: FittedLSTM | None,
+                      linear: LinearBaseline) -> np.ndarray:
+    """Model ``name``'s relative forecast for windows ``X``, shape (n,); the LSTM may be None
+    when another model is asked for.
+
+    Raises:
+        ValueError: ``name`` is not in :data:`MODELS`, or is ``"lstm"`` and ``lstm`` is None.
+    """
+    if name == "lstm" and lstm is not None:
+        return lstm.predict(X)
+    if name == "naive":
+        return naive_forecast(X)
+    if name == "sma":
+        return sma_forecast(X)
+    if name == "linear":
+        return linear.predict(X)
+    raise ValueError(f"no model {name!r} to forecast with; one of {MODELS}")
 
 
 def forecast_scale(X: np.ndarray, horizon: int) -> np.ndarray:

@@ -49,7 +49,7 @@ def write_predictions(
         if champion is None or series.empty:
             continue
         try:
-            loaded = registry.load(ticker, champion["version"])
+            loaded = registry.load(ticker, champion["version"], lstm="champion")
         except ModelError as err:
             log.error("%s: no forecast: %s", ticker, err)
             continue

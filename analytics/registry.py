@@ -30,7 +30,7 @@ import subprocess
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -88,7 +88,8 @@ class HorizonModel:
 
     Attributes:
         horizon: trading days ahead.
-        lstm: the final LSTM (with its scaler).
+        lstm: the final LSTM (with its scaler); None when the version was loaded with
+            ``lstm="champion"`` and the LSTM does not serve this horizon.
         linear: the final linear baseline.
         champion: the model that serves this horizon (a name in
             :data:`analytics.backtest.MODELS`).
@@ -96,7 +97,7 @@ class HorizonModel:
     """
 
     horizon: int
-    lstm: FittedLSTM
+    lstm: FittedLSTM | None
     linear: LinearBaseline
     champion: str
     conformal: dict[str, ConformalState]
@@ -133,7 +134,7 @@ class LoadedModel:
 
         Raises:
             ValueError: fewer than ``window_days`` days, a price <= 0, an unknown horizon or
-                model.
+                model, or the LSTM when it was not loaded (:meth:`Registry.load`).
         """
         if horizon not in self.horizons:
             raise ValueError(f"{self.ticker} version {self.version} has horizons "
@@ -142,14 +143,17 @@ class LoadedModel:
         name = model or entry.champion
         if name not in entry.conformal:
             raise ValueError(f"unknown model {name!r}; one of {sorted(entry.conformal)}")
+        if name == "lstm" and entry.lstm is None:
+            raise ValueError(f"{self.ticker} version {self.version} was loaded without the "
+                             f"LSTM of horizon {horizon}")
         price = np.asarray(avg_price, dtype=np.float64)[-self.window_days:]
         volume = np.asarray(total_volume, dtype=np.float64)[-self.window_days:]
         if len(price) < self.window_days:
             raise ValueError(f"{self.ticker}: need {self.window_days} days, got {len(price)}")
         X = make_windows(price, volume, self.window_days, include_last=True, horizon=1).X[-1:]
-        from analytics.backtest import forecast_scale, relative_forecasts
+        from analytics.backtest import forecast_scale, relative_forecast
 
-        rel = float(relative_forecasts(X, entry.lstm, entry.linear)[name][0])
+        rel = float(relative_forecast(name, X, entry.lstm, entry.linear)[0])
         half = float(entry.conformal[name].half_width(forecast_scale(X, horizon))[0])
         last = float(price[-1])
         return {
@@ -246,17 +250,20 @@ class Registry:
         })
         return True, reason
 
-    def load(self, ticker: str, version: str) -> LoadedModel:
+    def load(self, ticker: str, version: str,
+             lstm: Literal["all", "champion"] = "all") -> LoadedModel:
         """Load a version in Keras safe mode.
+
+        Args:
+            ticker, version: the version to load.
+            lstm: ``"all"`` loads every horizon's LSTM; ``"champion"`` only the horizons the
+                LSTM serves (TensorFlow is not imported when it serves none).
 
         Raises:
             ModelError: the version does not exist or is of an older format, its files cannot
                 be read, a model file would need unsafe deserialisation (e.g. a Lambda layer),
                 or the scaler or linear coefficients hold non-finite values.
         """
-        import_tensorflow()
-        import keras
-
         from analytics.baselines import LinearBaseline
 
         d = self.version_dir(ticker, version)
@@ -271,11 +278,10 @@ class Registry:
         try:
             for key, entry in meta["horizons"].items():
                 h, folder = int(key), horizon_dir(d, int(key))
-                model = keras.saving.load_model(folder / "model.keras", compile=False,
-                                                safe_mode=True)
                 scaler = Scaler.load(folder / "scaler.json")
+                wanted = lstm == "all" or entry["champion"]["model"] == "lstm"
                 horizons[h] = HorizonModel(
-                    h, FittedLSTM(model, scaler, 0, compiled_inference(model)),
+                    h, _load_lstm(folder, scaler) if wanted else None,
                     LinearBaseline.load(folder / "linear.json", scaler),
                     entry["champion"]["model"],
                     {m: ConformalState(float(c["alpha"]), float(c["quantile"]), int(c["scores"]))
@@ -283,6 +289,14 @@ class Registry:
         except (OSError, ValueError, KeyError) as err:
             raise ModelError(f"model version {ticker}/{version} cannot be loaded: {err}") from err
         return LoadedModel(ticker, version, meta, horizons)
+
+
+def _load_lstm(folder: Path, scaler: Scaler) -> FittedLSTM:
+    import_tensorflow()
+    import keras
+
+    model = keras.saving.load_model(folder / "model.keras", compile=False, safe_mode=True)
+    return FittedLSTM(model, scaler, 0, compiled_inference(model))
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

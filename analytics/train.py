@@ -249,6 +249,7 @@ def train_all(
                 ticker, skipped=f"unchanged since version {latest['version']}")
         else:
             jobs.append((series, ticker, settings, gold_version, now))
+    jobs.sort(key=lambda job: -len(job[0]))  # longest first: the workers end closer together
     bars = ProgressBars([job[1] for job in jobs], show_progress)
     try:
         if settings.train_workers > 1 and len(jobs) > 1:

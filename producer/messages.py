@@ -143,9 +143,14 @@ class TickMessage(BaseModel):
         data["event_time"] = format_event_time(self.event_time)
         if self.schema_version == 1:
             del data["asset_class"], data["currency"]
-        fields = (_dumps(key) + b":" + (format_volume(value).encode() if key == "volume"
-                                          else _dumps(value)) for key, value in data.items())
-        return b"{" + b",".join(fields) + b"}"
+        # volume is spliced in as its exact JSON number; the fields before and after it are
+        # dumped in one call each (json.dumps per field cost more than the rest of the tick)
+        keys = list(data)
+        at = keys.index("volume")
+        head = _dumps({key: data[key] for key in keys[:at]})[1:-1]
+        tail = _dumps({key: data[key] for key in keys[at + 1:]})[1:-1]
+        volume = b'"volume":' + format_volume(data["volume"]).encode()
+        return b"{" + b",".join(part for part in (head, volume, tail) if part) + b"}"
 
 
 MESSAGE_FIELDS: tuple[str, ...] = tuple(TickMessage.model_fields)

@@ -99,6 +99,21 @@ def test_a_linear_champion_serves_its_coefficients_with_the_wider_horizon(lake: 
     assert out["upper_80"] - out["lower_80"] == pytest.approx(2 * 12.5 * half, rel=1e-5)
 
 
+def test_champion_loading_skips_the_lstms_that_serve_no_horizon(lake: Path) -> None:
+    """``lstm="champion"``: h=1 (LSTM champion) keeps its LSTM, h=5 (linear) has none; the
+    champions' forecasts equal a full load's, and asking h=5 for the LSTM is an error."""
+    register_model(lake, "AAA", "v1")
+    full = Registry(lake).load("AAA", "v1")
+    light = Registry(lake).load("AAA", "v1", lstm="champion")
+    assert light.horizons[1].lstm is not None and light.horizons[5].lstm is None
+    for h in (1, 5):
+        assert light.forecast(PRICES, VOLUMES, h) == full.forecast(PRICES, VOLUMES, h)
+    assert light.forecast(PRICES, VOLUMES, 5, model="sma") == full.forecast(
+        PRICES, VOLUMES, 5, model="sma")
+    with pytest.raises(ValueError, match="without the LSTM of horizon 5"):
+        light.forecast(PRICES, VOLUMES, 5, model="lstm")
+
+
 def test_a_model_needing_unsafe_deserialisation_is_refused(lake: Path) -> None:
     """A Lambda layer in model.keras could run arbitrary code: safe mode refuses to load it."""
     import keras
