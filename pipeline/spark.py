@@ -1,4 +1,6 @@
-"""The SparkSession of ticklake's jobs: UTC, Python workers on our interpreter, connectors."""
+"""The SparkSession of ticklake's jobs: UTC, Python workers on our interpreter, connectors
+(Spark's Kafka source and delta-spark from :data:`ticklake.jars.SPARK_CONNECTORS`, and
+ticklake's own Python data sources while the jobs still use them)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,11 @@ import warnings
 
 from pyspark.sql import SparkSession
 
+from config.errors import DependencyError
 from config.runtime import launched_by_spark_submit, prepare_spark_environment, require_java
 from config.settings import Settings
 from pipeline.connectors import DeltaDataSource, KafkaDataSource
+from ticklake.jars import DELTA_SESSION_CONF, SPARK_PACKAGES, connector_conf
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +67,22 @@ def driver_jvm_conf(settings: Settings) -> dict[str, str]:
 
 
 def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSession:
-    """Get or create the SparkSession and register the ticklake connectors.
+    """Get or create the SparkSession with Spark's Kafka source and Delta Lake, and register
+    the ticklake connectors.
 
     Session time zone is UTC; Python workers run ``settings.pyspark_python`` (without it they
-    start with the system Python and fail: docs/architecture.md, "Measured facts").
+    start with the system Python and fail: docs/architecture.md, "Measured facts"). A process
+    that starts its own JVM loads the connectors' jars from ``settings.jars_dir``
+    (:func:`ticklake.jars.connector_conf`); under spark-submit they come from its
+    ``spark-defaults.conf`` (written by ``make setup``), ``--jars`` or ``--packages``.
 
     Raises:
-        DependencyError: Java is missing or too old.
+        DependencyError: Java is missing or too old, or the connectors' jars are missing
+            (the message says how to get them).
     """
     require_java("Spark 4")
     prepare_spark_environment(settings)
-    # pyspark 4.3 warns on pandas 3; ticklake's Spark code paths use Arrow, not pandas.
+    # pyspark 4.2 warns on pandas 3; ticklake's Spark code paths use Arrow, not pandas.
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
     builder = SparkSession.builder.appName(app_name)
     submitted = submitted_conf()
@@ -84,8 +93,13 @@ def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSessio
         if key not in submitted:  # builder.config() would override spark-submit --conf
             builder = builder.config(key, value)
     if not launched_by_spark_submit():  # this process starts the JVM: its options still apply
-        for key, value in driver_jvm_conf(settings).items():
+        for key, value in {**driver_jvm_conf(settings),
+                           **connector_conf(settings.jars_dir)}.items():
             builder = builder.config(key, value)
+    else:
+        for key, value in DELTA_SESSION_CONF.items():  # static SQL settings: before the session
+            if key not in submitted:
+                builder = builder.config(key, value)
     spark = (
         builder.config("spark.sql.session.timeZone", "UTC")
         .config("spark.pyspark.python", settings.pyspark_python)
@@ -103,6 +117,38 @@ def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSessio
              "from spark-submit" if given else "from the settings",
              spark.sparkContext.uiWebUrl or "off")
     spark.sparkContext.setLogLevel("WARN")
+    require_connectors(spark)
     spark.dataSource.register(KafkaDataSource)
     spark.dataSource.register(DeltaDataSource)
     return spark
+
+
+CONNECTOR_CLASSES = {
+    "Spark's Kafka source": "org.apache.spark.sql.kafka010.KafkaSourceProvider",
+    "delta-spark": "io.delta.sql.DeltaSparkSessionExtension",
+}
+"""A class of each connector, looked up in the driver to tell whether its jar is loaded."""
+
+
+def require_connectors(spark: SparkSession) -> None:
+    """Check that the driver can load Spark's Kafka source and delta-spark.
+
+    Raises:
+        DependencyError: a connector's jar is not on the classpath (e.g. a spark-submit whose
+            Spark ``make setup`` did not configure); the message gives the ``--packages``
+            line.
+    """
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    loader = jvm.Thread.currentThread().getContextClassLoader()
+    missing = []
+    for name, cls in CONNECTOR_CLASSES.items():
+        try:
+            jvm.java.lang.Class.forName(cls, False, loader)
+        except Exception:  # py4j raises Py4JJavaError (ClassNotFoundException)
+            missing.append(name)
+    if missing:
+        raise DependencyError(
+            f"{' and '.join(missing)} not on Spark's classpath: run `make setup` (it writes "
+            "them into pyspark's spark-defaults.conf), or give spark-submit --packages "
+            f"{SPARK_PACKAGES}")

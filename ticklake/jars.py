@@ -7,8 +7,10 @@ every jar it resolves to (``ticklake/maven/<name>.sha256``). :func:`resolve` run
 :func:`require` is what run-time code calls: it only looks at the folder and, when a jar is
 missing, says how to get it. Nothing downloads at run time.
 
-``python -m ticklake.jars`` (run by ``make setup``) resolves every bundle; ``--help`` lists
-them.
+``python -m ticklake.jars`` (run by ``make setup``) resolves every bundle and writes the
+Spark settings that load the connectors into the venv's ``spark-defaults.conf``
+(:func:`write_spark_defaults`), so a plain ``spark-submit`` finds them; ``--help`` lists the
+bundles.
 """
 
 from __future__ import annotations
@@ -67,7 +69,66 @@ class JarBundle:
 
 
 KAFKA_BROKER = JarBundle("kafka-broker")
-BUNDLES = (KAFKA_BROKER,)
+"""Apache Kafka's broker (:mod:`ticklake.broker`)."""
+SPARK_CONNECTORS = JarBundle("spark-connectors")
+"""Spark's Kafka source (``spark-sql-kafka-0-10``) and Delta Lake on Spark (``delta-spark``)
+for pyspark's Spark version, without the jars pyspark ships."""
+BUNDLES = (KAFKA_BROKER, SPARK_CONNECTORS)
+
+DELTA_SESSION_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+"""The two static Spark settings Delta Lake's quick-start gives for a SparkSession with Delta
+(its SQL extension and its catalog); they must be set before the session starts."""
+SPARK_PACKAGES = ("org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0,"
+                  "io.delta:delta-spark_4.2_2.13:4.4.0")
+"""The same connectors as ``spark-submit --packages`` coordinates, for a cluster whose Spark
+was not set up by ``make setup`` (Spark 4.2, Scala 2.13)."""
+SPARK_DEFAULTS_HEADER = "# ticklake's connectors, written by `python -m ticklake.jars`"
+
+
+def connector_conf(jars_dir: Path) -> dict[str, str]:
+    """The Spark settings that load :data:`SPARK_CONNECTORS`: ``spark.jars`` (its jars, by
+    absolute path, comma-separated) and :data:`DELTA_SESSION_CONF`.
+
+    Raises:
+        DependencyError: Java or a jar is missing (:func:`require`).
+    """
+    jars = require(SPARK_CONNECTORS, jars_dir).replace(":", ",")
+    return {"spark.jars": jars, **DELTA_SESSION_CONF}
+
+
+def spark_defaults_path() -> Path:
+    """``conf/spark-defaults.conf`` of the Spark that pyspark runs (``SPARK_HOME``, else the
+    pyspark package); spark-submit reads it unless ``SPARK_CONF_DIR`` names another folder."""
+    from pyspark.find_spark_home import _find_spark_home
+
+    return Path(_find_spark_home()) / "conf" / "spark-defaults.conf"
+
+
+def write_spark_defaults(jars_dir: Path, path: Path | None = None) -> Path:
+    """Set :func:`connector_conf`'s settings in ``spark-defaults.conf`` (default
+    :func:`spark_defaults_path`), keeping every other line of the file.
+
+    Returns:
+        The file written.
+
+    Raises:
+        DependencyError: a jar is missing (:func:`require`).
+    """
+    conf = connector_conf(jars_dir)
+    path = path or spark_defaults_path()
+    kept = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key = line.split(None, 1)[0] if line.strip() else ""
+            if key not in conf and line != SPARK_DEFAULTS_HEADER:
+                kept.append(line)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [*kept, SPARK_DEFAULTS_HEADER, *(f"{key} {value}" for key, value in conf.items())]
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def sha256(path: Path) -> str:
@@ -153,14 +214,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m ticklake.jars",
         description="Resolve ticklake's pinned JVM jars from Maven Central once (through "
-        "~/.m2) and check their SHA-256. Bundles: " + ", ".join(
+        "~/.m2), check their SHA-256 and set the connectors in pyspark's spark-defaults.conf. "
+        "Bundles: " + ", ".join(
             f"{b.name} {b.version}" for b in BUNDLES) + ".")
     parser.add_argument("--jars-dir", type=Path, default=None,
                         help="where the bundles go (default: TICKLAKE_JARS_DIR, else .jars/ in "
                         "the repository)")
     parser.add_argument("--check", action="store_true",
                         help="only check the jars that are there against their SHA-256 (no "
-                        "Maven); exit 2 on a missing or different jar")
+                        "Maven; spark-defaults.conf is still written); exit 2 on a missing or "
+                        "different jar")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from config.settings import load_settings
@@ -177,6 +240,9 @@ def main(argv: list[str] | None = None) -> None:
             folder = bundle.directory(jars_dir) if args.check else resolve(bundle, jars_dir)
             print(f"{bundle.name} {bundle.version}: {len(bundle.checksums())} jars, SHA-256 "
                   f"checked, in {folder}")
+        path = write_spark_defaults(jars_dir)
+        print(f"spark-submit loads the connectors: {', '.join(connector_conf(jars_dir))} in "
+              f"{path}")
 
     exit_on_error(check_or_resolve)
 

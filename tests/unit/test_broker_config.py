@@ -9,7 +9,16 @@ import pytest
 from config.errors import ConfigError, DependencyError
 from config.settings import Settings
 from ticklake.broker_config import server_properties
-from ticklake.jars import KAFKA_BROKER, problems, require
+from ticklake.jars import (
+    DELTA_SESSION_CONF,
+    KAFKA_BROKER,
+    SPARK_CONNECTORS,
+    SPARK_DEFAULTS_HEADER,
+    connector_conf,
+    problems,
+    require,
+    write_spark_defaults,
+)
 
 
 def test_plaintext_node_is_broker_and_controller_on_loopback(tmp_path: Path) -> None:
@@ -89,6 +98,36 @@ def test_missing_or_altered_jars_are_named(tmp_path: Path) -> None:
     (folder / "kafka-clients-4.4.0.jar").write_bytes(b"not the jar")
     altered = [p for p in problems(KAFKA_BROKER, tmp_path) if p.startswith("kafka-clients")]
     assert len(altered) == 1 and "has SHA-256" in altered[0] and "expected" in altered[0]
+
+
+def test_spark_connectors_load_by_path_and_keep_the_users_spark_defaults(tmp_path: Path
+                                                                         ) -> None:
+    """Without the jars the connector settings say to run make setup; with them, spark.jars
+    lists each jar by absolute path, and writing spark-defaults.conf twice replaces ticklake's
+    lines and keeps the user's."""
+    with pytest.raises(DependencyError, match=r"13 jar\(s\) of spark-connectors 4.2.0 .*"
+                                              r"`make setup`"):
+        connector_conf(tmp_path)
+    folder = SPARK_CONNECTORS.directory(tmp_path)
+    folder.mkdir(parents=True)
+    for name in SPARK_CONNECTORS.checksums():
+        (folder / name).write_bytes(b"")  # names only: require does not hash
+    conf = connector_conf(tmp_path)
+    jars = conf["spark.jars"].split(",")
+    assert sorted(Path(j).name for j in jars) == sorted(SPARK_CONNECTORS.checksums())
+    assert all(Path(j).is_absolute() for j in jars)
+    assert any("spark-sql-kafka-0-10_2.13-4.2.0" in j for j in jars)
+    assert any("delta-spark_4.2_2.13-4.4.0" in j for j in jars)
+    defaults = tmp_path / "conf" / "spark-defaults.conf"
+    defaults.parent.mkdir()
+    defaults.write_text("# mine\nspark.executor.memory 2g\nspark.jars /old.jar\n")
+    write_spark_defaults(tmp_path, defaults)
+    write_spark_defaults(tmp_path, defaults)
+    lines = defaults.read_text().splitlines()
+    assert lines[:2] == ["# mine", "spark.executor.memory 2g"]
+    assert lines.count(SPARK_DEFAULTS_HEADER) == 1
+    assert dict(line.split(" ", 1) for line in lines[3:]) == {
+        "spark.jars": conf["spark.jars"], **DELTA_SESSION_CONF}
 
 
 def test_cluster_ids_are_22_base64_characters_never_starting_with_a_dash() -> None:
