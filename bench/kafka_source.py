@@ -1,12 +1,12 @@
-"""Benchmark: producer throughput and the Python Kafka source's read rate on this machine.
+"""Benchmark: producer throughput and Spark's Kafka source's read rate on this machine.
 
 Starts an Apache Kafka broker on a free 127.0.0.1 port, publishes N replayed real ticks with the
-idempotent producer, then reads the topic with `ticklake-kafka` under Trigger.AvailableNow
-into Spark's `noop` sink. Prints msg/s for both (Spark start-up excluded from the read rate),
-and the read rate against the reference measured in the same run: plain confluent-kafka
-consumers reading the same topic into Python tuples, one partition after the other, in this
-process. The source reads in ``--batches`` micro-batches; the rate after the first one leaves
-out the Python workers' start.
+idempotent producer, then reads the topic with Spark's Kafka source (`kafka`) under
+Trigger.AvailableNow into Spark's `noop` sink. Prints msg/s for both (Spark start-up excluded
+from the read rate), and the read rate against the reference measured in the same run: plain
+confluent-kafka consumers reading the same topic into Python tuples, one partition after the
+other, in this process. The source reads in ``--batches`` micro-batches; the rate after the first one leaves
+out the first batch's start-up (code generation, consumers' connections).
 
     .venv/bin/python bench/kafka_source.py [--messages 200000] [--batches 10]
 """
@@ -22,7 +22,7 @@ from common import bench_lake, rows_per_s
 from confluent_kafka import Consumer, TopicPartition
 
 from config.settings import Settings
-from pipeline.connectors.kafka_source import OffsetProbe, librdkafka_config
+from pipeline.monitoring import OffsetProbe
 from producer.publisher import publish
 from producer.sources.replay import ReplaySource
 from storage.progress import progress_record
@@ -35,8 +35,9 @@ def plain_consumer_rate(settings: Settings) -> float:
     source's read rate (which reads each partition in a task of its own)."""
     conf = {"bootstrap.servers": settings.bootstrap_servers, "group.id": "bench-reference",
             "enable.auto.commit": False}
-    probe = OffsetProbe(librdkafka_config({"kafka.bootstrap.servers": settings.bootstrap_servers}))
-    try:  # the end offsets, as the connector finds them
+    probe = OffsetProbe({"bootstrap.servers": settings.bootstrap_servers,
+                         "group.id": "bench-reference"})
+    try:  # the end offsets (ListOffsets)
         ends = {p: end for (_, p), end in probe.latest(probe.partitions([settings.topic])).items()}
     finally:
         probe.close()
@@ -66,7 +67,7 @@ def main() -> None:
                         help="replayed ticks to publish and read (>= 1)")
     parser.add_argument("--batches", type=int, default=10,
                         help="micro-batches to read them in, 1..messages (maxOffsetsPerTrigger "
-                        "= messages / batches); the first also starts the Python workers")
+                        "= messages / batches)")
     args = parser.parse_args()
     if args.messages < 1:
         parser.error(f"--messages {args.messages}: must be >= 1")
@@ -87,7 +88,7 @@ def main() -> None:
         spark = spark_session(settings, "ticklake-bench")
         started = time.perf_counter()
         query = (
-            spark.readStream.format("ticklake-kafka")
+            spark.readStream.format("kafka")
             .option("kafka.bootstrap.servers", settings.bootstrap_servers)
             .option("subscribe", settings.topic).option("startingOffsets", "earliest")
             .option("maxOffsetsPerTrigger", args.messages // args.batches)

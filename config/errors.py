@@ -46,7 +46,7 @@ class TableMissing(StorageError):
 
 
 class ConnectorError(TicklakeError):
-    """A Spark connector (``ticklake-kafka``, ``ticklake-delta``) cannot go on."""
+    """A Spark connector of ticklake's (``ticklake-delta``) cannot go on."""
 
 
 class ModelError(TicklakeError):

@@ -2,9 +2,10 @@
 
 One function, :func:`client_config`, builds the configuration of the producer, of the
 consumers (``ticklake watch``, offset probes) and of the admin client; :func:`spark_options`
-turns it into the ``kafka.*`` options of the Spark source. Security settings (TLS, SASL) reach
-every client the same way. The SASL password is a ``SecretStr``: it is revealed only into the
-configuration handed to librdkafka, and never logged.
+gives the same connection as the ``kafka.*`` options of Spark's Kafka source (the Java
+client's property names). Security settings (TLS, SASL) reach every client the same way. The
+SASL password is a ``SecretStr``: it is revealed only into the configuration handed to a
+client, and never logged.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
+from config.errors import ConfigError
 from config.settings import Settings
 
 Role = Literal["producer", "consumer", "admin"]
@@ -93,8 +95,57 @@ def client_config(settings: Settings, role: Role, **extra: Any) -> dict[str, Any
     return conf
 
 
+def client_jaas(settings: Settings) -> tuple[str, str]:
+    """The SASL mechanism and a Java client's JAAS line (``sasl.jaas.config``) for the user
+    and password of ``settings``: Kafka's ``PlainLoginModule`` or ``ScramLoginModule``.
+
+    The line holds the password in clear text: hand it to the client, never log it.
+
+    Raises:
+        ConfigError: the mechanism, user or password is missing, or the user or password
+            holds ``"``, ``\\`` or a line break (JAAS quoting).
+    """
+    mechanism = settings.kafka_sasl_mechanism
+    user, secret = settings.kafka_sasl_username, settings.kafka_sasl_password
+    if mechanism is None or user is None or secret is None:
+        raise ConfigError(
+            f"TICKLAKE_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs "
+            "TICKLAKE_KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512), "
+            "TICKLAKE_KAFKA_SASL_USERNAME and TICKLAKE_KAFKA_SASL_PASSWORD")
+    password = secret.get_secret_value()
+    if any(c in user + password for c in '"\\\n'):
+        raise ConfigError('TICKLAKE_KAFKA_SASL_USERNAME and TICKLAKE_KAFKA_SASL_PASSWORD may not '
+                          'contain ", \\ or a line break (they go into a JAAS line)')
+    module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if mechanism == "PLAIN"
+              else "org.apache.kafka.common.security.scram.ScramLoginModule")
+    return mechanism, f'{module} required username="{user}" password="{password}";'
+
+
 def spark_options(settings: Settings) -> dict[str, str]:
-    """The ``kafka.*`` options of a Spark Kafka source (JVM connector or ``ticklake-kafka``):
-    bootstrap servers and security, as strings."""
-    conf = client_config(settings, "admin")
-    return {f"kafka.{k}": str(v) for k, v in conf.items() if k != "logger"}
+    """The ``kafka.*`` options of Spark's Kafka source: bootstrap servers and security, with
+    the Java client's property names (https://kafka.apache.org/documentation/#consumerconfigs).
+
+    SASL goes into ``kafka.sasl.jaas.config`` (:func:`client_jaas`; Spark's Kafka source
+    redacts it in its logs); the CA file into a PEM trust store; a client certificate and key
+    (PEM files, the key unencrypted PKCS#8) into a PEM key store, by content.
+
+    Raises:
+        ConfigError: a SASL protocol without its mechanism, user and password.
+        OSError: the client certificate or key file cannot be read.
+    """
+    protocol = settings.kafka_security_protocol
+    options = {"kafka.bootstrap.servers": settings.bootstrap_servers,
+               "kafka.security.protocol": protocol}
+    if protocol.startswith("SASL_"):
+        mechanism, jaas = client_jaas(settings)
+        options.update({"kafka.sasl.mechanism": mechanism, "kafka.sasl.jaas.config": jaas})
+    if protocol.endswith("SSL"):
+        if settings.kafka_ssl_ca_location is not None:
+            options.update({"kafka.ssl.truststore.type": "PEM",
+                            "kafka.ssl.truststore.location": str(settings.kafka_ssl_ca_location)})
+        cert, key = settings.kafka_ssl_certificate_location, settings.kafka_ssl_key_location
+        if cert is not None and key is not None:
+            options.update({"kafka.ssl.keystore.type": "PEM",
+                            "kafka.ssl.keystore.certificate.chain": cert.read_text(),
+                            "kafka.ssl.keystore.key": key.read_text()})
+    return options

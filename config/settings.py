@@ -45,11 +45,6 @@ class Settings(BaseSettings):
     topic: str = Field("market.ticks", min_length=1, description="Topic the ticks go to.")
     topic_partitions: int = Field(
         4, ge=1, le=1024, description="Partitions of the topic when ticklake creates it.")
-    kafka_format: str = Field(
-        "ticklake-kafka",
-        description="Spark source format for Kafka: 'ticklake-kafka' (the Python source that "
-        "ships here) or 'kafka' (Spark's JVM connector, where it is on the classpath).",
-    )
     producer_linger_ms: int = Field(
         5, ge=0, le=10_000, description="Producer linger.ms: how long it waits to fill a batch.")
     broker_heap: str = Field(
@@ -284,13 +279,6 @@ class Settings(BaseSettings):
             raise ValueError(f"bar intervals {list(value)} lack {missing}: Gold's indicators "
                              "read the 1h and 1d bars")
         return tuple(sorted(value, key=seconds.__getitem__))
-
-    @field_validator("kafka_format")
-    @classmethod
-    def _check_format(cls, value: str) -> str:
-        if value not in ("ticklake-kafka", "kafka"):
-            raise ValueError(f"kafka_format {value!r} is not one of 'ticklake-kafka', 'kafka'")
-        return value
 
     @field_validator("bootstrap_servers")
     @classmethod

@@ -1,6 +1,8 @@
 """Bronze: every Kafka record, raw, with its topic/partition/offset and broker timestamp.
 
-Runnable as ``spark-submit pipeline/bronze.py [--lake DIR] [--until-caught-up]``.
+Read with Spark's Kafka source, written with delta-spark (:mod:`pipeline.delta_writes`): the
+records never leave the JVM. Runnable as
+``spark-submit pipeline/bronze.py [--lake DIR] [--until-caught-up]``.
 """
 
 from __future__ import annotations
@@ -13,17 +15,20 @@ from pyspark.sql import functions as F
 from config.kafka import spark_options
 from config.settings import Settings
 from config.tables import BRONZE_TICKS
+from pipeline.delta_writes import append_batch
 from pipeline.runner import Job, main
-from pipeline.writes import append_on_executors, job_sink
+from pipeline.writes import job_sink
 
 KAFKA_COLUMNS = [c for c in BRONZE_TICKS.schema.names if c != "ingest_time"]
 """Bronze keeps every column of Spark's Kafka source: Bronze's columns but ``ingest_time``."""
 
 
 def kafka_ticks(spark: SparkSession, settings: Settings) -> DataFrame:
-    """The tick topic as a streaming DataFrame (Spark's Kafka source columns)."""
+    """The tick topic as a streaming DataFrame of Spark's Kafka source (its columns; its
+    options ``startingOffsets`` earliest, ``failOnDataLoss`` and ``maxOffsetsPerTrigger``
+    from the settings, the connection from :func:`config.kafka.spark_options`)."""
     reader = (
-        spark.readStream.format(settings.kafka_format)
+        spark.readStream.format("kafka")
         .options(**spark_options(settings))
         .option("subscribe", settings.topic)
         .option("startingOffsets", "earliest")
@@ -43,12 +48,12 @@ def bronze_ticks(kafka: DataFrame) -> DataFrame:
 
 
 def bronze_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], None]:
-    """foreachBatch function: append each micro-batch to ``bronze/ticks`` exactly once; the
-    executors write the files, the driver commits them (:mod:`pipeline.writes`)."""
+    """foreachBatch function: append each micro-batch to ``bronze/ticks`` exactly once, with
+    delta-spark (:func:`pipeline.delta_writes.append_batch`)."""
     sink = job_sink(BRONZE_TICKS, settings, app_id)
 
     def write(batch: DataFrame, batch_id: int) -> None:
-        append_on_executors(batch, sink, batch_id)
+        append_batch(batch, sink, batch_id)
 
     return write
 

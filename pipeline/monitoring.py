@@ -21,11 +21,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from config.errors import BrokerUnavailable
 from config.settings import Settings
 from storage.facts import lake_status
 from storage.progress import latest_progress
@@ -33,6 +35,59 @@ from storage.progress import latest_progress
 BROKER_TIMEOUT_S = 1.0
 """How long a lag reading waits for the broker (the dashboard and a scrape stay fast when it
 is down)."""
+
+
+
+class OffsetProbe:
+    """Partitions and their earliest / end offsets (Kafka's ListOffsets), with confluent-kafka.
+
+    Args:
+        conf: a librdkafka consumer configuration (:func:`config.kafka.client_config`).
+        timeout_s: how long each request may wait for the broker.
+    """
+
+    def __init__(self, conf: dict[str, Any], timeout_s: float = 10.0) -> None:
+        from confluent_kafka import Consumer
+
+        self.timeout_s = timeout_s
+        self.consumer = Consumer(conf)
+
+    def partitions(self, topics: list[str]) -> list[tuple[str, int]]:
+        """All (topic, partition) of ``topics``; topics that do not exist yet have none.
+
+        Raises:
+            BrokerUnavailable: the broker did not answer within ``timeout_s``.
+        """
+        from confluent_kafka import KafkaException
+
+        try:
+            meta = self.consumer.list_topics(timeout=self.timeout_s)
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"cannot reach the Kafka broker: {exc}") from exc
+        found: list[tuple[str, int]] = []
+        for topic in topics:
+            tmeta = meta.topics.get(topic)
+            if tmeta is not None and tmeta.error is None:
+                found.extend((topic, p) for p in sorted(tmeta.partitions))
+        return found
+
+    def earliest(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Log-start offset of each partition (ListOffsets EARLIEST)."""
+        return {tp: self._watermarks(tp)[0] for tp in tps}
+
+    def latest(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """End offset (high watermark: ListOffsets LATEST) of each partition."""
+        return {tp: self._watermarks(tp)[1] for tp in tps}
+
+    def _watermarks(self, tp: tuple[str, int]) -> tuple[int, int]:
+        from confluent_kafka import TopicPartition
+
+        low, high = self.consumer.get_watermark_offsets(TopicPartition(*tp),
+                                                        timeout=self.timeout_s, cached=False)
+        return int(low), int(high)
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
 def processed_offsets(lake_dir: Path, topic: str) -> dict[int, int]:
@@ -59,7 +114,6 @@ def broker_end_offsets(settings: Settings, timeout_s: float = BROKER_TIMEOUT_S
     from confluent_kafka import KafkaException
 
     from config.kafka import client_config
-    from pipeline.connectors.kafka_offsets import KafkaSourceError, OffsetProbe
 
     try:
         probe = OffsetProbe(client_config(settings, "consumer", **{
@@ -72,7 +126,7 @@ def broker_end_offsets(settings: Settings, timeout_s: float = BROKER_TIMEOUT_S
         tps = probe.partitions([settings.topic])
         ends = probe.latest(tps)
         return {p: o for (_, p), o in ends.items()}, "up"
-    except (KafkaSourceError, KafkaException) as err:  # down, or went down meanwhile
+    except (BrokerUnavailable, KafkaException) as err:  # down, or went down meanwhile
         return None, f"unreachable: {err}"
     finally:
         probe.close()

@@ -1,6 +1,6 @@
 """The SparkSession of ticklake's jobs: UTC, Python workers on our interpreter, connectors
 (Spark's Kafka source and delta-spark from :data:`ticklake.jars.SPARK_CONNECTORS`, and
-ticklake's own Python data sources while the jobs still use them)."""
+ticklake's own Delta source while Silver and Gold still use it)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 from config.errors import DependencyError
 from config.runtime import launched_by_spark_submit, prepare_spark_environment, require_java
 from config.settings import Settings
-from pipeline.connectors import DeltaDataSource, KafkaDataSource
+from pipeline.connectors import DeltaDataSource
 from ticklake.jars import DELTA_SESSION_CONF, SPARK_PACKAGES, connector_conf
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def driver_jvm_conf(settings: Settings) -> dict[str, str]:
 
 def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSession:
     """Get or create the SparkSession with Spark's Kafka source and Delta Lake, and register
-    the ticklake connectors.
+    ticklake's Delta source (``ticklake-delta``).
 
     Session time zone is UTC; Python workers run ``settings.pyspark_python`` (without it they
     start with the system Python and fail: docs/architecture.md, "Measured facts"). A process
@@ -111,6 +111,9 @@ def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSessio
         .config("spark.ui.enabled", str(settings.spark_ui_enabled).lower())
         .config("spark.ui.port", str(settings.spark_ui_port))
         .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
+        # Parquet's TIMESTAMP(MICROS), not Spark's default INT96: delta-rs and pyarrow read it
+        # as the tables' timestamp[us, UTC]
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .getOrCreate()
     )
     log.info("Spark %s on master %s (%s), UI %s", spark.version, spark.sparkContext.master,
@@ -118,7 +121,6 @@ def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSessio
              spark.sparkContext.uiWebUrl or "off")
     spark.sparkContext.setLogLevel("WARN")
     require_connectors(spark)
-    spark.dataSource.register(KafkaDataSource)
     spark.dataSource.register(DeltaDataSource)
     return spark
 

@@ -105,9 +105,14 @@ class DeltaSink:
                 if batch_id is None:
                     self._latest()  # committed() had nothing to look up
                 commit()
+        self.after_commit(batch_id)
+        return True
+
+    def after_commit(self, batch_id: int | None) -> None:
+        """Called right after ``batch_id`` was committed (by this sink or a Spark writer):
+        the fault point, when ``exit_after_batch`` is this batch id."""
         if batch_id is not None and batch_id == self.exit_after_batch:
             self._fault(batch_id)
-        return True
 
     def _fault(self, batch_id: int) -> None:
         """The fault point: end the process at once, right after this commit and before the

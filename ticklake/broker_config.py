@@ -10,29 +10,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from config.errors import ConfigError
+from config.kafka import client_jaas
 from config.settings import Settings
 
 
 def jaas_line(settings: Settings) -> tuple[str, str]:
-    """The SASL mechanism and the JAAS line of the broker's listener (its own login and, for
-    PLAIN, the one user it accepts)."""
-    mechanism = settings.kafka_sasl_mechanism
-    user, secret = settings.kafka_sasl_username, settings.kafka_sasl_password
-    if mechanism is None or user is None or secret is None:
-        raise ConfigError(
-            f"TICKLAKE_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs "
-            "TICKLAKE_KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512), "
-            "TICKLAKE_KAFKA_SASL_USERNAME and TICKLAKE_KAFKA_SASL_PASSWORD")
-    password = secret.get_secret_value()
-    if any(c in user + password for c in '"\\\n'):
-        raise ConfigError('TICKLAKE_KAFKA_SASL_USERNAME and TICKLAKE_KAFKA_SASL_PASSWORD may not '
-                          'contain ", \\ or a line break (they go into a JAAS line)')
+    """The SASL mechanism and the JAAS line of the broker's listener: the clients' login
+    (:func:`config.kafka.client_jaas`) and, for PLAIN, the one user it accepts.
+
+    Raises:
+        ConfigError: see :func:`config.kafka.client_jaas`.
+    """
+    mechanism, jaas = client_jaas(settings)
     if mechanism == "PLAIN":
-        module = "org.apache.kafka.common.security.plain.PlainLoginModule"
-        extra = f' user_{user}="{password}"'
-    else:
-        module, extra = "org.apache.kafka.common.security.scram.ScramLoginModule", ""
-    return mechanism, f'{module} required username="{user}" password="{password}"{extra};'
+        user, secret = settings.kafka_sasl_username, settings.kafka_sasl_password
+        assert secret is not None  # client_jaas refused a missing one
+        jaas = f'{jaas[:-1]} user_{user}="{secret.get_secret_value()}";'
+    return mechanism, jaas
 
 
 def server_properties(settings: Settings, port: int, controller_port: int, log_dir: Path,

@@ -1,4 +1,4 @@
-"""The Python Kafka source against the real Apache Kafka broker."""
+"""Spark's Kafka source and the offset probe of the lag metrics against Apache Kafka."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from confluent_kafka import Producer
 
 from config.settings import Settings
-from pipeline.connectors.kafka_source import OffsetProbe, librdkafka_config
+from pipeline.monitoring import OffsetProbe
 from ticklake.broker import ensure_topic
 
 pytestmark = [pytest.mark.integration]
@@ -35,7 +35,8 @@ def test_end_offsets_are_the_messages_delivered(topic: tuple[Settings, dict[int,
     """The probe's end offsets equal the messages delivered to each partition, and every
     partition starts at 0."""
     settings, counts = topic
-    probe = OffsetProbe(librdkafka_config({"kafka.bootstrap.servers": settings.bootstrap_servers}))
+    probe = OffsetProbe({"bootstrap.servers": settings.bootstrap_servers,
+                         "group.id": "probe-test"})
     try:
         tps = probe.partitions([settings.topic])
         assert len(tps) == 4
@@ -61,7 +62,7 @@ def test_max_offsets_per_trigger_reads_everything_once(spark, tmp_path,
         seen.extend((r.partition, r.offset, bytes(r.value)) for r in rows)
 
     query = (
-        spark.readStream.format("ticklake-kafka")
+        spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.bootstrap_servers)
         .option("subscribe", settings.topic).option("startingOffsets", "earliest")
         .option("maxOffsetsPerTrigger", 1200).load()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from config.errors import ConfigError
 from config.settings import Settings
 
 PASSWORD = "s3cret-sasl-password-42"
@@ -54,9 +56,7 @@ def captured_config(monkeypatch: pytest.MonkeyPatch, target: str, call: Any) -> 
 
 def test_every_client_gets_the_same_security_settings(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    from config.kafka import spark_options
     from pipeline import monitoring
-    from pipeline.connectors.kafka_source import KafkaStreamReader
     from producer.publisher import publish
     from ticklake.broker import admin_client
     from ticklake.watch import watch_topic
@@ -74,14 +74,7 @@ def test_every_client_gets_the_same_security_settings(
         "monitoring probe": captured_config(
             monkeypatch, "confluent_kafka.Consumer",
             lambda: monitoring.broker_end_offsets(settings)),
-        # the Spark source's driver-side probe
-        "spark source probe": captured_config(
-            monkeypatch, "confluent_kafka.Consumer",
-            lambda: KafkaStreamReader({**spark_options(settings), "subscribe": "ticks"}).probe),
     }
-    # the Spark source's executors build their consumer from the same options
-    clients["spark source"] = KafkaStreamReader({**spark_options(settings),
-                                                 "subscribe": "ticks"}).conf
     for name, conf in clients.items():
         assert conf["bootstrap.servers"] == "kafka-1.internal:9093", name
         assert {k: conf.get(k) for k in SECURITY} == SECURITY, name
@@ -89,6 +82,41 @@ def test_every_client_gets_the_same_security_settings(
     assert clients["watch"]["group.id"] == "ticklake-watch"
     assert PASSWORD not in caplog.text
     assert PASSWORD not in repr(settings) and PASSWORD not in str(settings.model_dump())
+
+
+def test_spark_options_are_the_same_connection_in_the_java_clients_names(
+        tmp_path: Path) -> None:
+    """Spark's Kafka source gets the same servers, protocol and credential: SCRAM in a JAAS
+    line, the CA as a PEM trust store, the client certificate and key as a PEM key store."""
+    from config.kafka import spark_options
+
+    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
+    cert.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    key.write_text("-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n")
+    settings = secured().with_overrides(kafka_ssl_certificate_location=cert,
+                                        kafka_ssl_key_location=key)
+    assert spark_options(settings) == {
+        "kafka.bootstrap.servers": "kafka-1.internal:9093",
+        "kafka.security.protocol": "SASL_SSL",
+        "kafka.sasl.mechanism": "SCRAM-SHA-512",
+        "kafka.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule "
+                                  f'required username="ticklake-app" password="{PASSWORD}";',
+        "kafka.ssl.truststore.type": "PEM",
+        "kafka.ssl.truststore.location": "/etc/kafka/ca.pem",
+        "kafka.ssl.keystore.type": "PEM",
+        "kafka.ssl.keystore.certificate.chain": cert.read_text(),
+        "kafka.ssl.keystore.key": key.read_text(),
+    }
+    plain = settings.with_overrides(kafka_security_protocol="SASL_PLAINTEXT",
+                                    kafka_sasl_mechanism="PLAIN")
+    options = spark_options(plain)
+    assert options["kafka.sasl.jaas.config"].startswith(
+        "org.apache.kafka.common.security.plain.PlainLoginModule required ")
+    assert not [k for k in options if k.startswith("kafka.ssl.")]
+    assert spark_options(Settings()) == {"kafka.bootstrap.servers": "127.0.0.1:9092",
+                                         "kafka.security.protocol": "PLAINTEXT"}
+    with pytest.raises(ConfigError, match="TICKLAKE_KAFKA_SASL_USERNAME"):
+        spark_options(Settings(**{**plain.model_dump(), "kafka_sasl_username": None}))
 
 
 def test_plaintext_by_default_and_no_empty_sasl_entries() -> None:

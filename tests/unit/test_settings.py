@@ -32,7 +32,6 @@ def test_environment_overrides_with_prefix(monkeypatch: pytest.MonkeyPatch) -> N
         ("bootstrap_servers", "localhost", "HOST:PORT with PORT in 1..65535"),
         ("bootstrap_servers", "h:99999", "HOST:PORT with PORT in 1..65535"),
         ("tickers", "AAPL,bad!", "invalid ticker"),
-        ("kafka_format", "jdbc", "not one of 'ticklake-kafka', 'kafka'"),
         ("bar_intervals", "1m,7m,1h,1d", r"'7m' is not Nm \(minutes, N = 1-59\)"),
         ("bar_intervals", "1m,90m,1h,1d", "'90m' is not Nm"),
         ("bar_intervals", "5m,1h", r"lack \['1d'\]"),
