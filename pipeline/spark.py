@@ -32,6 +32,13 @@ given to ``spark-submit`` wins over these. (With them the live job's heap does n
 a 10-minute run: docs/benchmarks.md, "Live latency".)"""
 
 
+DELTA_TUNING = {"spark.databricks.delta.snapshotPartitions": "1"}
+"""delta-spark settings for ticklake's small Delta logs, unless ``spark-submit --conf`` gives
+them: Delta rebuilds a table's snapshot state in a Spark job of ``snapshotPartitions`` tasks
+(default 50); with 1 an append of a micro-batch no longer spends seconds in 50 tasks' code
+generation (docs/architecture.md, "Measured facts")."""
+
+
 def submitted_conf() -> dict[str, str]:
     """The Spark settings ``spark-submit`` (its ``--master``, ``--conf`` and
     ``spark-defaults.conf``) gave; empty for a plain ``python`` process.
@@ -89,7 +96,7 @@ def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSessio
     given = submitted.get("spark.master")
     if given is None:  # builder.master() would override spark-submit --master
         builder = builder.master(settings.spark_master)
-    for key, value in UI_RETENTION.items():
+    for key, value in {**UI_RETENTION, **DELTA_TUNING}.items():
         if key not in submitted:  # builder.config() would override spark-submit --conf
             builder = builder.config(key, value)
     if not launched_by_spark_submit():  # this process starts the JVM: its options still apply
