@@ -90,12 +90,13 @@ SPARK_DEFAULTS_HEADER = "# ticklake's connectors, written by `python -m ticklake
 
 def connector_conf(jars_dir: Path) -> dict[str, str]:
     """The Spark settings that load :data:`SPARK_CONNECTORS`: ``spark.jars`` (its jars, by
-    absolute path, comma-separated) and :data:`DELTA_SESSION_CONF`.
+    absolute path, comma-separated) and :data:`DELTA_SESSION_CONF`. Java is not needed to
+    build them (an image's build stage writes them); Spark checks for it when it starts.
 
     Raises:
-        DependencyError: Java or a jar is missing (:func:`require`).
+        DependencyError: a jar is missing (:func:`require_jars`).
     """
-    jars = require(SPARK_CONNECTORS, jars_dir).replace(":", ",")
+    jars = require_jars(SPARK_CONNECTORS, jars_dir).replace(":", ",")
     return {"spark.jars": jars, **DELTA_SESSION_CONF}
 
 
@@ -115,7 +116,7 @@ def write_spark_defaults(jars_dir: Path, path: Path | None = None) -> Path:
         The file written.
 
     Raises:
-        DependencyError: a jar is missing (:func:`require`).
+        DependencyError: a jar is missing (:func:`require_jars`).
     """
     conf = connector_conf(jars_dir)
     path = path or spark_defaults_path()
@@ -150,12 +151,22 @@ def problems(bundle: JarBundle, jars_dir: Path) -> list[str]:
 
 
 def require(bundle: JarBundle, jars_dir: Path) -> str:
-    """The bundle's classpath, if every jar is there (names only: no hashing at run time).
+    """The bundle's classpath, if Java and every jar are there (names only: no hashing at run
+    time).
 
     Raises:
         DependencyError: Java or a jar is missing; the message says how to get it.
     """
     require_java(f"{bundle.name} {bundle.version}")
+    return require_jars(bundle, jars_dir)
+
+
+def require_jars(bundle: JarBundle, jars_dir: Path) -> str:
+    """The bundle's classpath, if every jar is there (names only; Java is not looked for).
+
+    Raises:
+        DependencyError: a jar is missing; the message says how to get it.
+    """
     folder = bundle.directory(jars_dir)
     missing = [n for n in bundle.checksums() if not (folder / n).is_file()]
     if missing:
