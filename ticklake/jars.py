@@ -252,8 +252,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{bundle.name} {bundle.version}: {len(bundle.checksums())} jars, SHA-256 "
                   f"checked, in {folder}")
         path = write_spark_defaults(jars_dir)
-        print(f"spark-submit loads the connectors: {', '.join(connector_conf(jars_dir))} in "
-              f"{path}")
+        print(f"spark-submit loads the connectors: {', '.join(['spark.jars', *DELTA_SESSION_CONF])}"
+              f" in {path}")
 
     exit_on_error(check_or_resolve)
 
