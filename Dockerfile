@@ -1,6 +1,6 @@
 # ticklake's image: the pinned Python packages (requirements.lock), Java 17 for Spark and the
 # broker, Apache Kafka's jars (resolved from Maven Central by `make setup` into .jars/ and
-# checked against ticklake/maven/kafka-broker.sha256 here), run as the non-root user "ticklake".
+# checked against config/maven/kafka-broker.sha256 here), run as the non-root user "ticklake".
 #
 #   docker build -t ticklake .                      # with a registry: python:3.11-slim-bookworm
 #   docker build --build-arg BASE_IMAGE=ticklake-base:bookworm \
@@ -35,11 +35,11 @@ RUN --mount=type=secret,id=pip_cert \
     if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi; \
     /opt/ticklake/bin/python -m pip install -q --no-deps .
 # Apache Kafka's broker jars and Spark's connectors (Kafka source, delta-spark), as
-# `make setup` resolved them (python -m ticklake.jars), checked against their committed SHA-256
+# `make setup` resolved them (python -m config.jars), checked against their committed SHA-256
 # before they enter the image; --check also sets the connectors in pyspark's spark-defaults.conf
 COPY .jars/kafka-broker-4.4.0 /opt/ticklake-jars/kafka-broker-4.4.0
 COPY .jars/spark-connectors-4.2.0 /opt/ticklake-jars/spark-connectors-4.2.0
-RUN /opt/ticklake/bin/python -m ticklake.jars --check --jars-dir /opt/ticklake-jars
+RUN /opt/ticklake/bin/python -m config.jars --check --jars-dir /opt/ticklake-jars
 # plotly.js' finance bundle for the dashboard's charts (visualization/plotlyjs.py, pinned by
 # SHA-256); if the npm registry cannot be reached the dashboard falls back to st.plotly_chart
 RUN --mount=type=secret,id=pip_cert \

@@ -1,5 +1,5 @@
 """The SparkSession of ticklake's jobs: UTC, Python workers on our interpreter, connectors
-(Spark's Kafka source and delta-spark from :data:`ticklake.jars.SPARK_CONNECTORS`, and
+(Spark's Kafka source and delta-spark from :data:`config.jars.SPARK_CONNECTORS`, and
 ticklake's own Delta source while Silver and Gold still use it)."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import warnings
 from pyspark.sql import SparkSession
 
 from config.errors import DependencyError
+from config.jars import DELTA_SESSION_CONF, SPARK_PACKAGES, connector_conf
 from config.runtime import launched_by_spark_submit, prepare_spark_environment, require_java
 from config.settings import Settings
 from pipeline.connectors import DeltaDataSource
-from ticklake.jars import DELTA_SESSION_CONF, SPARK_PACKAGES, connector_conf
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSessio
     Session time zone is UTC; Python workers run ``settings.pyspark_python`` (without it they
     start with the system Python and fail: docs/architecture.md, "Measured facts"). A process
     that starts its own JVM loads the connectors' jars from ``settings.jars_dir``
-    (:func:`ticklake.jars.connector_conf`); under spark-submit they come from its
+    (:func:`config.jars.connector_conf`); under spark-submit they come from its
     ``spark-defaults.conf`` (written by ``make setup``), ``--jars`` or ``--packages``.
 
     Raises:

@@ -3,7 +3,7 @@
 # the broker, Maven to resolve the jars; with WITH_TEST_TOOLS=1 also chromium for the
 # browser test and kcat for the third-party client test), the venv, the pinned pip packages,
 # the pinned jars from Maven Central (Apache Kafka's broker, Spark's Kafka source, delta-spark;
-# SHA-256 checked: python -m ticklake.jars).
+# SHA-256 checked: python -m config.jars).
 # Fast the second time: pip runs only when pyproject.toml or requirements.lock changed, Maven
 # only when a jar is missing.
 set -euo pipefail
@@ -46,9 +46,9 @@ if [ "$have" != "$hash $kind" ] && [ "$have" != "$hash dev" ]; then
   "$VENV/bin/python" -m pip install -q -c requirements.lock -e "$target"
   echo "$hash $kind" > "$stamp"
 fi
-# the pinned jars (ticklake/maven/: the Kafka broker, Spark's Kafka source, delta-spark) into
+# the pinned jars (config/maven/: the Kafka broker, Spark's Kafka source, delta-spark) into
 # .jars/, once, and the connectors into pyspark's spark-defaults.conf
-"$VENV/bin/python" -m ticklake.jars
+"$VENV/bin/python" -m config.jars
 # plotly.js' finance bundle for the dashboard's charts (visualization/plotlyjs.py; pinned by
 # SHA-256, from the npm registry); without it the dashboard falls back to st.plotly_chart
 "$VENV/bin/python" -m visualization.plotlyjs >/dev/null || \

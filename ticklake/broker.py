@@ -1,7 +1,7 @@
 """The embedded Apache Kafka broker and topic admin.
 
 :class:`EmbeddedBroker` runs Apache Kafka 4.4 (the jars ``make setup`` resolves from Maven
-Central, :data:`ticklake.jars.KAFKA_BROKER`) as one KRaft node that is broker and controller at
+Central, :data:`config.jars.KAFKA_BROKER`) as one KRaft node that is broker and controller at
 once, on 127.0.0.1. Its files live under ``<run_dir>/broker-<port>/``: ``server.properties``
 and the log directory ``data/``, formatted on the first start (Kafka's storage tool,
 ``--standalone``) and kept, so a restarted broker serves every record it had acknowledged.
@@ -30,11 +30,11 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from config.errors import BrokerAuthenticationFailed, BrokerUnavailable, DependencyError
+from config.jars import KAFKA_BROKER, MAVEN_DIR, require
 from config.kafka import client_config, redact
 from config.runtime import child_environment
 from config.settings import Settings
 from ticklake.broker_config import server_properties
-from ticklake.jars import KAFKA_BROKER, MAVEN_DIR, require
 from ticklake.processes import LocalServer, free_port, port_free, wait_until
 
 log = logging.getLogger(__name__)

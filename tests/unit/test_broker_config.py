@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 
 from config.errors import ConfigError, DependencyError
-from config.settings import Settings
-from ticklake.broker_config import server_properties
-from ticklake.jars import (
+from config.jars import (
     DELTA_SESSION_CONF,
     KAFKA_BROKER,
     SPARK_CONNECTORS,
@@ -19,6 +17,8 @@ from ticklake.jars import (
     require,
     write_spark_defaults,
 )
+from config.settings import Settings
+from ticklake.broker_config import server_properties
 
 
 def test_plaintext_node_is_broker_and_controller_on_loopback(tmp_path: Path) -> None:

@@ -164,3 +164,37 @@ def test_the_model_spec_builds_the_model_it_describes() -> None:
     assert model.loss == meta["loss"]
     assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(meta["learning_rate"])
     assert meta["layers"] == f"LSTM({LSTM_SPEC.units}) -> Dense(1)" and meta["max_epochs"] == 20
+
+
+# docs/architecture.md, "Floor plan": the packages each package may import
+FLOOR_PLAN = {
+    "config": set(),
+    "storage": {"config"},
+    "producer": {"config"},
+    "pipeline": {"producer", "storage", "config"},
+    "analytics": {"pipeline", "storage", "config"},
+    "visualization": {"analytics", "pipeline", "storage", "config"},
+}
+PACKAGES = {*FLOOR_PLAN, "ticklake"}
+
+
+def test_each_package_imports_only_the_floors_below_it() -> None:
+    """Every ``import`` in the package code (also the ones inside functions) names a package
+    its floor may use; ``ticklake`` is the top floor and imports anything."""
+    import ast
+
+    breaches = []
+    for package, allowed in FLOOR_PLAN.items():
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".")[0]
+                    if top in PACKAGES and top != package and top not in allowed:
+                        breaches.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+    assert breaches == []

@@ -1,13 +1,13 @@
 """JVM jars from Maven Central, resolved once at set-up and run offline afterwards.
 
-A *bundle* is a pinned dependency list (``ticklake/maven/<name>.pom.xml``) and the SHA-256 of
-every jar it resolves to (``ticklake/maven/<name>.sha256``). :func:`resolve` runs Maven once
+A *bundle* is a pinned dependency list (``config/maven/<name>.pom.xml``) and the SHA-256 of
+every jar it resolves to (``config/maven/<name>.sha256``). :func:`resolve` runs Maven once
 (``dependency:copy-dependencies``, strict checksums against the repository) into
 ``<jars_dir>/<name>-<version>/`` and then checks every jar against the committed SHA-256 list;
 :func:`require` is what run-time code calls: it only looks at the folder and, when a jar is
 missing, says how to get it. Nothing downloads at run time.
 
-``python -m ticklake.jars`` (run by ``make setup``) resolves every bundle and writes the
+``python -m config.jars`` (run by ``make setup``) resolves every bundle and writes the
 Spark settings that load the connectors into the venv's ``spark-defaults.conf``
 (:func:`write_spark_defaults`), so a plain ``spark-submit`` finds them; ``--help`` lists the
 bundles.
@@ -85,7 +85,7 @@ SPARK_PACKAGES = ("org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0,"
                   "io.delta:delta-spark_4.2_2.13:4.4.0")
 """The same connectors as ``spark-submit --packages`` coordinates, for a cluster whose Spark
 was not set up by ``make setup`` (Spark 4.2, Scala 2.13)."""
-SPARK_DEFAULTS_HEADER = "# ticklake's connectors, written by `python -m ticklake.jars`"
+SPARK_DEFAULTS_HEADER = "# ticklake's connectors, written by `python -m config.jars`"
 
 
 def connector_conf(jars_dir: Path) -> dict[str, str]:
@@ -172,7 +172,7 @@ def require_jars(bundle: JarBundle, jars_dir: Path) -> str:
     if missing:
         raise DependencyError(
             f"{len(missing)} jar(s) of {bundle.name} {bundle.version} are missing from {folder} "
-            f"(first: {missing[0]}): run `make setup` (or `python -m ticklake.jars`), which "
+            f"(first: {missing[0]}): run `make setup` (or `python -m config.jars`), which "
             "resolves them from Maven Central once")
     return bundle.classpath(jars_dir)
 
@@ -223,7 +223,7 @@ def resolve(bundle: JarBundle, jars_dir: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m ticklake.jars",
+        prog="python -m config.jars",
         description="Resolve ticklake's pinned JVM jars from Maven Central once (through "
         "~/.m2), check their SHA-256 and set the connectors in pyspark's spark-defaults.conf. "
         "Bundles: " + ", ".join(
