@@ -12,6 +12,7 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from typing import Any, TypeVar
 
 from config.progress import progress
@@ -57,43 +58,79 @@ class ProgressBars:
             bar.close()
 
 
-def run_in_processes(
-    worker: Callable[[Job, Any], Result], jobs: Sequence[Job], workers: int, threads: int,
-    bars: ProgressBars,
-) -> list[Result]:
-    """Run ``worker(job, events)`` for every job in ``workers`` spawned processes.
+def _ready(barrier: Any) -> int:
+    """Warm-up task: hold this worker until every worker holds one, so each takes one."""
+    barrier.wait(timeout=120)
+    return multiprocessing.current_process().pid or 0
 
-    Args:
-        worker: a module-level function (it is pickled); it puts :data:`ProgressEvent` tuples
-            on ``events`` as it goes.
-        jobs: one per ticker.
-        workers: processes (at most ``len(jobs)`` are started).
-        threads: TensorFlow threads per process.
-        bars: updated from the workers' events.
 
-    Returns:
-        The results in the order of ``jobs``.
+class WorkerPool:
+    """``workers`` spawned processes, each with TensorFlow imported and pinned to ``threads``
+    threads (:func:`init_tensorflow`), plus the queue their progress events come back on.
+
+    Use it as a context manager; :meth:`warm_up` starts every process now (else they start
+    with the first jobs), :meth:`run` runs jobs on them.
     """
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Manager() as manager:
-        events = manager.Queue()
+
+    def __init__(self, workers: int, threads: int) -> None:
+        self.workers = workers
+        self.threads = threads
+        self._stack = ExitStack()
+
+    def __enter__(self) -> WorkerPool:
+        ctx = multiprocessing.get_context("spawn")
+        self.manager = self._stack.enter_context(ctx.Manager())
+        self.events = self.manager.Queue()
+        self.pool = self._stack.enter_context(ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=ctx, initializer=init_tensorflow,
+            initargs=(self.threads,)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def warm_up(self) -> None:
+        """Start every worker process and wait until each has imported TensorFlow."""
+        # a submit that finds no idle worker spawns one; the barrier keeps a ready worker from
+        # taking a second warm-up task, so every worker imports TensorFlow now
+        barrier = self.manager.Barrier(self.workers)
+        pids = {f.result() for f in [self.pool.submit(_ready, barrier)
+                                     for _ in range(self.workers)]}
+        log.info("%d training processes ready (TensorFlow imported)", len(pids))
+
+    def run(self, worker: Callable[[Job, Any], Result], jobs: Sequence[Job],
+            bars: ProgressBars) -> list[Result]:
+        """Run ``worker(job, events)`` for every job; return the results in the order of
+        ``jobs``. ``worker`` is a module-level function (it is pickled); it puts
+        :data:`ProgressEvent` tuples on ``events``, which update ``bars``."""
         stop = threading.Event()
 
         def pump() -> None:
             while not stop.is_set():
                 try:
-                    bars.update(*events.get(timeout=0.2))
+                    bars.update(*self.events.get(timeout=0.2))
                 except queue.Empty:
                     continue
 
         pumper = threading.Thread(target=pump, daemon=True)
         pumper.start()
         try:
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
-                                     initializer=init_tensorflow,
-                                     initargs=(threads,)) as pool:
-                futures = [pool.submit(worker, job, events) for job in jobs]
-                return [f.result() for f in futures]
+            futures = [self.pool.submit(worker, job, self.events) for job in jobs]
+            return [f.result() for f in futures]
         finally:
             stop.set()
             pumper.join()
+
+
+def run_in_processes(
+    worker: Callable[[Job, Any], Result], jobs: Sequence[Job], workers: int, threads: int,
+    bars: ProgressBars,
+) -> list[Result]:
+    """Run ``worker(job, events)`` for every job in ``workers`` spawned processes (at most
+    ``len(jobs)`` are started) with ``threads`` TensorFlow threads each: :class:`WorkerPool`.
+
+    Returns:
+        The results in the order of ``jobs``.
+    """
+    with WorkerPool(min(workers, len(jobs)), threads) as pool:
+        return pool.run(worker, jobs, bars)

@@ -22,6 +22,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -37,16 +38,19 @@ from analytics.conformal import CALIBRATION_WINDOW, GAMMA, LEVEL
 from analytics.features import FEATURES, Windows, make_windows
 from analytics.folds import Fold, final_fold, walk_forward_folds
 from analytics.lstm import LSTM_SPEC, fit_lstm
-from analytics.parallel import ProgressBars, init_tensorflow, run_in_processes
+from analytics.parallel import ProgressBars, WorkerPool, init_tensorflow
 from analytics.plot import backtest_plot
 from analytics.predictions import write_predictions
 from analytics.registry import FORMAT, Registry, code_version, data_fingerprint, horizon_dir
 from config.errors import TableMissing
+from config.runtime import lower_cpu_priority, wait_for_file
 from config.settings import Settings
 from config.tables import GOLD_DAILY_METRICS
 from storage.delta import open_table, read_table
 
 log = logging.getLogger(__name__)
+START_AFTER_NICE = 10
+"""Nice levels added with ``start_after`` (``os.nice`` and the Linux autogroup's)."""
 
 ProgressFn = Callable[[str, int, int, str], None]
 """``progress(ticker, epochs_done, epochs_total, stage)``; totals are upper bounds (early
@@ -207,7 +211,7 @@ def _train_in_worker(args: tuple[Any, ...], events: Any) -> TrainResult:
 
 def train_all(
     settings: Settings, tickers: list[str] | None = None, changed_only: bool = False,
-    show_progress: bool = True,
+    show_progress: bool = True, start_after: Path | None = None,
 ) -> list[TrainResult]:
     """Train every ticker of ``gold/daily_metrics`` (or only ``tickers``), then serve the new
     versions and forecast every horizon.
@@ -219,6 +223,10 @@ def train_all(
         changed_only: skip a ticker whose newest version was trained on exactly its current
             rows (same :func:`~analytics.registry.data_fingerprint`).
         show_progress: one progress bar per ticker on stderr.
+        start_after: start TensorFlow (and the worker processes) first, at a lower CPU
+            priority (:data:`START_AFTER_NICE`, kept for the training), then wait until this
+            file exists before reading Gold (``--start-after``: ``ticklake up`` starts the
+            trainer while the jobs run, and their start-up keeps the CPU).
 
     Returns:
         One :class:`TrainResult` per ticker, in ticker order.
@@ -226,41 +234,33 @@ def train_all(
     Raises:
         TableMissing: ``gold/daily_metrics`` does not exist yet (run the pipeline first).
     """
-    delta = open_table(GOLD_DAILY_METRICS, settings.lake_dir)
-    if delta is None:
-        raise TableMissing(
-            f"{GOLD_DAILY_METRICS.path(settings.lake_dir)} does not exist: run the pipeline "
-            "first (ticklake up, or ticklake job gold)"
-        )
-    gold_version = delta.version()
-    frame = read_table(GOLD_DAILY_METRICS, settings.lake_dir).to_pandas()
-    names = sorted(frame["ticker"].unique()) if not tickers else list(tickers)
-    registry = Registry(settings.lake_dir)
-    results: dict[str, TrainResult] = {}
-    jobs = []
-    now = datetime.now(UTC)
-    for ticker in names:
-        series = frame[frame["ticker"] == ticker]
-        latest = registry.latest(ticker)
-        if series.empty:
-            results[ticker] = TrainResult(ticker, skipped="no rows in gold/daily_metrics")
-        elif changed_only and latest and latest["data"]["sha256"] == data_fingerprint(series):
-            results[ticker] = TrainResult(
-                ticker, skipped=f"unchanged since version {latest['version']}")
-        else:
-            jobs.append((series, ticker, settings, gold_version, now))
-    jobs.sort(key=lambda job: -len(job[0]))  # longest first: the workers end closer together
-    bars = ProgressBars([job[1] for job in jobs], show_progress)
-    try:
-        if settings.train_workers > 1 and len(jobs) > 1:
-            trained = run_in_processes(_train_in_worker, jobs, settings.train_workers,
-                                       settings.train_threads, bars)
-        else:
-            if jobs and "tensorflow" not in sys.modules:  # else its threads are fixed already
+    with ExitStack() as stack:
+        pool = None
+        if start_after is not None:
+            lower_cpu_priority(START_AFTER_NICE)
+            if settings.train_workers > 1:
+                pool = stack.enter_context(WorkerPool(settings.train_workers,
+                                                      settings.train_threads))
+                pool.warm_up()
+            else:
                 init_tensorflow(settings.train_threads)
-            trained = [train_ticker(*job, progress=bars.update) for job in jobs]
-    finally:
-        bars.close()
+            log.info("the training starts once %s exists", start_after)
+            wait_for_file(start_after)
+        frame, gold_version, names, jobs, results = _plan(settings, tickers, changed_only)
+        registry = Registry(settings.lake_dir)
+        bars = ProgressBars([job[1] for job in jobs], show_progress)
+        try:
+            if pool is None and settings.train_workers > 1 and len(jobs) > 1:
+                pool = stack.enter_context(WorkerPool(min(settings.train_workers, len(jobs)),
+                                                      settings.train_threads))
+            if pool is not None:
+                trained = pool.run(_train_in_worker, jobs, bars)
+            else:
+                if jobs and "tensorflow" not in sys.modules:  # else its threads are fixed
+                    init_tensorflow(settings.train_threads)
+                trained = [train_ticker(*job, progress=bars.update) for job in jobs]
+        finally:
+            bars.close()
     for result in trained:
         results[result.ticker] = result
         if result.version:
@@ -273,3 +273,41 @@ def train_all(
     return [results[t] for t in names]
 
 
+TrainJob = tuple[pd.DataFrame, str, Settings, int, datetime]
+"""The arguments of :func:`train_ticker` before ``progress``: series, ticker, settings, Gold
+version, training time."""
+
+
+def _plan(settings: Settings, tickers: list[str] | None, changed_only: bool
+          ) -> tuple[pd.DataFrame, int, list[str], list[TrainJob], dict[str, TrainResult]]:
+    """Read ``gold/daily_metrics``; return it, its version, the tickers, one training job per
+    ticker to train (longest series first) and the results of the tickers skipped.
+
+    Raises:
+        TableMissing: ``gold/daily_metrics`` does not exist yet.
+    """
+    delta = open_table(GOLD_DAILY_METRICS, settings.lake_dir)
+    if delta is None:
+        raise TableMissing(
+            f"{GOLD_DAILY_METRICS.path(settings.lake_dir)} does not exist: run the pipeline "
+            "first (ticklake up, or ticklake job gold)"
+        )
+    gold_version = delta.version()
+    frame = read_table(GOLD_DAILY_METRICS, settings.lake_dir).to_pandas()
+    names = sorted(frame["ticker"].unique()) if not tickers else list(tickers)
+    registry = Registry(settings.lake_dir)
+    results: dict[str, TrainResult] = {}
+    jobs: list[TrainJob] = []
+    now = datetime.now(UTC)
+    for ticker in names:
+        series = frame[frame["ticker"] == ticker]
+        latest = registry.latest(ticker)
+        if series.empty:
+            results[ticker] = TrainResult(ticker, skipped="no rows in gold/daily_metrics")
+        elif changed_only and latest and latest["data"]["sha256"] == data_fingerprint(series):
+            results[ticker] = TrainResult(
+                ticker, skipped=f"unchanged since version {latest['version']}")
+        else:
+            jobs.append((series, ticker, settings, gold_version, now))
+    jobs.sort(key=lambda job: -len(job[0]))  # longest first: the workers end closer together
+    return frame, gold_version, names, jobs, results

@@ -21,6 +21,11 @@ Tickers = Annotated[
 UntilCaughtUp = Annotated[bool, typer.Option(
     "--until-caught-up", help="Process what is available now (Trigger.AvailableNow), then "
     "exit.")]
+StartAfter = Annotated[Path | None, typer.Option(
+    "--start-after", metavar="FILE", help="Start up (Spark, or the trainer's TensorFlow "
+    "processes, at nice +10), then wait until FILE exists before reading anything; "
+    "`ticklake up` uses it to start the jobs while it publishes and the trainer while the "
+    "jobs run.")]
 Host = Annotated[str | None, typer.Option("--host", help="Bind address \\[default: 127.0.0.1].")]
 
 

@@ -11,12 +11,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import ModuleType
 
 from config.errors import DependencyError, TicklakeError
 from config.settings import Settings
 
+log = logging.getLogger(__name__)
 NOISY_LOGGERS = ("py4j", "ticklake.librdkafka", "matplotlib", "PIL")
 TENSORFLOW_THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
                                "OMP_NUM_THREADS")
@@ -144,3 +148,29 @@ def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """This process's environment plus ``extra``, for a child process."""
     return {**os.environ, **(extra or {})}
 
+
+def wait_for_file(path: Path, stop: threading.Event | None = None, poll_s: float = 0.1) -> bool:
+    """Block until ``path`` exists (True) or ``stop`` is set (False); polls every ``poll_s``
+    seconds. ``ticklake up`` creates the file when the step before is done (``--start-after``).
+    """
+    while not path.exists():
+        if stop is not None and stop.wait(poll_s):
+            return False
+        if stop is None:
+            time.sleep(poll_s)
+    return True
+
+
+def lower_cpu_priority(increment: int) -> None:
+    """Lower this process's CPU priority (and its future children's) by ``increment`` nice
+    levels, for good. On Linux with autogroup scheduling (``/proc/sys/kernel/sched_autogroup_enabled``)
+    a process started in its own session competes as a group, so the group's nice value is
+    raised too (``/proc/self/autogroup``; see sched(7)); elsewhere only ``os.nice`` applies.
+    """
+    os.nice(increment)
+    autogroup = Path("/proc/self/autogroup")
+    try:
+        current = int(autogroup.read_text().split("nice")[1])
+        autogroup.write_text(str(min(19, current + increment)))
+    except (OSError, IndexError, ValueError):
+        log.debug("no autogroup nice value to raise")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from config.errors import ConfigError
 from config.settings import Settings
@@ -26,7 +27,8 @@ def resolve(names: Sequence[str]) -> list[Job]:
     return [JOBS[n] for n in JOB_NAMES if n in names]
 
 
-def run_jobs(settings: Settings, names: Sequence[str], until_caught_up: bool = False) -> None:
+def run_jobs(settings: Settings, names: Sequence[str], until_caught_up: bool = False,
+             start_after: Path | None = None) -> None:
     """Run the named jobs in one Spark application (see :func:`pipeline.runner.run_jobs`).
 
     Raises:
@@ -34,4 +36,4 @@ def run_jobs(settings: Settings, names: Sequence[str], until_caught_up: bool = F
         AlreadyRunning: a job's checkpoint is locked by another process.
         pyspark.errors.StreamingQueryException: a query failed.
     """
-    run_job_list(settings, resolve(names), until_caught_up)
+    run_job_list(settings, resolve(names), until_caught_up, start_after)

@@ -31,8 +31,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
 from config.errors import AlreadyRunning, ConfigError
-from config.options import Bootstrap, Lake, UntilCaughtUp
-from config.runtime import exit_on_error, setup_logging
+from config.options import Bootstrap, Lake, StartAfter, UntilCaughtUp
+from config.runtime import exit_on_error, setup_logging, wait_for_file
 from config.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -151,8 +151,12 @@ def start_query(
     return query
 
 
-def run_jobs(settings: Settings, jobs: Sequence[Job], until_caught_up: bool = False) -> None:
+def run_jobs(settings: Settings, jobs: Sequence[Job], until_caught_up: bool = False,
+             start_after: Path | None = None) -> None:
     """Run ``jobs`` (in data-flow order) in one Spark application until stopped or caught up.
+
+    With ``start_after``, the Spark application starts first and the queries only once that
+    file exists (``--start-after``: ``ticklake up`` starts Spark while it publishes).
 
     SIGTERM and SIGINT (Ctrl-C) stop the queries between micro-batches and return normally:
     the signal handler only sets a flag, and the queries are stopped from this thread, so no
@@ -174,6 +178,9 @@ def run_jobs(settings: Settings, jobs: Sequence[Job], until_caught_up: bool = Fa
         for job in jobs:
             stack.enter_context(job_lock(settings.checkpoints / job.name, job.name))
         spark = spark_session(settings, f"ticklake-{'-'.join(j.name for j in jobs)}")
+        if start_after is not None:
+            log.info("Spark is up; the queries start once %s exists", start_after)
+            wait_for_file(start_after, stop)
         recorder = ProgressRecorder(settings.lake_dir)
         queries: list[StreamingQuery] = []
         try:
@@ -269,10 +276,10 @@ def main(jobs: Sequence[Job]) -> None:
     names = ", ".join(job.name for job in jobs)
 
     def command(until_caught_up: UntilCaughtUp = False, lake: Lake = None,
-                bootstrap_servers: Bootstrap = None) -> None:
+                bootstrap_servers: Bootstrap = None, start_after: StartAfter = None) -> None:
         setup_logging()
         settings = load_settings(lake_dir=lake, bootstrap_servers=bootstrap_servers)
-        run_jobs(settings, jobs, until_caught_up)
+        run_jobs(settings, jobs, until_caught_up, start_after)
 
     command.__doc__ = (f"ticklake streaming job: {names}. Settings come from TICKLAKE_* "
                        "environment variables; these flags override them.")

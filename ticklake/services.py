@@ -43,7 +43,8 @@ class Services:
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
-    def start(self, name: str, cmd: list[str], to_terminal: bool = False) -> subprocess.Popen[bytes]:
+    def start(self, name: str, cmd: list[str], to_terminal: bool = False
+              ) -> subprocess.Popen[bytes]:
         """Start ``cmd`` in its own process group; output to its log (or the terminal)."""
         out = None if to_terminal else self.log_path(name).open("ab")
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if out else None,
@@ -61,7 +62,14 @@ class Services:
         Raises:
             TicklakeError: it exited non-zero (the message points at its log).
         """
-        proc = self.start(name, cmd, to_terminal)
+        self.wait(name, self.start(name, cmd, to_terminal), to_terminal)
+
+    def wait(self, name: str, proc: subprocess.Popen[bytes], to_terminal: bool = False) -> None:
+        """Wait for ``proc`` (started by :meth:`start`) to exit.
+
+        Raises:
+            TicklakeError: it exited non-zero (the message points at its log).
+        """
         code = proc.wait()
         if code != 0:
             where = "above" if to_terminal else f"in {self.log_path(name)}"

@@ -8,9 +8,13 @@ returns, fails or is interrupted.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,31 +102,60 @@ def run_up(settings: Settings, options: UpOptions) -> dict[str, Any] | None:
     if options.until_caught_up and source.expected_count() is None:
         raise ConfigError("--until-caught-up needs a finite source: replay, or synthetic with "
                           "--count N")
-    with Services(settings) as services:
+    with Services(settings) as services, _gates(settings) as gates:
         _ensure_broker(settings, services)
         ensure_topic(settings)
+        # Spark starts up while the servers do and the producer publishes; the queries start
+        # once everything is published (--start-after)
+        jobs = services.start("jobs", cli_command(
+            settings, "job", *settings.streaming_jobs, "--until-caught-up",
+            "--bootstrap-servers", settings.bootstrap_servers,
+            "--start-after", str(gates.published))) if options.until_caught_up else None
         url = start_dashboard(settings, services) if options.dashboard else None
         api_url = start_api(settings, services) if options.api else None
-        if options.until_caught_up:
+        if jobs is not None:
             return _run_until_caught_up(settings, services, source, started, url, api_url,
-                                        options)
+                                        _train_flags(options), jobs, gates)
         _run_live(settings, services, source, url, api_url, options)
     return None
 
 
+@dataclass(frozen=True)
+class _Gates:
+    """The ``--start-after`` files of one ``up --until-caught-up`` run."""
+
+    published: Path
+    caught_up: Path
+
+
+@contextmanager
+def _gates(settings: Settings) -> Iterator[_Gates]:
+    gates = _Gates(*(settings.run_dir / f"up-{os.getpid()}.{step}"
+                     for step in ("published", "caught-up")))
+    try:
+        yield gates
+    finally:
+        gates.published.unlink(missing_ok=True)
+        gates.caught_up.unlink(missing_ok=True)
+
+
 def _run_until_caught_up(
     settings: Settings, services: Services, source: TickSource, started: float, url: str | None,
-    api_url: str | None, options: UpOptions,
+    api_url: str | None, train_flags: tuple[str, ...], jobs: subprocess.Popen[bytes],
+    gates: _Gates,
 ) -> dict[str, Any]:
     report = publish(source.ticks(), settings, total=source.expected_count())
     log.info("published %d ticks; running %s until caught up", report.produced,
              " -> ".join(settings.streaming_jobs))
-    services.run("jobs", cli_command(settings, "job", *settings.streaming_jobs,
-                                     "--until-caught-up", "--bootstrap-servers",
-                                     settings.bootstrap_servers))
+    gates.published.touch()
+    # the trainer imports TensorFlow while the jobs run, at a lower CPU priority
+    train = services.start("train", cli_command(settings, "train", *train_flags,
+                                                "--start-after", str(gates.caught_up)),
+                           to_terminal=True)
+    services.wait("jobs", jobs)
     log.info("pipeline caught up; training one model per ticker")
-    services.run("train", cli_command(settings, "train", *_train_flags(options)),
-                 to_terminal=True)
+    gates.caught_up.touch()
+    services.wait("train", train, to_terminal=True)
     dashboard_ok = wait_for_dashboard(settings) if url else None
     api_ok = wait_for_api(settings) if api_url else None
     from ticklake.summary import build_summary

@@ -162,3 +162,52 @@ def test_too_short_history_is_skipped_with_the_reason(lake: Path) -> None:
     [result] = train_all(Settings(lake_dir=lake, epochs=1), show_progress=False)
     assert result.version is None and "would fit on" in result.skipped
     assert not (lake / "models").exists()
+
+
+def test_start_after_starts_the_workers_then_waits_for_the_file(lake: Path, tmp_path: Path
+                                                                 ) -> None:
+    """`ticklake train --start-after FILE` (as `ticklake up` starts it while the jobs run):
+    both worker processes are up before Gold exists, nothing is read until FILE appears, and
+    the models are then trained on the Gold written meanwhile (its version and rows)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from config.runtime import child_environment
+
+    gate = tmp_path / "caught-up"
+    log_path = tmp_path / "train.log"
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ticklake", "train", "--lake", str(lake), "--epochs", "1",
+             "--folds", "2", "--workers", "2", "--json", "--start-after", str(gate)],
+            stdout=subprocess.PIPE, stderr=out, env=child_environment(),
+            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while "the training starts once" not in log_path.read_text():
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+        assert "2 training processes ready" in log_path.read_text()
+        assert not GOLD_DAILY_METRICS.path(lake).exists()  # nothing to read yet
+        write_daily_metrics(lake, ["IBM", "MSFT"], 200)
+        gold_version = DeltaTable(str(GOLD_DAILY_METRICS.path(lake))).version()
+        time.sleep(1.0)
+        assert proc.poll() is None  # still waiting for the file
+        gate.touch()
+        stdout, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, log_path.read_text()
+    results = json.loads(stdout)
+    assert [r["ticker"] for r in results] == ["IBM", "MSFT"]
+    for result in results:
+        assert result["skipped"] is None and result["version"]
+        meta = json.loads((lake / "models" / result["ticker"] / result["version"]
+                           / "metadata.json").read_text())
+        assert meta["data"]["gold_version"] == gold_version and meta["data"]["rows"] == 200

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from config.options import Host, Lake, Tickers, split_tickers
+from config.options import Host, Lake, StartAfter, Tickers, split_tickers
 from config.runtime import quiet_tensorflow, setup_logging
 from config.settings import load_settings
 
@@ -34,6 +34,7 @@ def train(
     folds: Annotated[int | None, typer.Option(
         "--folds", help="Walk-forward test folds \\[default: 4].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    start_after: StartAfter = None,
 ) -> None:
     """Walk-forward backtest of one LSTM per ticker and horizon next to the naive, SMA and
     linear baselines, with conformal 80% intervals and a Diebold-Mariano test of each model
@@ -47,7 +48,8 @@ def train(
     setup_logging()
     settings = load_settings(lake_dir=lake, train_workers=workers, epochs=epochs,
                              backtest_folds=folds)
-    results = train_all(settings, split_tickers(tickers), changed_only=changed_only)
+    results = train_all(settings, split_tickers(tickers), changed_only=changed_only,
+                        start_after=start_after)
     if as_json:
         print(json.dumps([r.__dict__ for r in results], indent=2, default=str))
         return

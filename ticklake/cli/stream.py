@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from config.errors import ConfigError
-from config.options import Bootstrap, Lake, Tickers, UntilCaughtUp, split_tickers
+from config.options import Bootstrap, Lake, StartAfter, Tickers, UntilCaughtUp, split_tickers
 from config.runtime import setup_logging
 from config.settings import load_settings
 from producer.sources import SOURCE_NAMES
@@ -332,10 +332,11 @@ def job(
     until_caught_up: UntilCaughtUp = False,
     lake: Lake = None,
     bootstrap_servers: Bootstrap = None,
+    start_after: StartAfter = None,
 ) -> None:
     """Run streaming jobs (one Spark application). Same as `spark-submit pipeline/<job>.py`."""
     from pipeline.jobs import run_jobs
 
     setup_logging()
     settings = load_settings(lake_dir=lake, bootstrap_servers=bootstrap_servers)
-    run_jobs(settings, names, until_caught_up)
+    run_jobs(settings, names, until_caught_up, start_after)
