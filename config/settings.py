@@ -140,6 +140,13 @@ class Settings(BaseSettings):
         "(-Xms = spark_driver_memory, -XX:+AlwaysPreTouch), so that its resident size does not "
         "grow as the heap expands under load; the heap's RAM is taken at start. Under "
         "spark-submit pass --driver-java-options instead.")
+    spark_driver_java_options: str = Field(
+        "", pattern=r"^(-[^\s]+( -[^\s]+)*)?$",
+        description="More HotSpot flags for the driver JVM a job starts "
+        "(spark.driver.extraJavaOptions), space-separated, each starting with '-'. "
+        "`ticklake up --until-caught-up` runs its jobs with -XX:TieredStopAtLevel=1 (the C1 "
+        "compiler alone: a short run starts faster). Under spark-submit pass "
+        "--driver-java-options instead.")
     spark_shuffle_partitions: int = Field(
         4, ge=1, le=100_000, description="spark.sql.shuffle.partitions of the jobs.")
     pyspark_python: str = Field(sys.executable, description="Python of the Spark workers.")

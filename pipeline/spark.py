@@ -59,7 +59,7 @@ def driver_jvm_conf(settings: Settings) -> dict[str, str]:
     JVM runs before this code): ``spark.driver.memory`` and, with ``spark_driver_pretouch``,
     ``-Xms`` equal to it and ``-XX:+AlwaysPreTouch`` in ``spark.driver.extraJavaOptions``
     (HotSpot's flags: the initial heap size, and touching every page of the heap when the JVM
-    starts).
+    starts), followed by ``spark_driver_java_options``.
 
     With the heap committed and touched at start, the JVM's resident size stays at the heap
     plus its off-heap memory; without it, it grows under load while the heap's committed size
@@ -67,9 +67,11 @@ def driver_jvm_conf(settings: Settings) -> dict[str, str]:
     facts").
     """
     conf = {"spark.driver.memory": settings.spark_driver_memory}
-    if settings.spark_driver_pretouch:
-        conf["spark.driver.extraJavaOptions"] = (
-            f"-Xms{settings.spark_driver_memory} -XX:+AlwaysPreTouch")
+    options = [f"-Xms{settings.spark_driver_memory}", "-XX:+AlwaysPreTouch"
+               ] if settings.spark_driver_pretouch else []
+    options += settings.spark_driver_java_options.split()
+    if options:
+        conf["spark.driver.extraJavaOptions"] = " ".join(options)
     return conf
 
 

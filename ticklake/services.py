@@ -43,12 +43,13 @@ class Services:
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
-    def start(self, name: str, cmd: list[str], to_terminal: bool = False
-              ) -> subprocess.Popen[bytes]:
-        """Start ``cmd`` in its own process group; output to its log (or the terminal)."""
+    def start(self, name: str, cmd: list[str], to_terminal: bool = False,
+              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start ``cmd`` in its own process group; output to its log (or the terminal);
+        ``env`` replaces the inherited environment (:func:`config.runtime.child_environment`)."""
         out = None if to_terminal else self.log_path(name).open("ab")
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if out else None,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         if out:
             out.close()
         self.children.append((name, proc))

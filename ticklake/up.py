@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from config.errors import BrokerUnavailable, ConfigError, TicklakeError
+from config.runtime import child_environment
 from config.settings import Settings
 from producer.publisher import publish
 from producer.sources import TickSource
@@ -41,6 +42,10 @@ QUICK_BACKTEST = ("--folds", "2", "--epochs", "10")
 """`ticklake train` flags of `up` without ``--full-backtest``: 2 walk-forward test folds and
 LSTM fits of at most 10 epochs (`ticklake train` alone: TICKLAKE_BACKTEST_FOLDS, 4, and
 TICKLAKE_EPOCHS, 20). The backtest table and the registry say which ran."""
+QUICK_RUN_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
+"""HotSpot flag of the jobs of `up --until-caught-up` (before TICKLAKE_SPARK_DRIVER_JAVA_OPTIONS,
+whose flags win): the C1 compiler alone, without C2, which pays off only in a long run
+(docs/architecture.md, "Measured facts")."""
 ALERT_INTERVAL_S = 30.0
 """Seconds between alert checks while `up` runs with TICKLAKE_ALERT_WEBHOOK_URL set."""
 
@@ -110,7 +115,10 @@ def run_up(settings: Settings, options: UpOptions) -> dict[str, Any] | None:
         jobs = services.start("jobs", cli_command(
             settings, "job", *settings.streaming_jobs, "--until-caught-up",
             "--bootstrap-servers", settings.bootstrap_servers,
-            "--start-after", str(gates.published))) if options.until_caught_up else None
+            "--start-after", str(gates.published)), env=child_environment({
+                "TICKLAKE_SPARK_DRIVER_JAVA_OPTIONS": f"{QUICK_RUN_JAVA_OPTIONS} "
+                f"{settings.spark_driver_java_options}".strip()})
+        ) if options.until_caught_up else None
         url = start_dashboard(settings, services) if options.dashboard else None
         api_url = start_api(settings, services) if options.api else None
         if jobs is not None:

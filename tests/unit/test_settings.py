@@ -38,6 +38,7 @@ def test_environment_overrides_with_prefix(monkeypatch: pytest.MonkeyPatch) -> N
         ("bar_intervals", "1h,24h,1d", "'24h' is not"),
         ("streaming_mode", "fused", "'layers' or 'live'"),
         ("broker_heap", "512", "should match pattern"),
+        ("spark_driver_java_options", "XX:TieredStopAtLevel=1", "should match pattern"),
     ],
 )
 def test_bad_values_name_the_value_and_the_allowed_range(field: str, value: object,
@@ -70,3 +71,17 @@ def test_the_streaming_mode_names_the_jobs_ticklake_up_runs(monkeypatch: pytest.
     assert Settings().streaming_jobs == ("bronze", "silver", "gold")
     monkeypatch.setenv("TICKLAKE_STREAMING_MODE", "live")
     assert Settings().streaming_jobs == ("live",)
+
+
+def test_the_driver_jvm_gets_the_pretouch_flags_then_the_extra_java_options() -> None:
+    """spark.driver.extraJavaOptions of a job that starts its own JVM: the heap flags of
+    spark_driver_pretouch first, then TICKLAKE_SPARK_DRIVER_JAVA_OPTIONS (HotSpot lets the
+    last of two equal flags win); none of them, no such setting."""
+    from pipeline.spark import driver_jvm_conf
+
+    both = driver_jvm_conf(Settings(spark_driver_memory="2g",
+                                    spark_driver_java_options="-XX:TieredStopAtLevel=1 -Xss4m"))
+    assert both == {"spark.driver.memory": "2g", "spark.driver.extraJavaOptions":
+                    "-Xms2g -XX:+AlwaysPreTouch -XX:TieredStopAtLevel=1 -Xss4m"}
+    assert driver_jvm_conf(Settings(spark_driver_pretouch=False)) == {
+        "spark.driver.memory": "1g"}
