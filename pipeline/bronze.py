@@ -7,31 +7,77 @@ records never leave the JVM. Runnable as
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from config.kafka import spark_options
+from config.kafka import client_config, spark_options
 from config.settings import Settings
 from config.tables import BRONZE_TICKS
 from pipeline.delta_writes import append_batch
-from pipeline.runner import Job, main
+from pipeline.monitoring import OffsetProbe
+from pipeline.runner import Job, main, spark_checkpoint
 from pipeline.writes import job_sink
 
+log = logging.getLogger(__name__)
 KAFKA_COLUMNS = [c for c in BRONZE_TICKS.schema.names if c != "ingest_time"]
 """Bronze keeps every column of Spark's Kafka source: Bronze's columns but ``ingest_time``."""
 
 
-def kafka_ticks(spark: SparkSession, settings: Settings) -> DataFrame:
+def starting_offsets(spark: SparkSession, settings: Settings, job: str) -> str:
+    """Spark's ``startingOffsets`` for ``job``'s query (``bronze``, or ``live``, which writes
+    Bronze too): where a query without a checkpoint starts.
+
+    A query with a checkpoint resumes from it, and Spark ignores ``startingOffsets``:
+    ``"earliest"``. A query without one (a new deployment, a lost checkpoint, a lake written
+    by an earlier release) resumes from the lake: each partition of the topic at the highest
+    offset Bronze holds for it + 1, and a partition Bronze holds nothing of at its earliest
+    offset (-2), so nothing is read twice and nothing skipped. That takes one aggregation of
+    Bronze's ``topic``/``partition``/``offset`` columns, once, when the query starts.
+
+    Returns:
+        ``"earliest"``, or Spark's JSON form ``{"<topic>": {"<partition>": <offset>}}`` with
+        every partition of the topic (Spark requires them all).
+
+    Raises:
+        BrokerUnavailable: the broker did not list the topic's partitions.
+    """
+    if any((spark_checkpoint(settings, job) / "offsets").glob("[0-9]*")):
+        return "earliest"
+    table = BRONZE_TICKS.path(settings.lake_dir)
+    if not (table / "_delta_log").is_dir():
+        return "earliest"
+    held = {row["partition"]: row["last"] for row in (
+        spark.read.format("delta").load(str(table)).where(F.col("topic") == settings.topic)
+        .groupBy("partition").agg(F.max("offset").alias("last")).collect())}  # one per partition
+    if not held:
+        return "earliest"
+    probe = OffsetProbe(client_config(settings, "consumer", **{"group.id": "ticklake-resume"}))
+    try:
+        partitions = [p for _, p in probe.partitions([settings.topic])]
+    finally:
+        probe.close()
+    if not partitions:
+        return "earliest"
+    offsets = {str(p): held[p] + 1 if p in held else -2 for p in partitions}
+    log.info("%s: no checkpoint yet; resuming %s from the offsets after those Bronze holds: %s",
+             job, settings.topic, offsets)
+    return json.dumps({settings.topic: offsets})
+
+
+def kafka_ticks(spark: SparkSession, settings: Settings, job: str = "bronze") -> DataFrame:
     """The tick topic as a streaming DataFrame of Spark's Kafka source (its columns; its
-    options ``startingOffsets`` earliest, ``failOnDataLoss`` and ``maxOffsetsPerTrigger``
-    from the settings, the connection from :func:`config.kafka.spark_options`)."""
+    options ``startingOffsets`` from :func:`starting_offsets`, ``failOnDataLoss`` and
+    ``maxOffsetsPerTrigger`` from the settings, the connection from
+    :func:`config.kafka.spark_options`) for ``job``'s query."""
     reader = (
         spark.readStream.format("kafka")
         .options(**spark_options(settings))
         .option("subscribe", settings.topic)
-        .option("startingOffsets", "earliest")
+        .option("startingOffsets", starting_offsets(spark, settings, job))
         .option("failOnDataLoss", str(settings.fail_on_data_loss).lower())
     )
     if settings.max_offsets_per_trigger:
@@ -58,9 +104,10 @@ def bronze_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int],
     return write
 
 
-def stream(spark: SparkSession, settings: Settings) -> DataFrame:
-    """This job's streaming DataFrame: the topic through :func:`bronze_ticks`."""
-    return bronze_ticks(kafka_ticks(spark, settings))
+def stream(spark: SparkSession, settings: Settings, job: str = "bronze") -> DataFrame:
+    """``job``'s streaming DataFrame (this job's, or live's): the topic through
+    :func:`bronze_ticks`."""
+    return bronze_ticks(kafka_ticks(spark, settings, job))
 
 
 JOB = Job("bronze", stream, bronze_writer, excludes=("live",))

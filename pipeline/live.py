@@ -158,7 +158,7 @@ def stream(spark: SparkSession, settings: Settings) -> DataFrame:
     """
     if CACHE_COMPRESSED not in submitted_conf():
         spark.conf.set(CACHE_COMPRESSED, "false")
-    return bronze.stream(spark, settings)
+    return bronze.stream(spark, settings, "live")
 
 
 JOB = Job("live", stream, live_writer, excludes=("bronze", "silver", "gold"), warm_up=warm_up)

@@ -130,16 +130,21 @@ def app_id_for(checkpoint: Path, job: str) -> str:
     return app_id
 
 
+def spark_checkpoint(settings: Settings, job: str) -> Path:
+    """The Spark checkpoint of ``job``'s query: ``<checkpoints>/<job>/spark``."""
+    return settings.checkpoints / job / "spark"
+
+
 def start_query(
     spark: SparkSession, settings: Settings, job: Job, available_now: bool
 ) -> StreamingQuery:
-    """Start ``job`` as a streaming query (checkpoint ``<checkpoints>/<job>/spark``)."""
+    """Start ``job`` as a streaming query (checkpoint :func:`spark_checkpoint`)."""
     checkpoint = settings.checkpoints / job.name
     app_id = app_id_for(checkpoint, job.name)
     writer = (
         job.stream(spark, settings)
         .writeStream.queryName(f"ticklake_{job.name}")
-        .option("checkpointLocation", str((checkpoint / "spark").resolve()))
+        .option("checkpointLocation", str(spark_checkpoint(settings, job.name).resolve()))
         .foreachBatch(job.writer(settings, app_id))
     )
     if available_now:

@@ -10,6 +10,7 @@ logs the loss and reads the new records.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -135,3 +136,43 @@ def test_broker_keeps_everything_across_a_restart(spark, tmp_path: Path, how: st
     finally:
         broker.stop()
     assert broker.pid() is None
+
+
+def test_a_lost_checkpoint_resumes_from_the_lake(spark, broker: Settings, tmp_path: Path
+                                                 ) -> None:
+    """Bronze holds FB's 200 ticks (one partition); the job's checkpoint is lost; FB's next
+    40 ticks and IBM's first 80 (a partition Bronze holds nothing of) are sent. The new query
+    starts FB's partition after the highest offset Bronze holds and IBM's at its earliest:
+    Bronze then holds 320 rows, each (partition, offset) once, exactly the topic's records.
+    Spark's own default (startingOffsets earliest) would have read FB's 200 again."""
+    import shutil
+
+    from pipeline.bronze import starting_offsets
+    from pipeline.jobs import run_jobs
+
+    settings = broker.with_overrides(lake_dir=tmp_path / "lake", topic="resume.ticks")
+    first, second = _parts((0, 50), (50, 60))
+    ibm = ReplaySource(["IBM"])
+    ibm.bars = ibm.bars.iloc[:20]
+    ensure_topic(settings)
+    assert publish(first.ticks(), settings, progress=False).produced == 200
+    run_jobs(settings, ["bronze"], until_caught_up=True)
+    assert starting_offsets(spark, settings, "bronze") == "earliest"  # the checkpoint decides
+
+    shutil.rmtree(settings.checkpoints / "bronze")
+    assert publish(second.ticks(), settings, progress=False).produced == 40
+    assert publish(ibm.ticks(), settings, progress=False).produced == 80
+    before = read_table(BRONZE_TICKS, settings.lake_dir).to_pylist()
+    [fb_partition] = {r["partition"] for r in before}
+    resume = starting_offsets(spark, settings, "bronze")
+    offsets = json.loads(resume)[settings.topic]
+    assert offsets[str(fb_partition)] == 200
+    assert {o for p, o in offsets.items() if p != str(fb_partition)} == {-2}
+    assert len(offsets) == settings.topic_partitions
+
+    run_jobs(settings, ["bronze"], until_caught_up=True)
+    rows = read_table(BRONZE_TICKS, settings.lake_dir).to_pylist()
+    positions = [(r["partition"], r["offset"]) for r in rows]
+    assert len(rows) == len(set(positions)) == 320
+    sent = [t.to_json_bytes() for part in (first, second, ibm) for t in part.ticks()]
+    assert sorted(r["value"] for r in rows) == sorted(sent)
