@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.compute
 import pytest
 from confluent_kafka import Producer
 
 from config.reasons import Reason
 from config.settings import Settings
-from config.tables import SILVER_QUARANTINE, SILVER_TICKS
+from config.tables import SILVER_QUARANTINE, SILVER_TICKS, lake_tables
 from producer.publisher import publish
 from producer.sources.replay import ReplaySource
 from storage.delta import read_table
@@ -109,6 +111,29 @@ def test_real_ticker_round_trip_then_bad_input_and_replay(spark, settings: Setti
     silver_ids = read_table(SILVER_TICKS, settings.lake_dir, ["tick_id"]).column("tick_id")
     assert len(set(silver_ids.to_pylist())) == len(silver_ids)
     assert compare_with_lake(source.bars, settings.lake_dir)["all_equal"]
+    assert_every_table_reads_the_same_with_spark_and_delta_rs(spark, settings)
+
+
+def assert_every_table_reads_the_same_with_spark_and_delta_rs(spark, settings: Settings
+                                                              ) -> None:
+    """Every table the jobs wrote opens with delta-rs (the dashboard's, the API's and
+    training's reader) and with plain ``spark.read.format("delta")``: the same columns, the
+    same number of rows and, per table, the same sum of a numeric column."""
+    from pyspark.sql import functions as F
+
+    written = [t for t in lake_tables(settings.lake_dir)
+               if (t.path(settings.lake_dir) / "_delta_log").is_dir()]
+    assert {t.name for t in written} >= {"bronze.ticks", "silver.ticks", "silver.quarantine",
+                                         "gold.bars_1m", "gold.bars_1d", "gold.daily_metrics"}
+    for table in written:
+        arrow = read_table(table, settings.lake_dir)
+        frame = spark.read.format("delta").load(str(table.path(settings.lake_dir)))
+        assert frame.columns == arrow.schema.names, table.name
+        assert frame.count() == arrow.num_rows, table.name
+        numeric = next((f.name for f in arrow.schema if pa.types.is_integer(f.type)), None)
+        if numeric is not None and arrow.num_rows:
+            spark_sum = frame.agg(F.sum(numeric)).first()[0]
+            assert spark_sum == pa.compute.sum(arrow.column(numeric)).as_py(), table.name
 
 
 def test_the_watermark_is_per_ticker(spark, broker: Settings, tmp_path) -> None:
