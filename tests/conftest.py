@@ -1,11 +1,15 @@
 """Shared fixtures: one SparkSession per test session, an Apache Kafka broker per test module.
 
-Everything a fixture starts is stopped in its finaliser, also when the test fails.
+Everything a fixture starts is stopped in its finaliser, also when the test fails. Spark's
+scratch space of the session and of every job a test starts is one folder removed at the end
+(:func:`spark_scratch`), so a driver a test kills leaves nothing in /tmp.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +22,30 @@ from ticklake.processes import free_port
 __all__ = ["embedded_broker", "free_port"]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def spark_scratch() -> Iterator[Path]:
+    """One folder for Spark's scratch space in this test session: ``SPARK_LOCAL_DIRS`` (the
+    block manager's ``blockmgr-*``, ``spark-*`` files) and the driver JVM's ``java.io.tmpdir``
+    (``TICKLAKE_SPARK_DRIVER_JAVA_OPTIONS``), for the session's Spark and every job, cluster
+    and ``spark-submit`` a test starts (they inherit the environment). Removed at the end,
+    also after a failure: a driver killed with SIGKILL cannot remove its own."""
+    scratch = Path(tempfile.mkdtemp(prefix="ticklake-tests-spark-"))
+    saved = {name: os.environ.get(name)
+             for name in ("SPARK_LOCAL_DIRS", "TICKLAKE_SPARK_DRIVER_JAVA_OPTIONS")}
+    os.environ["SPARK_LOCAL_DIRS"] = str(scratch)
+    os.environ["TICKLAKE_SPARK_DRIVER_JAVA_OPTIONS"] = " ".join(filter(None, [
+        saved["TICKLAKE_SPARK_DRIVER_JAVA_OPTIONS"], f"-Djava.io.tmpdir={scratch}"]))
+    try:
+        yield scratch
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -83,5 +83,6 @@ def test_the_driver_jvm_gets_the_pretouch_flags_then_the_extra_java_options() ->
                                     spark_driver_java_options="-XX:TieredStopAtLevel=1 -Xss4m"))
     assert both == {"spark.driver.memory": "2g", "spark.driver.extraJavaOptions":
                     "-Xms2g -XX:+AlwaysPreTouch -XX:TieredStopAtLevel=1 -Xss4m"}
-    assert driver_jvm_conf(Settings(spark_driver_pretouch=False)) == {
+    assert driver_jvm_conf(Settings(spark_driver_pretouch=False,
+                                    spark_driver_java_options="")) == {
         "spark.driver.memory": "1g"}
