@@ -120,17 +120,3 @@ class WorkerPool:
         finally:
             stop.set()
             pumper.join()
-
-
-def run_in_processes(
-    worker: Callable[[Job, Any], Result], jobs: Sequence[Job], workers: int, threads: int,
-    bars: ProgressBars,
-) -> list[Result]:
-    """Run ``worker(job, events)`` for every job in ``workers`` spawned processes (at most
-    ``len(jobs)`` are started) with ``threads`` TensorFlow threads each: :class:`WorkerPool`.
-
-    Returns:
-        The results in the order of ``jobs``.
-    """
-    with WorkerPool(min(workers, len(jobs)), threads) as pool:
-        return pool.run(worker, jobs, bars)

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -153,11 +152,10 @@ def wait_for_file(path: Path, stop: threading.Event | None = None, poll_s: float
     """Block until ``path`` exists (True) or ``stop`` is set (False); polls every ``poll_s``
     seconds. ``ticklake up`` creates the file when the step before is done (``--start-after``).
     """
+    stop = stop or threading.Event()
     while not path.exists():
-        if stop is not None and stop.wait(poll_s):
+        if stop.wait(poll_s):
             return False
-        if stop is None:
-            time.sleep(poll_s)
     return True
 
 
