@@ -1,6 +1,6 @@
 """ticklake's exceptions: one base class, small subclasses named for what went wrong.
 
-Every boundary (CLI arguments, settings, sources, connectors, storage, the model registry)
+Every boundary (CLI arguments, settings, sources, storage, the model registry)
 raises one of these, so the CLI turns any of them into one clear line and exit code 2.
 """
 
@@ -43,10 +43,6 @@ class StorageError(TicklakeError):
 
 class TableMissing(StorageError):
     """A table that the operation needs does not exist yet (the message says what makes it)."""
-
-
-class ConnectorError(TicklakeError):
-    """A Spark connector of ticklake's (``ticklake-delta``) cannot go on."""
 
 
 class ModelError(TicklakeError):

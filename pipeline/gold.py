@@ -214,8 +214,7 @@ def gold_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], N
 
 def stream(spark: SparkSession, settings: Settings) -> DataFrame:
     """This job's streaming DataFrame: the ticks each Silver commit added."""
-    return table_stream(spark, SILVER_TICKS, settings.lake_dir, settings.max_files_per_trigger,
-                        settings.max_bytes_per_trigger)
+    return table_stream(spark, SILVER_TICKS, settings, JOB.name)
 
 
 JOB = Job("gold", stream, gold_writer, excludes=("live",))

@@ -418,8 +418,7 @@ def classify_with_settings(bronze: DataFrame, settings: Settings,
 def stream(spark: SparkSession, settings: Settings) -> DataFrame:
     """This job's streaming DataFrame: Bronze through :func:`classify_ticks`."""
     return classify_with_settings(
-        table_stream(spark, BRONZE_TICKS, settings.lake_dir, settings.max_files_per_trigger,
-                     settings.max_bytes_per_trigger), settings)
+        table_stream(spark, BRONZE_TICKS, settings, JOB.name), settings)
 
 
 JOB = Job("silver", stream, silver_writer, excludes=("live",))

@@ -13,7 +13,6 @@ from config.errors import DependencyError
 from config.jars import DELTA_SESSION_CONF, SPARK_PACKAGES, connector_conf
 from config.runtime import launched_by_spark_submit, prepare_spark_environment, require_java
 from config.settings import Settings
-from pipeline.connectors import DeltaDataSource
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +75,7 @@ def driver_jvm_conf(settings: Settings) -> dict[str, str]:
 
 
 def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSession:
-    """Get or create the SparkSession with Spark's Kafka source and Delta Lake, and register
-    ticklake's Delta source (``ticklake-delta``).
+    """Get or create the SparkSession with Spark's Kafka source and Delta Lake (delta-spark).
 
     Session time zone is UTC; Python workers run ``settings.pyspark_python`` (without it they
     start with the system Python and fail: docs/architecture.md, "Measured facts"). A process
@@ -130,7 +128,6 @@ def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSessio
              spark.sparkContext.uiWebUrl or "off")
     spark.sparkContext.setLogLevel("WARN")
     require_connectors(spark)
-    spark.dataSource.register(DeltaDataSource)
     return spark
 
 

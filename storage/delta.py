@@ -1,4 +1,4 @@
-"""Reading Delta tables with delta-rs: snapshots, versions, change data feeds.
+"""Reading Delta tables with delta-rs: snapshots, versions, the files a batch's commit added.
 
 delta-rs facts this module relies on (docs/architecture.md, "Measured facts"):
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -177,44 +176,6 @@ def table_version(path: str) -> int:
     return delta.version() if delta is not None else -1
 
 
-def table_changes(path: str, first_version: int, last_version: int) -> pa.Table:
-    """The change data feed of commits ``first_version..last_version`` (inclusive).
-
-    Returns:
-        The table's columns plus ``_change_type``, ``_commit_version``, ``_commit_timestamp``.
-
-    Raises:
-        deltalake.exceptions.DeltaError: the table has no change data feed for those versions.
-    """
-    delta = DeltaTable(path)
-    return pa.table(delta.load_cdf(starting_version=first_version, ending_version=last_version))
-
-
-@dataclass(frozen=True)
-class CommitFiles:
-    """The data files one commit added, read from its log entry.
-
-    Attributes:
-        version: the commit's table version.
-        added: ``(path relative to the table root, size in bytes, partition values)`` of each
-            file added with ``dataChange=true``.
-        plain_append: True when the commit only added files (no removed data, no change-data
-            files), so its change data feed is exactly the rows of ``added``.
-    """
-
-    version: int
-    added: tuple[tuple[str, int, tuple[tuple[str, str | None], ...]], ...]
-    plain_append: bool
-
-    @property
-    def files(self) -> int:
-        return len(self.added)
-
-    @property
-    def bytes(self) -> int:
-        return sum(size for _, size, _ in self.added)
-
-
 def _log_entry(path: str, version: int) -> list[dict[str, Any]] | None:
     """The actions of commit ``version`` of the table at ``path`` (its ``_delta_log`` JSON
     entry, one action per line), or None when the entry is gone (log clean-up)."""
@@ -224,46 +185,6 @@ def _log_entry(path: str, version: int) -> list[dict[str, Any]] | None:
     except FileNotFoundError:
         return None
     return [json.loads(line) for line in lines if line.strip()]
-
-
-def commit_files(path: str, version: int) -> CommitFiles:
-    """The files commit ``version`` of the table at ``path`` added (from ``_delta_log``).
-
-    A commit whose log entry is gone (log clean-up keeps it for 30 days by default) is
-    reported as not a plain append, so a reader falls back to the change data feed.
-    """
-    actions = _log_entry(path, version)
-    if actions is None:
-        return CommitFiles(version, (), False)
-    added: list[tuple[str, int, tuple[tuple[str, str | None], ...]]] = []
-    plain = True
-    for action in actions:
-        if "add" in action and action["add"].get("dataChange", True):
-            add = action["add"]
-            parts = tuple(sorted((add.get("partitionValues") or {}).items()))
-            added.append((unquote(add["path"]), int(add["size"]), parts))
-        elif "cdc" in action or ("remove" in action and action["remove"].get("dataChange", True)):
-            plain = False
-    return CommitFiles(version, tuple(added), plain)
-
-
-def read_data_file(path: str, relative: str, partition_values: dict[str, str | None],
-                   schema: pa.Schema) -> pa.Table:
-    """One data file of the table at ``path`` with its partition columns, in ``schema``;
-    columns of ``schema`` the file lacks (added to the table after it was written) are null.
-
-    Raises:
-        FileNotFoundError: the file is gone (vacuumed).
-    """
-    import pyarrow.parquet as pq
-
-    data = pq.read_table(Path(path.removeprefix("file://")) / relative)
-    for name, text in partition_values.items():
-        field = schema.field(name)
-        value = pa.scalar(text, pa.string()).cast(field.type) if text is not None else None
-        data = data.append_column(name, pa.array([value.as_py() if value else None]
-                                                 * data.num_rows, field.type))
-    return conform(_with_added_columns(data, schema), schema)
 
 
 def batch_files(path: str, app_id: str, batch_id: int) -> list[str]:

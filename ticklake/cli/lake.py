@@ -195,14 +195,19 @@ def upgrade(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Upgrade a lake made by an older ticklake in place: add the columns its tables lack
-    (tick message v2: asset_class, currency, volume_decimal) in one metadata commit per table.
-    No data file is rewritten; safe to run twice; the jobs also do it for their tables when
+    (tick message v2: asset_class, currency, volume_decimal) in one metadata commit per table,
+    and rewrite the Silver and Gold checkpoints' offsets of the earlier Delta source as
+    delta-spark's. No data file is rewritten; safe to run twice; the jobs also do both when
     they start."""
+    from pipeline.checkpoints import convert_lake_checkpoints
     from storage.maintenance import upgrade as run_upgrade
 
     setup_logging()
     settings = load_settings(lake_dir=lake)
     report = run_upgrade(settings.lake_dir)
+    for job, rewritten in convert_lake_checkpoints(settings).items():
+        if rewritten and not as_json:
+            print(f"checkpoint of {job}: {rewritten} offset(s) rewritten for delta-spark's source")
     if not report and not as_json:
         print(f"no Delta table under {settings.lake_dir}: nothing to upgrade")
         return

@@ -1,0 +1,135 @@
+"""Spark checkpoints that an earlier release's Delta source wrote, carried onto delta-spark's.
+
+Until 0.x the Silver and Gold queries read their source table with ticklake's own Delta
+source (``ticklake-delta``), whose offsets are ``{"version": v}``: every commit up to table
+version ``v`` read. delta-spark's streaming source cannot read that offset. Rewriting it in
+Delta's own form keeps the checkpoint, its batch ids and the job's Delta app id (so a batch
+that crashed between a table's commit and Spark's checkpoint is still skipped on replay), and
+the query goes on from the next version: nothing read twice, nothing skipped.
+
+Delta's offset (``org.apache.spark.sql.delta.sources.DeltaSourceOffset``, format version 1)
+is ``{"sourceVersion": 1, "reservoirId": <table id>, "reservoirVersion": v + 1, "index": -1,
+"isStartingVersion": false}``: no file of version ``v + 1`` read yet, which is where Delta's
+own source stands after reading every file of version ``v`` (docs/operations.md, "Upgrading
+a lake").
+
+Spark-free: ``ticklake upgrade`` runs it without starting Spark, and every job that reads a
+Delta table runs it before its query starts (:func:`pipeline.schemas.table_stream`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from deltalake import DeltaTable
+
+from config.errors import ConfigError
+from config.settings import Settings
+from config.tables import BRONZE_TICKS, SILVER_TICKS
+
+log = logging.getLogger(__name__)
+
+DELTA_OFFSET_FORMAT = 1
+"""``sourceVersion`` of the offsets written here: Delta reads format 1 and upgrades it to its
+current one in memory (``DeltaSourceOffset``)."""
+BASE_INDEX = -1
+"""Delta's index "before the first file of the version" in offset format 1."""
+
+
+def _old_version(line: str) -> int | None:
+    """The table version of an offset of ticklake's old Delta source, None for any other."""
+    try:
+        offset = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if isinstance(offset, dict) and set(offset) == {"version"} and isinstance(
+            offset["version"], int):
+        return offset["version"]
+    return None
+
+
+def delta_offset(table_id: str, version: int) -> str:
+    """Delta's source offset (format 1) for "every commit up to ``version`` read".
+
+    Args:
+        table_id: the Delta table's id (its ``metaData.id``).
+        version: the last table version read completely (>= -1).
+    """
+    return json.dumps({"sourceVersion": DELTA_OFFSET_FORMAT, "reservoirId": table_id,
+                       "reservoirVersion": version + 1, "index": BASE_INDEX,
+                       "isStartingVersion": False}, separators=(",", ":"))
+
+
+def convert_delta_offsets(checkpoint: Path, table_path: Path, job: str) -> int:
+    """Rewrite the offsets of ticklake's old Delta source in ``checkpoint`` (a Spark
+    checkpoint: ``offsets/<batch id>`` files) as delta-spark's, in place. Idempotent.
+
+    Each offset file is rewritten atomically (a temporary file, then a rename); its Hadoop
+    checksum file (``.<batch id>.crc``) is removed, since it no longer matches (Hadoop's local
+    file system reads a file without one).
+
+    Args:
+        checkpoint: the query's Spark checkpoint directory (may not exist).
+        table_path: the source Delta table (local directory).
+        job: the job's name, for messages.
+
+    Returns:
+        How many offset files were rewritten (0: none in the old form).
+
+    Raises:
+        ConfigError: the old query stopped inside its first micro-batch (no batch in the
+            commit log), whose start Delta's source cannot be told; the message says how
+            to go on.
+    """
+    offsets = checkpoint / "offsets"
+    old: dict[int, tuple[list[str], int]] = {}
+    for path in offsets.glob("[0-9]*") if offsets.is_dir() else ():
+        lines = path.read_text().splitlines()
+        version = _old_version(lines[-1]) if len(lines) >= 3 else None
+        if version is not None:
+            old[int(path.name)] = (lines, version)
+    if not old:
+        return 0
+    if not any((checkpoint / "commits").glob("[0-9]*")):
+        raise ConfigError(
+            f"the {job} job's checkpoint {checkpoint} was written by an earlier ticklake and "
+            "stopped inside its first micro-batch, which this release cannot resume; finish "
+            f"it with that release (`ticklake job {job} --until-caught-up`), or remove "
+            f"{checkpoint.parent} to read {table_path} again from its start")
+    table_id = str(DeltaTable(str(table_path)).metadata().id)  # a UUID string; typed int
+    for batch_id, (lines, version) in sorted(old.items()):
+        path = offsets / str(batch_id)
+        tmp = path.with_name(f".{batch_id}.ticklake-upgrade.tmp")
+        tmp.write_text("\n".join([*lines[:-1], delta_offset(table_id, version)]))
+        os.replace(tmp, path)
+        (offsets / f".{batch_id}.crc").unlink(missing_ok=True)
+    log.info("%s: %d offset(s) of the earlier Delta source in %s rewritten as delta-spark's "
+             "(last: every commit of %s up to version %d read)", job, len(old), checkpoint,
+             table_path, old[max(old)][1])
+    return len(old)
+
+
+DELTA_SOURCES = {"silver": BRONZE_TICKS, "gold": SILVER_TICKS}
+"""The jobs that read a Delta table with a streaming source, and the table each reads."""
+
+
+def convert_lake_checkpoints(settings: Settings) -> dict[str, int]:
+    """:func:`convert_delta_offsets` for every job of :data:`DELTA_SOURCES` whose checkpoint
+    and source table exist under ``settings``' lake.
+
+    Returns:
+        Per job: how many offset files were rewritten.
+
+    Raises:
+        ConfigError: see :func:`convert_delta_offsets`.
+    """
+    report: dict[str, int] = {}
+    for job, table in DELTA_SOURCES.items():
+        checkpoint = settings.checkpoints / job / "spark"
+        source = table.path(settings.lake_dir)
+        if checkpoint.is_dir() and (source / "_delta_log").is_dir():
+            report[job] = convert_delta_offsets(checkpoint, source, job)
+    return report
