@@ -38,6 +38,7 @@ from config.tables import (
     UTC_TS,
 )
 from pipeline import silver_state
+from pipeline.delta_writes import append_batch
 from pipeline.runner import Job, main
 from pipeline.schemas import table_stream
 from pipeline.validation import validate_values
@@ -193,10 +194,18 @@ def verdicts(
         :data:`CLASSIFIED_SCHEMA`'s columns with the final ``reason`` and ``detail``, plus
         ``quarantined_at`` (the batch's ``checked_at``).
     """
+    return judge(classified, duplicate_keys(classified, existing_ids), watermarks,
+                 allowed_lateness_s)
+
+
+def judge(classified: DataFrame, duplicates: DataFrame, watermarks: DataFrame | None,
+          allowed_lateness_s: float) -> DataFrame:
+    """:func:`verdicts` given the batch's duplicates (:func:`duplicate_keys`), e.g. cached, so
+    that writing the verdicts to two tables does not rank the batch's ticks twice."""
     valid = F.col("reason").isNull()
-    dups = duplicate_keys(classified, existing_ids)
     frame = _with_marks(
-        classified.join(F.broadcast(dups), ["topic", "partition", "offset"], "left"), watermarks)
+        classified.join(F.broadcast(duplicates), ["topic", "partition", "offset"], "left"),
+        watermarks)
     behind_s = F.col("_mark").cast("double") - F.col("event_time").cast("double")
     duplicate = valid & F.col("in_silver").isNotNull()
     late = (valid & ~duplicate & F.col("_mark").isNotNull() & (behind_s > allowed_lateness_s)
@@ -304,7 +313,8 @@ SilverBatchWriter = Callable[[DataFrame, int, TicksAggregate | None, Sequence[Co
 
 def silver_batch_writer(settings: Settings, app_id: str,
                         single_pass: bool = False) -> SilverBatchWriter:
-    """:func:`silver_writer`'s function, which can also aggregate the ticks it commits in the
+    """Live mode's Silver writer (:mod:`pipeline.live`), which writes the files of every table
+    on the executors (:mod:`pipeline.writes`) and can also aggregate the ticks it commits in the
     same pass (live mode: Gold's partial bars, :mod:`pipeline.live`) and write every
     classified row to tables that take them all, committed before quarantine (live mode:
     Bronze, :data:`BRONZE_FROM_CLASSIFIED`).
@@ -320,7 +330,7 @@ def silver_batch_writer(settings: Settings, app_id: str,
       summarises them (:func:`pipeline.silver_state.summarize`: the event-time ranges the
       duplicate check must read from Silver, the latest event time per ticker), a second
       judges and writes them.
-    * **one pass** (``single_pass``; the silver job and live mode use it):
+    * **one pass** (``single_pass``; live mode uses it):
       :func:`single_pass_verdicts` judges and the same tasks write, and the latest event
       times come back with the files. It holds for a batch none of whose valid ticks is at
       or before its ticker's watermark, which is a live feed's usual batch; a task that
@@ -367,7 +377,7 @@ def silver_batch_writer(settings: Settings, app_id: str,
         aggregated = None
         classified = batch.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            summary = silver_state.summarize(classified.where(F.col("reason").isNull()), marks)
+            summary = silver_state.summarize(classified, marks)
             one_pass["next"] = single_pass and not summary.event_ranges
             classified_at = time.monotonic()
             if not (silver.committed(batch_id) and copied):
@@ -389,22 +399,61 @@ def silver_batch_writer(settings: Settings, app_id: str,
 
 
 def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], None]:
-    """foreachBatch function: quarantine first, then Silver, then the watermarks, each exactly
-    once; executors write the files of both tables in one pass, the driver commits them
-    (:mod:`pipeline.writes`); one Spark job per micro-batch when it can
-    (:func:`silver_batch_writer`'s one pass).
+    """foreachBatch function of the silver job: quarantine first, then Silver, then the
+    watermarks, each exactly once; quarantine and Silver are appended with delta-spark
+    (:func:`pipeline.delta_writes.append_batch`: the rows stay in Spark).
+
+    Per micro-batch, with the classified rows cached (``MEMORY_AND_DISK``): one Spark job
+    classifies them and summarises the valid ticks (:func:`pipeline.silver_state.summarize`:
+    the event-time ranges the duplicate check must read from Silver, the latest event time
+    per ticker; tickers x dates rows reach the driver); the batch's duplicates
+    (:func:`duplicate_keys`, usually none) are cached too, and the verdicts (:func:`judge`)
+    are appended to quarantine, then to Silver; the watermarks are raised last. A batch with
+    no rejected row, no duplicate and no tick at or before its ticker's watermark (so none
+    late) has nothing for quarantine, which then gets no commit (a replay finds the same).
 
     The work of a micro-batch depends on the batch and on bounded state
     (:mod:`pipeline.silver_state`), not on the history Silver holds. Quarantine is committed
     before Silver and both before the watermarks, so after a crash between two commits the
-    replayed batch classifies against the same state and gives the same split.
+    replayed batch classifies against the same state and gives the same split; a table that
+    holds the batch already skips it.
     """
-    write = silver_batch_writer(settings, app_id, single_pass=True)
+    silver = job_sink(SILVER_TICKS, settings, app_id)
+    quarantine = job_sink(SILVER_QUARANTINE, settings, app_id)
+    marks_sink = job_sink(SILVER_WATERMARKS, settings, app_id)
 
-    def run(batch: DataFrame, batch_id: int) -> None:
-        write(batch, batch_id, None, ())
+    def write(batch: DataFrame, batch_id: int) -> None:
+        if marks_sink.committed(batch_id):  # logs the replay
+            return
+        started = time.monotonic()
+        before = silver_state.watermarks(settings.lake_dir)
+        marks = silver_state.watermark_frame(batch.sparkSession, before) if before else None
+        classified = batch.persist(StorageLevel.MEMORY_AND_DISK)
+        duplicates: DataFrame | None = None
+        try:
+            summary = silver_state.summarize(classified, marks)
+            classified_at = time.monotonic()
+            if not (quarantine.committed(batch_id) and silver.committed(batch_id)):
+                existing = silver_state.duplicate_candidates(
+                    batch.sparkSession, settings.lake_dir, summary.event_ranges)
+                duplicates = duplicate_keys(classified, existing).persist()
+                judged = judge(classified, duplicates, marks, settings.allowed_lateness_s)
+                rejected = F.col("reason").isNotNull()
+                if summary.invalid or summary.event_ranges or duplicates.count():
+                    append_batch(judged.where(rejected), quarantine, batch_id)
+                append_batch(judged.where(~rejected), silver, batch_id)
+            written = time.monotonic()
+            silver_state.raise_watermarks(marks_sink, before, summary.latest, batch_id,
+                                          datetime.now(UTC))
+        finally:
+            if duplicates is not None:
+                duplicates.unpersist()
+            classified.unpersist()
+        log.info("silver micro-batch %d: classified and summarised in %.1f s, quarantine and "
+                 "ticks appended in %.1f s, watermarks raised in %.1f s", batch_id,
+                 classified_at - started, written - classified_at, time.monotonic() - written)
 
-    return run
+    return write
 
 
 def classify_with_settings(bronze: DataFrame, settings: Settings,

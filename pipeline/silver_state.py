@@ -126,36 +126,42 @@ class BatchSummary:
         event_ranges: per UTC event date, the (min, max) event time (UTC) of the ticks that
             can repeat a Silver tick (:func:`summarize`).
         latest: per ticker, the latest event time (UTC).
+        invalid: how many rows validation rejected.
     """
 
     event_ranges: list[tuple[datetime, datetime]]
     latest: dict[str, datetime]
+    invalid: int = 0
 
 
-def summarize(valid: DataFrame, marks: DataFrame | None = None) -> BatchSummary:
-    """One aggregation of ``valid`` ticks by (ticker, UTC event date): a few rows reach the
-    driver (tickers x dates), never the ticks.
+def summarize(classified: DataFrame, marks: DataFrame | None = None) -> BatchSummary:
+    """One aggregation of the ``classified`` rows (``reason`` null: valid) by (ticker, UTC
+    event date): a few rows reach the driver (tickers x dates), never the ticks.
 
-    ``event_ranges`` cover only the ticks at or before their ticker's watermark in ``marks``
-    (``(ticker, watermark)`` rows, :func:`watermark_frame`; None: no ticker has one): Silver
-    holds no tick of a ticker after its watermark, and a duplicate has its original's event
-    time, so a later tick cannot repeat a Silver tick. On a live feed almost every tick is
-    after its watermark, and the duplicate check reads no Silver file at all.
+    ``event_ranges`` cover only the valid ticks at or before their ticker's watermark in
+    ``marks`` (``(ticker, watermark)`` rows, :func:`watermark_frame`; None: no ticker has
+    one): Silver holds no tick of a ticker after its watermark, and a duplicate has its
+    original's event time, so a later tick cannot repeat a Silver tick. On a live feed almost
+    every tick is after its watermark, and the duplicate check reads no Silver file at all.
     """
-    frame = valid
+    frame = classified
+    valid = F.col("reason").isNull()
     below: Column = F.lit(False)
     if marks is not None:
-        frame = valid.join(F.broadcast(marks.withColumnRenamed("watermark", "_mark")),
-                           "ticker", "left")
+        frame = classified.join(F.broadcast(marks.withColumnRenamed("watermark", "_mark")),
+                                "ticker", "left")
         below = F.col("event_time") <= F.col("_mark")
     rows: list[Any] = (frame.groupBy("ticker", F.to_date("event_time").alias("d"))
-                       .agg(F.min(F.when(below, F.col("event_time"))).alias("lo"),
-                            F.max(F.when(below, F.col("event_time"))).alias("hi"),
-                            F.max("event_time").alias("latest"))
+                       .agg(F.min(F.when(valid & below, F.col("event_time"))).alias("lo"),
+                            F.max(F.when(valid & below, F.col("event_time"))).alias("hi"),
+                            F.max(F.when(valid, F.col("event_time"))).alias("latest"),
+                            F.count(F.when(~valid, 1)).alias("invalid"))
                        .collect())
     by_date: dict[Any, tuple[datetime, datetime]] = {}
     latest: dict[str, datetime] = {}
     for r in rows:
+        if r.latest is None:  # only rejected rows
+            continue
         top = _utc(r.latest)
         latest[str(r.ticker)] = max(latest.get(str(r.ticker), top), top)
         if r.lo is None:
@@ -163,7 +169,7 @@ def summarize(valid: DataFrame, marks: DataFrame | None = None) -> BatchSummary:
         lo, hi = _utc(r.lo), _utc(r.hi)
         known = by_date.get(r.d)
         by_date[r.d] = (min(known[0], lo), max(known[1], hi)) if known else (lo, hi)
-    return BatchSummary(sorted(by_date.values()), latest)
+    return BatchSummary(sorted(by_date.values()), latest, sum(int(r.invalid) for r in rows))
 
 
 def _utc(value: datetime) -> datetime:

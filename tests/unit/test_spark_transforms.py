@@ -174,15 +174,19 @@ def test_the_summary_ranges_only_ticks_that_can_repeat_a_silver_tick(spark) -> N
 
     values = [message("a" * 32, event_time="2012-01-03T14:00:00Z"),
               message("b" * 32, event_time="2012-01-03T15:00:00Z"),
-              message("c" * 32, event_time="2012-01-02T10:00:00Z", ticker="BBB")]
+              message("c" * 32, event_time="2012-01-02T10:00:00Z", ticker="BBB"),
+              message("d" * 32, event_time="2012-01-02T09:00:00Z", ticker="BBB", price=-1),
+              b"not json"]
     classified = classify_ticks(bronze_frame(spark, values), 65536, 300)
     marks = spark.createDataFrame([("AAA", T)], "ticker string, watermark timestamp")
-    summary = summarize(classified.where(F.col("reason").isNull()), marks)
+    summary = summarize(classified, marks)
     at_14 = datetime(2012, 1, 3, 14, tzinfo=UTC)
     assert summary.event_ranges == [(at_14, at_14)]
     assert summary.latest == {"AAA": datetime(2012, 1, 3, 15, tzinfo=UTC),
                               "BBB": datetime(2012, 1, 2, 10, tzinfo=UTC)}
+    assert summary.invalid == 2  # the negative price and the value that is not JSON
     assert summarize(classified.where(F.col("reason").isNull())).event_ranges == []
+    assert summarize(classified.where(F.col("reason").isNull())).invalid == 0
 
 
 def test_the_driver_keeps_a_bounded_number_of_finished_jobs(spark) -> None:
