@@ -128,7 +128,7 @@ def convert_lake_checkpoints(settings: Settings) -> dict[str, int]:
     """
     report: dict[str, int] = {}
     for job, table in DELTA_SOURCES.items():
-        checkpoint = settings.checkpoints / job / "spark"
+        checkpoint = settings.checkpoints / job / "spark"  # runner.spark_checkpoint (Spark-free here)
         source = table.path(settings.lake_dir)
         if checkpoint.is_dir() and (source / "_delta_log").is_dir():
             report[job] = convert_delta_offsets(checkpoint, source, job)
