@@ -17,9 +17,10 @@ from pyspark.sql import functions as F
 from config.kafka import client_config, spark_options
 from config.settings import Settings
 from config.tables import BRONZE_TICKS
+from pipeline.checkpoints import spark_checkpoint
 from pipeline.delta_writes import append_batch
 from pipeline.monitoring import OffsetProbe
-from pipeline.runner import Job, main, spark_checkpoint
+from pipeline.runner import Job, main
 from pipeline.writes import job_sink
 
 log = logging.getLogger(__name__)

@@ -24,13 +24,17 @@ import logging
 import os
 from pathlib import Path
 
-from deltalake import DeltaTable
-
 from config.errors import ConfigError
 from config.settings import Settings
 from config.tables import BRONZE_TICKS, SILVER_TICKS
+from storage.delta import open_path
 
 log = logging.getLogger(__name__)
+
+def spark_checkpoint(settings: Settings, job: str) -> Path:
+    """The Spark checkpoint of ``job``'s query: ``<checkpoints>/<job>/spark``."""
+    return settings.checkpoints / job / "spark"
+
 
 DELTA_OFFSET_FORMAT = 1
 """``sourceVersion`` of the offsets written here: Delta reads format 1 and upgrades it to its
@@ -81,8 +85,8 @@ def convert_delta_offsets(checkpoint: Path, table_path: Path, job: str) -> int:
 
     Raises:
         ConfigError: the old query stopped inside its first micro-batch (no batch in the
-            commit log), whose start Delta's source cannot be told; the message says how
-            to go on.
+            commit log), whose start Delta's source cannot be told (the message says how
+            to go on), or the source table does not exist.
     """
     offsets = checkpoint / "offsets"
     old: dict[int, tuple[list[str], int]] = {}
@@ -99,7 +103,11 @@ def convert_delta_offsets(checkpoint: Path, table_path: Path, job: str) -> int:
             "stopped inside its first micro-batch, which this release cannot resume; finish "
             f"it with that release (`ticklake job {job} --until-caught-up`), or remove "
             f"{checkpoint.parent} to read {table_path} again from its start")
-    table_id = str(DeltaTable(str(table_path)).metadata().id)  # a UUID string; typed int
+    delta = open_path(str(table_path))
+    if delta is None:
+        raise ConfigError(f"the {job} job's source table {table_path} does not exist; its "
+                          f"checkpoint {checkpoint} cannot be carried over")
+    table_id = str(delta.metadata().id)  # a UUID string; typed int
     for batch_id, (lines, version) in sorted(old.items()):
         path = offsets / str(batch_id)
         tmp = path.with_name(f".{batch_id}.ticklake-upgrade.tmp")
@@ -128,7 +136,7 @@ def convert_lake_checkpoints(settings: Settings) -> dict[str, int]:
     """
     report: dict[str, int] = {}
     for job, table in DELTA_SOURCES.items():
-        checkpoint = settings.checkpoints / job / "spark"  # runner.spark_checkpoint (Spark-free here)
+        checkpoint = spark_checkpoint(settings, job)
         source = table.path(settings.lake_dir)
         if checkpoint.is_dir() and (source / "_delta_log").is_dir():
             report[job] = convert_delta_offsets(checkpoint, source, job)

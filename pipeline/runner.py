@@ -34,6 +34,7 @@ from config.errors import AlreadyRunning, ConfigError
 from config.options import Bootstrap, Lake, StartAfter, UntilCaughtUp
 from config.runtime import exit_on_error, setup_logging, wait_for_file
 from config.settings import Settings, load_settings
+from pipeline.checkpoints import spark_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +129,6 @@ def app_id_for(checkpoint: Path, job: str) -> str:
     tmp.write_text(app_id)
     tmp.replace(path)
     return app_id
-
-
-def spark_checkpoint(settings: Settings, job: str) -> Path:
-    """The Spark checkpoint of ``job``'s query: ``<checkpoints>/<job>/spark``."""
-    return settings.checkpoints / job / "spark"
 
 
 def start_query(

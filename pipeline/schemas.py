@@ -8,8 +8,7 @@ from pyspark.sql.types import StructType
 
 from config.settings import Settings
 from config.tables import Table
-from pipeline.checkpoints import convert_delta_offsets
-from pipeline.runner import spark_checkpoint
+from pipeline.checkpoints import convert_delta_offsets, spark_checkpoint
 from storage.delta import ensure_table
 
 
