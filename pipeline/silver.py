@@ -433,7 +433,7 @@ def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int],
         try:
             summary = silver_state.summarize(classified, marks)
             classified_at = time.monotonic()
-            if not (quarantine.committed(batch_id) and silver.committed(batch_id)):
+            if not silver.committed(batch_id):  # quarantine's commit, if any, came first
                 existing = silver_state.duplicate_candidates(
                     batch.sparkSession, settings.lake_dir, summary.event_ranges)
                 duplicates = duplicate_keys(classified, existing).persist()
