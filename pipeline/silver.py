@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,11 +41,10 @@ from pipeline import silver_state
 from pipeline.delta_writes import append_batch
 from pipeline.runner import Job, main
 from pipeline.schemas import table_stream
-from pipeline.validation import VALIDATED_SCHEMA, validate_values
-from pipeline.validation_sql import with_sql_verdicts
+from pipeline.validation import validate_values
 from pipeline.workers import freeze_imports
 from pipeline.writes import Copy, TaskAggregate, job_sink, route_and_aggregate, routed_write
-from producer.messages import BACKFILL_SOURCE, MESSAGE_FIELDS
+from producer.messages import BACKFILL_SOURCE
 
 log = logging.getLogger(__name__)
 
@@ -70,51 +69,41 @@ names): a classified row holds its whole Bronze row (live mode writes Bronze fro
 :class:`pipeline.writes.Copy`)."""
 
 
-def _validate_rest(
-    values: Any, checked: Any, max_message_bytes: int, max_future_skew_s: float,
+def _classify_batches(
+    batches: Iterator[pa.RecordBatch], max_message_bytes: int, max_future_skew_s: float,
     allowed_tickers: frozenset[str] | None,
-) -> Any:
-    """Python side of :func:`classify_ticks`: the verdict of each message SQL did not accept
-    (``checked`` non-null: the time to validate against), null for the others.
-
-    Returns:
-        A struct array of :data:`pipeline.validation.VALIDATED_SCHEMA`, one entry per row.
-    """
-    freeze_imports()  # once per Python worker: pipeline.workers (then a dict lookup)
-    n = len(values)
-    result_type = pa.struct(list(VALIDATED_SCHEMA))
-    todo = pc.is_valid(checked)
-    if not pc.any(todo).as_py():
-        return pa.nulls(n, result_type)
-    rows = pc.indices_nonzero(todo)
-    values, checked = values.take(rows), checked.take(rows)
-    parts, order = [], []
-    for now in pc.unique(checked).to_pylist():  # one value: the micro-batch's time
-        assert isinstance(now, datetime), "checked_at is a timestamp"
-        at = pc.indices_nonzero(pc.equal(checked, pa.scalar(now, checked.type)))
-        verdict = validate_values(values.take(at), now, max_message_bytes, max_future_skew_s,
-                                  allowed_tickers)
-        parts.append(verdict)
-        order.append(at)
-    decided = pa.concat_tables(parts).to_struct_array().combine_chunks()
-    # back to the rows' order, then spread to all rows: null where SQL decided
-    decided = decided.take(pc.sort_indices(pa.concat_arrays(order)))
-    return decided.take(pc.if_else(todo, pc.subtract(pc.cumulative_sum(
-        pc.cast(todo, pa.int64())), 1), pa.scalar(None, pa.int64())))
+) -> Iterator[pa.RecordBatch]:
+    freeze_imports()  # once per Python worker: pipeline.workers
+    for batch in batches:
+        checked = batch.column("checked_at")
+        times = pc.unique(checked).to_pylist()  # one value: the micro-batch's time
+        for now in times:
+            assert isinstance(now, datetime), "checked_at is current_timestamp(), never null"
+            rows = (batch if len(times) == 1
+                    else batch.filter(pc.equal(checked, pa.scalar(now, checked.type))))
+            verdict = validate_values(rows.column("value"), now, max_message_bytes,
+                                      max_future_skew_s, allowed_tickers)
+            columns: dict[str, Any] = {
+                **{name: verdict.column(name).combine_chunks() for name in verdict.column_names},
+                "volume": pc.round(verdict.column("volume"), ndigits=0,
+                                   round_mode="half_to_even").combine_chunks(),
+                "volume_decimal": verdict.column("volume").combine_chunks(),
+                "topic": rows.column("topic"), "partition": rows.column("partition"),
+                "offset": rows.column("offset"), "kafka_timestamp": rows.column("timestamp"),
+                "ingest_time": rows.column("ingest_time"), "raw_value": rows.column("value"),
+                "kafka_key": rows.column("key"),
+                "kafka_timestamp_type": rows.column("timestampType"),
+                "checked_at": rows.column("checked_at"),
+            }
+            yield pa.RecordBatch.from_arrays(
+                [columns[f.name].cast(f.type) for f in CLASSIFIED_SCHEMA], schema=CLASSIFIED_SCHEMA)
 
 
 def classify_ticks(
     bronze: DataFrame, max_message_bytes: int, max_future_skew_s: float,
     allowed_tickers: frozenset[str] | None = None, now: Column | None = None,
 ) -> DataFrame:
-    """Bronze rows -> one row each with the parsed tick and its verdict, in one pass.
-
-    Every message is checked in Spark SQL (:mod:`pipeline.validation_sql`), which accepts the
-    valid ones in the layout producers write, normally all of them. Only the others (any
-    rejected message, and the rare valid one in another layout, e.g. a v1 message without
-    asset class) reach Python workers: an Arrow UDF decides them with
-    :func:`pipeline.validation.validate_values` (the message model), which gives the
-    quarantine reason and its detail. The rows SQL accepted cross to the workers as nulls.
+    """Bronze rows -> one row each with the parsed tick and its verdict.
 
     Args:
         bronze: rows with Bronze's columns (``value`` binary, Kafka position, ``ingest_time``).
@@ -130,34 +119,10 @@ def classify_ticks(
         as "now" (the same when a batch is replayed).
     """
     staged = bronze.withColumn("checked_at", F.current_timestamp() if now is None else now)
-    # the SQL struct is referenced many times below: Spark computes it once (no projection
-    # collapses into its readers), and the Python workers' input reads its _accepted only
-    read = with_sql_verdicts(staged, max_message_bytes, F.col("checked_at"), max_future_skew_s,
-                             allowed_tickers)
-    sql_ok = F.col("_sql._accepted")
-    rest = F.arrow_udf(  # type: ignore[attr-defined]
-        lambda values, checked: _validate_rest(values, checked, max_message_bytes,
-                                               max_future_skew_s, allowed_tickers),
-        from_arrow_schema(pa.schema(list(VALIDATED_SCHEMA))))
-    judged = read.withColumn("_model", rest(F.when(~sql_ok, F.col("value")),
-                                            F.when(~sql_ok, F.col("checked_at"))))
-
-    def field(name: str, sql_name: str | None = None) -> Column:
-        return F.when(sql_ok, F.col(f"_sql.{sql_name or name}")).otherwise(
-            F.col(f"_model.{name}"))
-
-    spark_types = {f.name: f.dataType for f in from_arrow_schema(CLASSIFIED_SCHEMA)}
-    decimal = field("volume", "volume_decimal")
-    taken = {
-        **{name: field(name) for name in MESSAGE_FIELDS if name != "volume"},
-        "volume": F.bround(decimal, 0), "volume_decimal": decimal,
-        **{name: F.col(name) for name in ("topic", "partition", "offset", "ingest_time",
-                                          "checked_at")},
-        **{mine: F.col(bronze_name) for bronze_name, mine in BRONZE_FROM_CLASSIFIED.items()},
-        "reason": F.col("_model.reason"), "detail": F.col("_model.detail"),
-    }
-    return judged.select(*[taken[name].cast(spark_types[name]).alias(name)
-                           for name in CLASSIFIED_SCHEMA.names])
+    return staged.mapInArrow(
+        lambda it: _classify_batches(it, max_message_bytes, max_future_skew_s, allowed_tickers),
+        from_arrow_schema(CLASSIFIED_SCHEMA),
+    )
 
 
 def duplicate_keys(classified: DataFrame, existing_ids: DataFrame | None = None) -> DataFrame:
@@ -491,17 +456,12 @@ def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int],
     return write
 
 
-def limits(settings: Settings) -> tuple[int, float, frozenset[str] | None]:
-    """``(max_message_bytes, max_future_skew_s, allowed_tickers)`` of ``settings``: the
-    validation limits :func:`classify_ticks` takes."""
-    return (settings.max_message_bytes, settings.max_future_skew_s,
-            frozenset(settings.ticker_allowlist) if settings.ticker_allowlist else None)
-
-
 def classify_with_settings(bronze: DataFrame, settings: Settings,
                            now: Column | None = None) -> DataFrame:
     """:func:`classify_ticks` with the validation limits and ticker allowlist of ``settings``."""
-    return classify_ticks(bronze, *limits(settings), now)
+    return classify_ticks(
+        bronze, settings.max_message_bytes, settings.max_future_skew_s,
+        frozenset(settings.ticker_allowlist) if settings.ticker_allowlist else None, now)
 
 
 def stream(spark: SparkSession, settings: Settings) -> DataFrame:
