@@ -22,11 +22,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import uuid
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from config.errors import ConfigError
 from config.settings import Settings
-from config.tables import BRONZE_TICKS, SILVER_TICKS
+from config.tables import BRONZE_TICKS, SILVER_TICKS, lake_tables
 from storage.delta import open_path
 
 log = logging.getLogger(__name__)
@@ -141,3 +143,120 @@ def convert_lake_checkpoints(settings: Settings) -> dict[str, int]:
         if checkpoint.is_dir() and (source / "_delta_log").is_dir():
             report[job] = convert_delta_offsets(checkpoint, source, job)
     return report
+
+
+# --- resuming a query whose checkpoint is lost ------------------------------------------------
+
+REPLAY_KEY = "ticklake_replay"
+"""The key of the record :func:`replay_record` puts in a commit's ``userMetadata``."""
+HISTORY_SCANNED = 50
+"""Commits of each table, newest first, that :func:`restore_checkpoint` looks through for the
+job's latest record (other writers, e.g. ``ticklake maintain``, may have committed since)."""
+_COMMITTED = 'v1\n{"nextBatchWatermarkMs":0}'
+"""A batch's file in Spark's commit log (``commits/<batch id>``) for a query without state."""
+
+
+def replay_record(settings: Settings, app_id: str, batch_id: int) -> str | None:
+    """The ``userMetadata`` a job that reads a Delta table (:data:`DELTA_SOURCES`) puts in each
+    commit of micro-batch ``batch_id``: JSON ``{"ticklake_replay": {"app_id", "batch",
+    "start", "end"}}``, where ``start`` and ``end`` are the texts of Spark's offset log files of
+    batches ``batch_id - 1`` (None for batch 0) and ``batch_id`` (Spark writes them before the
+    batch runs). With it :func:`restore_checkpoint` can run the batch again, as Spark would
+    from its checkpoint, when the checkpoint is lost.
+
+    Returns:
+        The JSON text, or None for another job (the app id is ``<job>-<hex>``, as
+        :func:`pipeline.runner.app_id_for` makes it) or when the offset files are not there.
+    """
+    job = app_id.rsplit("-", 1)[0]
+    if job not in DELTA_SOURCES:
+        return None
+    offsets = spark_checkpoint(settings, job) / "offsets"
+    end, start = offsets / str(batch_id), offsets / str(batch_id - 1)
+    if not end.is_file() or (batch_id > 0 and not start.is_file()):
+        return None
+    record = {"app_id": app_id, "batch": batch_id, "end": end.read_text(),
+              "start": start.read_text() if batch_id > 0 else None}
+    return json.dumps({REPLAY_KEY: record}, separators=(",", ":"))
+
+
+class ReplayRecord(NamedTuple):
+    """A :func:`replay_record`, read back."""
+
+    app_id: str
+    batch: int
+    start: str | None
+    end: str
+
+
+def _record_of(commit: dict[str, Any], job: str) -> ReplayRecord | None:
+    """The replay record of ``job`` in a commit's ``commitInfo`` (delta-rs history), if any."""
+    text = commit.get("userMetadata")
+    if not isinstance(text, str) or REPLAY_KEY not in text:
+        return None
+    try:
+        raw = json.loads(text)[REPLAY_KEY]
+        record = ReplayRecord(str(raw["app_id"]), raw["batch"], raw["start"], raw["end"])
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return None
+    if not (record.app_id.startswith(f"{job}-") and isinstance(record.batch, int)
+            and isinstance(record.end, str)
+            and (record.batch == 0 or isinstance(record.start, str))):
+        return None
+    return record
+
+
+def restore_checkpoint(settings: Settings, job: str) -> int | None:
+    """Give ``job``'s query (one of :data:`DELTA_SOURCES`) back its place when its Spark
+    checkpoint holds no batch (lost, or removed) but the lake says where it stood.
+
+    The newest :func:`replay_record` of the job among the commits of the lake's tables names
+    the job's app id and its last micro-batch ``N`` that reached a table, with the offsets it
+    ran from. This writes a checkpoint (a new query id) in which batch ``N - 1`` is committed
+    and batch ``N`` is planned with those offsets, and the job's app id file: Spark then runs batch ``N``
+    again, from the same source offsets, under the same app id, so every table that holds it
+    skips it and the others get it; then it goes on with ``N + 1``. Nothing is read twice
+    (no tick of Bronze is judged a duplicate of itself, no Gold bar counts a tick twice) and
+    nothing is skipped.
+
+    Returns:
+        The batch id run again, or None when the checkpoint has a batch, the job reads no
+        Delta table, or no table holds a record of the job (a new lake: the query starts at
+        the source's beginning).
+    """
+    checkpoint = spark_checkpoint(settings, job)
+    if job not in DELTA_SOURCES or any((checkpoint / "offsets").glob("[0-9]*")):
+        return None
+    newest: ReplayRecord | None = None
+    for table in lake_tables(settings.lake_dir):
+        delta = open_path(str(table.path(settings.lake_dir)))
+        if delta is None:
+            continue
+        for commit in delta.history(HISTORY_SCANNED):  # newest first
+            record = _record_of(commit, job)
+            if record is not None:
+                if newest is None or record.batch > newest.batch:
+                    newest = record
+                break
+    if newest is None:
+        return None
+    batch_id, app_id = newest.batch, newest.app_id
+    for folder in ("offsets", "commits"):
+        (checkpoint / folder).mkdir(parents=True, exist_ok=True)
+    _write(checkpoint / "offsets" / str(batch_id), newest.end)
+    if batch_id > 0 and newest.start is not None:
+        _write(checkpoint / "offsets" / str(batch_id - 1), newest.start)
+        _write(checkpoint / "commits" / str(batch_id - 1), _COMMITTED)
+    _write(checkpoint / "metadata", json.dumps({"id": str(uuid.uuid4())}))  # a new query id
+    _write(checkpoint.parent / "app_id", app_id)
+    log.info("%s: the checkpoint %s held no batch; the lake's last record of the job is batch "
+             "%d of app id %s, which runs again from the same offsets (tables that hold it "
+             "skip it)", job, checkpoint, batch_id, app_id)
+    return batch_id
+
+
+def _write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary file, then a rename)."""
+    tmp = path.with_name(f".{path.name}.ticklake-restore.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

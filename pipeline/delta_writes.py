@@ -39,6 +39,9 @@ def append_batch(frame: DataFrame, sink: DeltaSink, batch_id: int | None) -> boo
     writer = frame.select(*columns).write.format("delta").mode("append")
     if batch_id is not None:
         writer = writer.option("txnAppId", sink.app_id).option("txnVersion", batch_id)
+    text = sink.metadata_of(batch_id)
+    if text is not None:  # where the query stands (pipeline.checkpoints.replay_record)
+        writer = writer.option("userMetadata", text)
     writer.save(sink.path)
     sink.after_commit(batch_id)
     return True

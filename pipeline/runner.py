@@ -34,7 +34,7 @@ from config.errors import AlreadyRunning, ConfigError
 from config.options import Bootstrap, Lake, StartAfter, UntilCaughtUp
 from config.runtime import exit_on_error, setup_logging, wait_for_file
 from config.settings import Settings, load_settings
-from pipeline.checkpoints import spark_checkpoint
+from pipeline.checkpoints import restore_checkpoint, spark_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +134,11 @@ def app_id_for(checkpoint: Path, job: str) -> str:
 def start_query(
     spark: SparkSession, settings: Settings, job: Job, available_now: bool
 ) -> StreamingQuery:
-    """Start ``job`` as a streaming query (checkpoint :func:`spark_checkpoint`)."""
+    """Start ``job`` as a streaming query (checkpoint :func:`spark_checkpoint`); a job that
+    reads a Delta table and lost its checkpoint resumes where the lake says it stood
+    (:func:`pipeline.checkpoints.restore_checkpoint`)."""
     checkpoint = settings.checkpoints / job.name
+    restore_checkpoint(settings, job.name)
     app_id = app_id_for(checkpoint, job.name)
     writer = (
         job.stream(spark, settings)

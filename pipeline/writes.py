@@ -33,6 +33,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from config.settings import Settings
 from config.tables import Table
+from pipeline.checkpoints import replay_record
 from pipeline.workers import freeze_imports
 from storage.files import FILE_RECORD_SCHEMA, write_data_files
 from storage.sink import DeltaSink
@@ -48,9 +49,12 @@ ROUTED_RECORD_SPARK_SCHEMA = from_arrow_schema(ROUTED_RECORD_SCHEMA)
 
 def job_sink(table: Table, settings: Settings, app_id: str) -> DeltaSink:
     """The exactly-once sink of a streaming job for ``table``, with the fault point of
-    ``settings.fault_after_commit`` (off by default) wired in."""
+    ``settings.fault_after_commit`` (off by default) wired in, and each commit's
+    ``userMetadata`` saying where the query stands (:func:`pipeline.checkpoints.replay_record`,
+    for a job that reads a Delta table)."""
     return DeltaSink(table, settings.lake_dir, app_id,
-                     exit_after_batch=settings.fault_batch(table.name))
+                     exit_after_batch=settings.fault_batch(table.name),
+                     user_metadata=lambda batch_id: replay_record(settings, app_id, batch_id))
 
 
 def append_on_executors(frame: DataFrame, sink: DeltaSink, batch_id: int | None) -> int:

@@ -46,14 +46,19 @@ class DeltaSink:
         app_id: identifies the writing query; stored with every batch id it commits.
         exit_after_batch: a fault point for tests: end the process right after committing
             this batch id (``TICKLAKE_FAULT_AFTER_COMMIT``); None in normal operation.
+        user_metadata: ``batch id -> text or None``: Delta's ``userMetadata`` of the commit
+            of that batch (the streaming jobs record where their query stands,
+            :func:`pipeline.checkpoints.replay_record`); None: none.
     """
 
     def __init__(self, table: Table, lake_dir: Path, app_id: str,
-                 exit_after_batch: int | None = None) -> None:
+                 exit_after_batch: int | None = None,
+                 user_metadata: Callable[[int], str | None] | None = None) -> None:
         self.table = table
         self.path = str(table.path(lake_dir))
         self.app_id = app_id
         self.exit_after_batch = exit_after_batch
+        self.user_metadata = user_metadata
         self._delta = ensure_table(table, lake_dir)
         self._partition_columns: list[str] | None = None
 
@@ -82,10 +87,18 @@ class DeltaSink:
                      self.table.name, batch_id)
         return done
 
+    def metadata_of(self, batch_id: int | None) -> str | None:
+        """Delta's ``userMetadata`` for the commit of ``batch_id`` (None: none)."""
+        if batch_id is None or self.user_metadata is None:
+            return None
+        return self.user_metadata(batch_id)
+
     def _props(self, batch_id: int | None) -> CommitProperties | None:
         if batch_id is None:
             return None
-        return CommitProperties(app_transactions=[Transaction(self.app_id, batch_id)])
+        text = self.metadata_of(batch_id)
+        return CommitProperties(app_transactions=[Transaction(self.app_id, batch_id)],
+                                custom_metadata=None if text is None else {"userMetadata": text})
 
     def _commit_once(self, batch_id: int | None, commit: Callable[[], object]) -> bool:
         """Run ``commit`` unless ``batch_id`` is already in the table; retry lost races.

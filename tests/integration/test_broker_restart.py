@@ -176,3 +176,44 @@ def test_a_lost_checkpoint_resumes_from_the_lake(spark, broker: Settings, tmp_pa
     assert len(rows) == len(set(positions)) == 320
     sent = [t.to_json_bytes() for part in (first, second, ibm) for t in part.ticks()]
     assert sorted(r["value"] for r in rows) == sorted(sent)
+
+
+def test_lost_silver_and_gold_checkpoints_resume_from_the_lake(
+        spark, broker: Settings, tmp_path: Path) -> None:
+    """Bronze, Silver and Gold hold FB's first 200 ticks; the silver and gold jobs'
+    checkpoints are lost; FB's next 40 ticks are sent. Each query starts from the lake's
+    record of its last micro-batch (under its old app id, so the tables that hold that batch
+    skip it) and goes on: Silver holds the 240 ticks once and quarantine none, and Gold's
+    daily bars count each tick once. Without the record the new silver query read Bronze
+    from its start and quarantined its 200 ticks as duplicates, and the gold query merged
+    Silver's 200 ticks into the bars a second time."""
+    import shutil
+
+    from config.tables import GOLD_BARS, SILVER_QUARANTINE, SILVER_TICKS
+    from pipeline.checkpoints import spark_checkpoint
+    from pipeline.jobs import run_jobs
+
+    settings = broker.with_overrides(lake_dir=tmp_path / "lake", topic="resume-delta.ticks")
+    first, second = _parts((0, 50), (50, 60))
+    ensure_topic(settings)
+    assert publish(first.ticks(), settings, progress=False).produced == 200
+    run_jobs(settings, ["bronze", "silver", "gold"], until_caught_up=True)
+    app_ids = {job: (settings.checkpoints / job / "app_id").read_text() for job in
+               ("silver", "gold")}
+    for job in ("silver", "gold"):
+        shutil.rmtree(settings.checkpoints / job)
+
+    assert publish(second.ticks(), settings, progress=False).produced == 40
+    run_jobs(settings, ["bronze", "silver", "gold"], until_caught_up=True)
+    for job in ("silver", "gold"):  # the old app id, and a checkpoint past the replayed batch
+        assert (settings.checkpoints / job / "app_id").read_text() == app_ids[job]
+        assert len(list((spark_checkpoint(settings, job) / "commits").glob("[0-9]*"))) >= 2
+
+    ticks = read_table(SILVER_TICKS, settings.lake_dir).to_pylist()
+    assert len(ticks) == len({t["tick_id"] for t in ticks}) == 240
+    assert read_table(SILVER_QUARANTINE, settings.lake_dir).num_rows == 0
+    bars = read_table(GOLD_BARS["1d"], settings.lake_dir).to_pylist()
+    sent = [t for part in (first, second) for t in part.ticks()]
+    assert sum(b["trade_count"] for b in bars) == 240
+    assert sum(b["volume_decimal"] for b in bars) == sum(t.volume for t in sent)
+    assert len(bars) == 60  # one per trading day

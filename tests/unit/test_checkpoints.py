@@ -69,3 +69,51 @@ def test_an_old_query_stopped_in_its_first_batch_is_refused_with_the_way_out(tmp
     assert str(checkpoint.parent) in str(raised.value)
     assert json.loads((checkpoint / "offsets" / "0").read_text().splitlines()[2]) == {
         "version": 3}  # untouched
+
+
+def test_a_lost_checkpoint_is_restored_from_the_lakes_newest_record(tmp_path: Path) -> None:
+    """Each commit of a job that reads a Delta table records the offsets its batch ran
+    between. Quarantine committed batches 3 and 4, the watermarks only batch 3 (a crash in
+    between); the checkpoint is then lost. The restored one plans batch 4 again, from the
+    offsets of batch 3 to those of batch 4, under the old app id: every table that holds
+    batch 4 skips it. A checkpoint that holds a batch, and a job reading Kafka, are left as
+    they are."""
+    import shutil
+
+    import pyarrow as pa
+
+    from config.settings import Settings
+    from config.tables import SILVER_QUARANTINE, SILVER_WATERMARKS
+    from pipeline.checkpoints import replay_record, restore_checkpoint, spark_checkpoint
+    from storage.sink import DeltaSink
+
+    settings = Settings(lake_dir=tmp_path / "lake")
+    checkpoint = spark_checkpoint(settings, "silver")
+    (checkpoint / "offsets").mkdir(parents=True)
+    offsets = {batch: "\n".join([*HEADER, json.dumps({"sourceVersion": 1, "index": -1,
+                                                      "reservoirVersion": batch + 1})])
+               for batch in range(5)}
+    for batch, text in offsets.items():
+        (checkpoint / "offsets" / str(batch)).write_text(text)
+    app_id = "silver-0123456789abcdef"
+
+    def sink(table):
+        return DeltaSink(table, settings.lake_dir, app_id,
+                         user_metadata=lambda batch: replay_record(settings, app_id, batch))
+
+    quarantine, marks = sink(SILVER_QUARANTINE), sink(SILVER_WATERMARKS)
+    for batch in (3, 4):
+        quarantine.append(SILVER_QUARANTINE.schema.empty_table(), batch)
+    marks.upsert(pa.Table.from_pylist([], schema=SILVER_WATERMARKS.schema), 3)
+    assert restore_checkpoint(settings, "silver") is None  # the checkpoint has its batches
+
+    shutil.rmtree(checkpoint.parent)
+    assert restore_checkpoint(settings, "silver") == 4
+    assert (checkpoint / "offsets" / "4").read_text() == offsets[4]
+    assert (checkpoint / "offsets" / "3").read_text() == offsets[3]
+    assert sorted(p.name for p in (checkpoint / "offsets").iterdir()) == ["3", "4"]
+    assert [p.name for p in (checkpoint / "commits").iterdir()] == ["3"]
+    assert (checkpoint.parent / "app_id").read_text() == app_id
+    assert set(json.loads((checkpoint / "metadata").read_text())) == {"id"}
+    assert restore_checkpoint(settings, "bronze") is None  # its source is Kafka
+    assert replay_record(settings, "bronze-0123456789abcdef", 4) is None
