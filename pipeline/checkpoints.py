@@ -213,11 +213,11 @@ def restore_checkpoint(settings: Settings, job: str) -> int | None:
     The newest :func:`replay_record` of the job among the commits of the lake's tables names
     the job's app id and its last micro-batch ``N`` that reached a table, with the offsets it
     ran from. This writes a checkpoint (a new query id) in which batch ``N - 1`` is committed
-    and batch ``N`` is planned with those offsets, and the job's app id file: Spark then runs batch ``N``
-    again, from the same source offsets, under the same app id, so every table that holds it
-    skips it and the others get it; then it goes on with ``N + 1``. Nothing is read twice
-    (no tick of Bronze is judged a duplicate of itself, no Gold bar counts a tick twice) and
-    nothing is skipped.
+    and batch ``N`` is planned with those offsets, and the job's app id file: Spark then runs
+    batch ``N`` again, from the same source offsets, under the same app id, so every table
+    that holds it skips it and the others get it; then it goes on with ``N + 1``. Nothing is
+    read twice (no tick of Bronze is judged a duplicate of itself, no Gold bar counts a tick
+    twice) and nothing is skipped.
 
     Returns:
         The batch id run again, or None when the checkpoint has a batch, the job reads no
