@@ -138,28 +138,38 @@ def test_broker_keeps_everything_across_a_restart(spark, tmp_path: Path, how: st
     assert broker.pid() is None
 
 
-def test_a_lost_checkpoint_resumes_from_the_lake(spark, broker: Settings, tmp_path: Path
-                                                 ) -> None:
-    """Bronze holds FB's 200 ticks (one partition); the job's checkpoint is lost; FB's next
-    40 ticks and IBM's first 80 (a partition Bronze holds nothing of) are sent. The new query
-    starts FB's partition after the highest offset Bronze holds and IBM's at its earliest:
-    Bronze then holds 320 rows, each (partition, offset) once, exactly the topic's records.
-    Spark's own default (startingOffsets earliest) would have read FB's 200 again."""
+def test_lost_checkpoints_resume_from_the_lake(spark, broker: Settings, tmp_path: Path
+                                               ) -> None:
+    """Bronze, Silver and Gold hold FB's 200 ticks (one partition); every job's checkpoint is
+    lost; FB's next 40 ticks and IBM's first 80 (a partition Bronze holds nothing of) are
+    sent. The new Bronze query starts FB's partition after the highest offset Bronze holds and
+    IBM's at its earliest: Bronze then holds 320 rows, each (partition, offset) once, exactly
+    the topic's records (Spark's own default, startingOffsets earliest, would have read FB's
+    200 again). Silver and Gold start from the lake's record of their last micro-batch, under
+    their old app ids (the tables that hold that batch skip it): Silver holds the 320 ticks
+    once and quarantine none, and Gold's daily bars count each tick once (without the record
+    the new silver query quarantined Bronze's 200 ticks as duplicates, and the gold query
+    merged Silver's 200 ticks into the bars a second time)."""
     import shutil
 
+    from config.tables import GOLD_BARS, SILVER_QUARANTINE, SILVER_TICKS
     from pipeline.bronze import starting_offsets
+    from pipeline.checkpoints import spark_checkpoint
     from pipeline.jobs import run_jobs
 
+    jobs = ["bronze", "silver", "gold"]
     settings = broker.with_overrides(lake_dir=tmp_path / "lake", topic="resume.ticks")
     first, second = _parts((0, 50), (50, 60))
     ibm = ReplaySource(["IBM"])
     ibm.bars = ibm.bars.iloc[:20]
     ensure_topic(settings)
     assert publish(first.ticks(), settings, progress=False).produced == 200
-    run_jobs(settings, ["bronze"], until_caught_up=True)
+    run_jobs(settings, jobs, until_caught_up=True)
     assert starting_offsets(spark, settings, "bronze") == "earliest"  # the checkpoint decides
+    app_ids = {job: (settings.checkpoints / job / "app_id").read_text() for job in jobs}
 
-    shutil.rmtree(settings.checkpoints / "bronze")
+    for job in jobs:
+        shutil.rmtree(settings.checkpoints / job)
     assert publish(second.ticks(), settings, progress=False).produced == 40
     assert publish(ibm.ticks(), settings, progress=False).produced == 80
     before = read_table(BRONZE_TICKS, settings.lake_dir).to_pylist()
@@ -170,50 +180,20 @@ def test_a_lost_checkpoint_resumes_from_the_lake(spark, broker: Settings, tmp_pa
     assert {o for p, o in offsets.items() if p != str(fb_partition)} == {-2}
     assert len(offsets) == settings.topic_partitions
 
-    run_jobs(settings, ["bronze"], until_caught_up=True)
+    run_jobs(settings, jobs, until_caught_up=True)
     rows = read_table(BRONZE_TICKS, settings.lake_dir).to_pylist()
     positions = [(r["partition"], r["offset"]) for r in rows]
     assert len(rows) == len(set(positions)) == 320
-    sent = [t.to_json_bytes() for part in (first, second, ibm) for t in part.ticks()]
-    assert sorted(r["value"] for r in rows) == sorted(sent)
+    sent = [t for part in (first, second, ibm) for t in part.ticks()]
+    assert sorted(r["value"] for r in rows) == sorted(t.to_json_bytes() for t in sent)
 
-
-def test_lost_silver_and_gold_checkpoints_resume_from_the_lake(
-        spark, broker: Settings, tmp_path: Path) -> None:
-    """Bronze, Silver and Gold hold FB's first 200 ticks; the silver and gold jobs'
-    checkpoints are lost; FB's next 40 ticks are sent. Each query starts from the lake's
-    record of its last micro-batch (under its old app id, so the tables that hold that batch
-    skip it) and goes on: Silver holds the 240 ticks once and quarantine none, and Gold's
-    daily bars count each tick once. Without the record the new silver query read Bronze
-    from its start and quarantined its 200 ticks as duplicates, and the gold query merged
-    Silver's 200 ticks into the bars a second time."""
-    import shutil
-
-    from config.tables import GOLD_BARS, SILVER_QUARANTINE, SILVER_TICKS
-    from pipeline.checkpoints import spark_checkpoint
-    from pipeline.jobs import run_jobs
-
-    settings = broker.with_overrides(lake_dir=tmp_path / "lake", topic="resume-delta.ticks")
-    first, second = _parts((0, 50), (50, 60))
-    ensure_topic(settings)
-    assert publish(first.ticks(), settings, progress=False).produced == 200
-    run_jobs(settings, ["bronze", "silver", "gold"], until_caught_up=True)
-    app_ids = {job: (settings.checkpoints / job / "app_id").read_text() for job in
-               ("silver", "gold")}
-    for job in ("silver", "gold"):
-        shutil.rmtree(settings.checkpoints / job)
-
-    assert publish(second.ticks(), settings, progress=False).produced == 40
-    run_jobs(settings, ["bronze", "silver", "gold"], until_caught_up=True)
     for job in ("silver", "gold"):  # the old app id, and a checkpoint past the replayed batch
         assert (settings.checkpoints / job / "app_id").read_text() == app_ids[job]
         assert len(list((spark_checkpoint(settings, job) / "commits").glob("[0-9]*"))) >= 2
-
     ticks = read_table(SILVER_TICKS, settings.lake_dir).to_pylist()
-    assert len(ticks) == len({t["tick_id"] for t in ticks}) == 240
+    assert len(ticks) == len({t["tick_id"] for t in ticks}) == 320
     assert read_table(SILVER_QUARANTINE, settings.lake_dir).num_rows == 0
     bars = read_table(GOLD_BARS["1d"], settings.lake_dir).to_pylist()
-    sent = [t for part in (first, second) for t in part.ticks()]
-    assert sum(b["trade_count"] for b in bars) == 240
+    assert sum(b["trade_count"] for b in bars) == 320
     assert sum(b["volume_decimal"] for b in bars) == sum(t.volume for t in sent)
-    assert len(bars) == 60  # one per trading day
+    assert len(bars) == 80  # one per ticker and trading day: FB's 60, IBM's 20
