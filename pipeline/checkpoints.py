@@ -149,7 +149,7 @@ def convert_lake_checkpoints(settings: Settings) -> dict[str, int]:
 
 REPLAY_KEY = "ticklake_replay"
 """The key of the record :func:`replay_record` puts in a commit's ``userMetadata``."""
-HISTORY_SCANNED = 50
+HISTORY_SCANNED = 1000
 """Commits of each table, newest first, that :func:`restore_checkpoint` looks through for the
 job's latest record (other writers, e.g. ``ticklake maintain``, may have committed since)."""
 _COMMITTED = 'v1\n{"nextBatchWatermarkMs":0}'
@@ -223,6 +223,11 @@ def restore_checkpoint(settings: Settings, job: str) -> int | None:
         The batch id run again, or None when the checkpoint has a batch, the job reads no
         Delta table, or no table holds a record of the job (a new lake: the query starts at
         the source's beginning).
+
+    Raises:
+        ConfigError: a table committed a later batch of that app id than the newest record
+            found (its record lies beyond :data:`HISTORY_SCANNED` commits): replaying from
+            the older record could skip rows in that table.
     """
     checkpoint = spark_checkpoint(settings, job)
     if job not in DELTA_SOURCES or any((checkpoint / "offsets").glob("[0-9]*")):
@@ -241,6 +246,16 @@ def restore_checkpoint(settings: Settings, job: str) -> int | None:
     if newest is None:
         return None
     batch_id, app_id = newest.batch, newest.app_id
+    for table in lake_tables(settings.lake_dir):  # no table may be ahead of the record
+        delta = open_path(str(table.path(settings.lake_dir)))
+        ahead = None if delta is None else delta.transaction_version(app_id)
+        if ahead is not None and ahead > batch_id:
+            raise ConfigError(
+                f"the {job} job's checkpoint {checkpoint} holds no batch, and {table.name} "
+                f"committed batch {ahead} of app id {app_id}, after the newest record of the "
+                f"job the lake holds (batch {batch_id}, within the last {HISTORY_SCANNED} "
+                "commits of each table): the query's place cannot be told; restore the "
+                f"checkpoint from a backup, or start a new lake")
     for folder in ("offsets", "commits"):
         (checkpoint / folder).mkdir(parents=True, exist_ok=True)
     _write(checkpoint / "offsets" / str(batch_id), newest.end)

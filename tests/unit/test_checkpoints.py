@@ -77,8 +77,9 @@ def test_a_lost_checkpoint_is_restored_from_the_lakes_newest_record(tmp_path: Pa
     between); the checkpoint is then lost. The restored one plans batch 4 again, from the
     offsets of batch 3 to those of batch 4, under the old app id: every table that holds
     batch 4 skips it. A checkpoint that holds a batch, and a job reading Kafka, are left as
-    they are."""
+    they are; a table that committed a later batch than any record found is refused."""
     import shutil
+    from datetime import UTC, datetime
 
     import pyarrow as pa
 
@@ -104,7 +105,10 @@ def test_a_lost_checkpoint_is_restored_from_the_lakes_newest_record(tmp_path: Pa
     quarantine, marks = sink(SILVER_QUARANTINE), sink(SILVER_WATERMARKS)
     for batch in (3, 4):
         quarantine.append(SILVER_QUARANTINE.schema.empty_table(), batch)
-    marks.upsert(pa.Table.from_pylist([], schema=SILVER_WATERMARKS.schema), 3)
+    now = datetime(2026, 12, 7, tzinfo=UTC)
+    marks.upsert(pa.Table.from_pylist([{"ticker": "FB", "watermark": now, "updated_at": now}],
+                                      schema=SILVER_WATERMARKS.schema), 3)
+    assert marks.committed(3) and not marks.committed(4)
     assert restore_checkpoint(settings, "silver") is None  # the checkpoint has its batches
 
     shutil.rmtree(checkpoint.parent)
@@ -117,3 +121,10 @@ def test_a_lost_checkpoint_is_restored_from_the_lakes_newest_record(tmp_path: Pa
     assert set(json.loads((checkpoint / "metadata").read_text())) == {"id"}
     assert restore_checkpoint(settings, "bronze") is None  # its source is Kafka
     assert replay_record(settings, "bronze-0123456789abcdef", 4) is None
+
+    # a table ahead of every record found (its own record out of reach): refused, not guessed
+    shutil.rmtree(checkpoint.parent)
+    DeltaSink(SILVER_QUARANTINE, settings.lake_dir, app_id).append(
+        SILVER_QUARANTINE.schema.empty_table(), 5)  # no record
+    with pytest.raises(ConfigError, match="committed batch 5 of app id silver-0123"):
+        restore_checkpoint(settings, "silver")
