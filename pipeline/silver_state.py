@@ -76,7 +76,9 @@ def raise_watermarks(
     batch_id: int, now: datetime,
 ) -> dict[str, datetime]:
     """Raise each ticker's watermark to the batch's latest valid event time; commit the rows
-    that changed as batch ``batch_id`` (the batch id is recorded even when none changed).
+    that changed as batch ``batch_id``. When none changed, delta-rs's MERGE of no rows commits
+    nothing and the batch id is not recorded here: a replay of such a batch finds it in
+    ``silver/ticks`` instead (:func:`pipeline.silver.silver_writer`).
 
     Returns:
         The watermarks after the batch.
