@@ -38,6 +38,11 @@ def spark_checkpoint(settings: Settings, job: str) -> Path:
     return settings.checkpoints / job / "spark"
 
 
+APP_ID_FILE = "app_id"
+"""The file in ``<checkpoints>/<job>`` (beside the Spark checkpoint) holding the job's Delta app
+id (:func:`pipeline.runner.app_id_for` makes it; :func:`restore_checkpoint` writes it back)."""
+
+
 DELTA_OFFSET_FORMAT = 1
 """``sourceVersion`` of the offsets written here: Delta reads format 1 and upgrades it to its
 current one in memory (``DeltaSourceOffset``)."""
@@ -232,11 +237,10 @@ def restore_checkpoint(settings: Settings, job: str) -> int | None:
     checkpoint = spark_checkpoint(settings, job)
     if job not in DELTA_SOURCES or any((checkpoint / "offsets").glob("[0-9]*")):
         return None
+    opened = [(table, delta) for table in lake_tables(settings.lake_dir)
+              if (delta := open_path(str(table.path(settings.lake_dir)))) is not None]
     newest: ReplayRecord | None = None
-    for table in lake_tables(settings.lake_dir):
-        delta = open_path(str(table.path(settings.lake_dir)))
-        if delta is None:
-            continue
+    for _, delta in opened:
         for commit in delta.history(HISTORY_SCANNED):  # newest first
             record = _record_of(commit, job)
             if record is not None:
@@ -246,9 +250,8 @@ def restore_checkpoint(settings: Settings, job: str) -> int | None:
     if newest is None:
         return None
     batch_id, app_id = newest.batch, newest.app_id
-    for table in lake_tables(settings.lake_dir):  # no table may be ahead of the record
-        delta = open_path(str(table.path(settings.lake_dir)))
-        ahead = None if delta is None else delta.transaction_version(app_id)
+    for table, delta in opened:  # no table may be ahead of the record
+        ahead = delta.transaction_version(app_id)
         if ahead is not None and ahead > batch_id:
             raise ConfigError(
                 f"the {job} job's checkpoint {checkpoint} holds no batch, and {table.name} "
@@ -263,7 +266,7 @@ def restore_checkpoint(settings: Settings, job: str) -> int | None:
         _write(checkpoint / "offsets" / str(batch_id - 1), newest.start)
         _write(checkpoint / "commits" / str(batch_id - 1), _COMMITTED)
     _write(checkpoint / "metadata", json.dumps({"id": str(uuid.uuid4())}))  # a new query id
-    _write(checkpoint.parent / "app_id", app_id)
+    _write(checkpoint.parent / APP_ID_FILE, app_id)
     log.info("%s: the checkpoint %s held no batch; the lake's last record of the job is batch "
              "%d of app id %s, which runs again from the same offsets (tables that hold it "
              "skip it)", job, checkpoint, batch_id, app_id)

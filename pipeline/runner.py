@@ -34,7 +34,7 @@ from config.errors import AlreadyRunning, ConfigError
 from config.options import Bootstrap, Lake, StartAfter, UntilCaughtUp
 from config.runtime import exit_on_error, setup_logging, wait_for_file
 from config.settings import Settings, load_settings
-from pipeline.checkpoints import restore_checkpoint, spark_checkpoint
+from pipeline.checkpoints import APP_ID_FILE, restore_checkpoint, spark_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def refuse_mixed_modes(settings: Settings, jobs: Sequence[Job]) -> None:
             if other in names:
                 pair = " and ".join(sorted((job.name, other)))
                 raise ConfigError(f"jobs {pair} keep the same tables two ways; run one of them")
-            if (settings.checkpoints / other / "app_id").exists():
+            if (settings.checkpoints / other / APP_ID_FILE).exists():
                 raise ConfigError(
                     f"job {job.name} cannot run on the lake {settings.lake_dir}: job {other} "
                     f"has kept it (checkpoint {settings.checkpoints / other}), and the two "
@@ -121,7 +121,7 @@ def app_id_for(checkpoint: Path, job: str) -> str:
     A new checkpoint gets a new id, so its batch ids (which restart at 0) are not mistaken
     for batches an older checkpoint already committed.
     """
-    path = checkpoint / "app_id"
+    path = checkpoint / APP_ID_FILE
     if path.exists():
         return path.read_text().strip()
     app_id = f"{job}-{uuid.uuid4().hex[:16]}"
