@@ -18,10 +18,18 @@ import pytest
 
 from config.settings import Settings
 from ticklake.processes import free_port
+from ticklake.up import QUICK_RUN_JAVA_OPTIONS
 
 __all__ = ["embedded_broker", "free_port"]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+TEST_JVM_OPTIONS = QUICK_RUN_JAVA_OPTIONS
+"""HotSpot flag of the driver JVMs the tests start as processes (jobs, ``ticklake up``,
+``spark-submit``): the C1 compiler alone, as the jobs of `ticklake up --until-caught-up` run
+(:data:`ticklake.up.QUICK_RUN_JAVA_OPTIONS`). Those JVMs live for a small-data run, where C2
+does not pay off; the session's own SparkSession, which runs for the whole session, keeps
+tiered compilation (docs/benchmarks.md, "The test suite"). The compiler does not change what a
+query computes."""
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -30,13 +38,17 @@ def spark_scratch() -> Iterator[Path]:
     block manager's ``blockmgr-*``, ``spark-*`` files) and the driver JVM's ``java.io.tmpdir``
     (``TICKLAKE_SPARK_DRIVER_JAVA_OPTIONS``), for the session's Spark and every job, cluster
     and ``spark-submit`` a test starts (they inherit the environment). Removed at the end,
-    also after a failure: a driver killed with SIGKILL cannot remove its own."""
+    also after a failure: a driver killed with SIGKILL cannot remove its own.
+
+    The driver JVMs started as processes also run HotSpot's C1 compiler alone
+    (:data:`TEST_JVM_OPTIONS`)."""
     scratch = Path(tempfile.mkdtemp(prefix="ticklake-tests-spark-"))
     saved = {name: os.environ.get(name)
              for name in ("SPARK_LOCAL_DIRS", "TICKLAKE_SPARK_DRIVER_JAVA_OPTIONS")}
     os.environ["SPARK_LOCAL_DIRS"] = str(scratch)
     os.environ["TICKLAKE_SPARK_DRIVER_JAVA_OPTIONS"] = " ".join(filter(None, [
-        saved["TICKLAKE_SPARK_DRIVER_JAVA_OPTIONS"], f"-Djava.io.tmpdir={scratch}"]))
+        saved["TICKLAKE_SPARK_DRIVER_JAVA_OPTIONS"], TEST_JVM_OPTIONS,
+        f"-Djava.io.tmpdir={scratch}"]))
     try:
         yield scratch
     finally:
@@ -73,7 +85,10 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """The one SparkSession of the test session (local[2], UTC, connectors registered)."""
     from pipeline.spark import spark_session
 
-    settings = Settings(lake_dir=tmp_path_factory.mktemp("spark-lake"), spark_ui_enabled=False)
+    in_process = os.environ.get("TICKLAKE_SPARK_DRIVER_JAVA_OPTIONS", "").split()
+    settings = Settings(lake_dir=tmp_path_factory.mktemp("spark-lake"), spark_ui_enabled=False,
+                        spark_driver_java_options=" ".join(  # tiered compilation (C1 and C2)
+                            o for o in in_process if o not in TEST_JVM_OPTIONS.split()))
     session = spark_session(settings, "ticklake-tests")
     yield session
     session.stop()

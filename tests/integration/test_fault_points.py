@@ -35,7 +35,8 @@ POINTS = [
 ]
 
 
-def job(name: str, settings: Settings, fault: str | None, log: Path) -> int:
+def job(names: str | list[str], settings: Settings, fault: str | None, log: Path) -> int:
+    """Run ``ticklake job NAMES --until-caught-up`` (one process, one JVM) to its end."""
     env = {**os.environ, "TICKLAKE_TOPIC": settings.topic,
            "TICKLAKE_MAX_OFFSETS_PER_TRIGGER": "200", "TICKLAKE_MAX_FILES_PER_TRIGGER": "1",
            "TICKLAKE_SPARK_UI_ENABLED": "false"}
@@ -44,9 +45,34 @@ def job(name: str, settings: Settings, fault: str | None, log: Path) -> int:
         env["TICKLAKE_FAULT_AFTER_COMMIT"] = fault
     with log.open("w") as out:
         return subprocess.call(
-            [sys.executable, "-m", "ticklake", "job", name, "--until-caught-up", "--lake",
-             str(settings.lake_dir), "--bootstrap-servers", settings.bootstrap_servers],
+            [sys.executable, "-m", "ticklake", "job", *([names] if isinstance(names, str)
+                                                         else names), "--until-caught-up",
+             "--lake", str(settings.lake_dir), "--bootstrap-servers",
+             settings.bootstrap_servers],
             stdout=out, stderr=subprocess.STDOUT, env=env, timeout=600)
+
+
+def run_to_fault(names: str | list[str], settings: Settings, point: str | None,
+                 log: Path) -> str:
+    """Run the job(s) with the fault point ``point`` (None: none); assert they ended at it
+    (with its log line), or with code 0 without one; return their log."""
+    code = job(names, settings, point, log)
+    text = log.read_text()
+    assert code == (FAULT_EXIT_CODE if point else 0), text[-3000:]
+    if point:
+        assert f"fault point: exiting after committing {point.replace('@', ' batch ')}" in text
+    return text
+
+
+def assert_skipped_exactly(text: str, tables: list[str], batch: int) -> None:
+    """The log ``text`` says batch ``batch`` was already committed in each of ``tables`` and
+    in no other table."""
+    for table in tables:
+        assert f"{table}: batch {batch} already committed (a replayed micro-batch)" in text, \
+            (table, batch)
+    others = [line for line in text.splitlines() if f"batch {batch} already committed" in line
+              and not any(f"{t}: batch {batch}" in line for t in tables)]
+    assert others == [], f"a table skipped too much: {others}"
 
 
 def test_a_crash_after_each_sinks_commit_is_replayed_without_a_trace(
@@ -54,25 +80,25 @@ def test_a_crash_after_each_sinks_commit_is_replayed_without_a_trace(
 ) -> None:
     """FB replayed in micro-batches of 200 records / 1 file: each job is ended right after
     committing its second micro-batch to one table (Bronze; Silver after quarantine and
-    ticks, before the watermarks; Gold between its tables), then restarted. The restart logs
-    the replayed batch as already committed in exactly the tables that hold it, and the lake
-    equals a run without faults."""
+    ticks, before the watermarks; Gold between its tables), then restarted. Each restart runs
+    in the same process as the next job's faulty run (`ticklake job bronze silver`, then
+    `silver gold`: one JVM fewer each): it logs the replayed batch as already committed in
+    exactly the tables that hold it and catches up before the next job starts; the last
+    restart (`ticklake job gold`) exits 0, and the lake equals a run without faults."""
     from pipeline.jobs import run_jobs
 
     settings = broker.with_overrides(lake_dir=tmp_path / "lake", topic="faultpoints.ticks")
     ensure_topic(settings)
     publish(ReplaySource(["FB"]).ticks(), settings, progress=False)
-    for name, point, skipped in POINTS:
-        assert job(name, settings, point, tmp_path / f"{name}-fault.log") == FAULT_EXIT_CODE
-        assert f"fault point: exiting after committing {point.replace('@', ' batch ')}" in \
-            (tmp_path / f"{name}-fault.log").read_text()
-        assert job(name, settings, None, tmp_path / f"{name}.log") == 0
-        restart = (tmp_path / f"{name}.log").read_text()
-        for table in skipped:
-            assert f"{table}: batch 1 already committed (a replayed micro-batch)" in restart
-        assert "batch 1 already committed" not in "\n".join(
-            line for line in restart.splitlines()
-            if not any(f"{t}: batch 1" in line for t in skipped)), "a table skipped too much"
+    previous: tuple[str, list[str]] | None = None
+    for name, point, skipped in [*POINTS, (None, None, [])]:
+        names = [previous[0]] if previous else []
+        names += [name] if name else []
+        text = run_to_fault(names, settings, point, tmp_path / f"{'-'.join(names)}.log")
+        if previous:
+            assert f"{previous[0]} caught up" in text, text[-3000:]
+            assert_skipped_exactly(text, previous[1], 1)
+        previous = (name, skipped) if name else None
 
     reference = settings.with_overrides(lake_dir=tmp_path / "reference")
     run_jobs(reference, ["bronze", "silver", "gold"], until_caught_up=True)
@@ -106,21 +132,9 @@ def test_the_live_query_replays_a_crash_after_each_layers_commit(
     publish(ReplaySource(["FB"]).ticks(), settings, progress=False)
     previous: tuple[int, list[str]] | None = None
     for point, skipped in LIVE_POINTS:
-        log = tmp_path / f"live-{point}.log"
-        code = job("live", settings, point, log)
-        text = log.read_text()
-        assert code == (FAULT_EXIT_CODE if point else 0), text[-3000:]
-        if point:
-            assert f"fault point: exiting after committing {point.replace('@', ' batch ')}" \
-                in text
+        text = run_to_fault("live", settings, point, tmp_path / f"live-{point}.log")
         if previous:
-            batch, tables = previous
-            for table in tables:
-                assert f"{table}: batch {batch} already committed" in text, (table, batch)
-            others = [line for line in text.splitlines()
-                      if f"batch {batch} already committed" in line
-                      and not any(f"{t}: batch" in line for t in tables)]
-            assert others == [], "a table skipped too much"
+            assert_skipped_exactly(text, previous[1], previous[0])
         previous = (int(point.split("@")[1]), skipped) if point else None
 
     reference = settings.with_overrides(lake_dir=tmp_path / "reference")

@@ -71,7 +71,8 @@ class Job:
 
     def start(self) -> None:
         env = {**os.environ, "TICKLAKE_TOPIC": self.settings.topic,
-               "TICKLAKE_TRIGGER_INTERVAL_S": "0.5", "TICKLAKE_MAX_OFFSETS_PER_TRIGGER": "400"}
+               "TICKLAKE_TRIGGER_INTERVAL_S": "0.5", "TICKLAKE_MAX_OFFSETS_PER_TRIGGER": "400",
+               "TICKLAKE_SPARK_UI_ENABLED": "false"}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "ticklake", "job", self.name, "--lake",
