@@ -154,7 +154,7 @@ def test_lost_checkpoints_resume_from_the_lake(spark, broker: Settings, tmp_path
 
     from config.tables import GOLD_BARS, SILVER_QUARANTINE, SILVER_TICKS
     from pipeline.bronze import starting_offsets
-    from pipeline.checkpoints import spark_checkpoint
+    from pipeline.checkpoints import APP_ID_FILE, spark_checkpoint
     from pipeline.jobs import run_jobs
 
     jobs = ["bronze", "silver", "gold"]
@@ -166,7 +166,7 @@ def test_lost_checkpoints_resume_from_the_lake(spark, broker: Settings, tmp_path
     assert publish(first.ticks(), settings, progress=False).produced == 200
     run_jobs(settings, jobs, until_caught_up=True)
     assert starting_offsets(spark, settings, "bronze") == "earliest"  # the checkpoint decides
-    app_ids = {job: (settings.checkpoints / job / "app_id").read_text() for job in jobs}
+    app_ids = {job: (settings.checkpoints / job / APP_ID_FILE).read_text() for job in jobs}
 
     for job in jobs:
         shutil.rmtree(settings.checkpoints / job)
@@ -188,7 +188,7 @@ def test_lost_checkpoints_resume_from_the_lake(spark, broker: Settings, tmp_path
     assert sorted(r["value"] for r in rows) == sorted(t.to_json_bytes() for t in sent)
 
     for job in ("silver", "gold"):  # the old app id, and a checkpoint past the replayed batch
-        assert (settings.checkpoints / job / "app_id").read_text() == app_ids[job]
+        assert (settings.checkpoints / job / APP_ID_FILE).read_text() == app_ids[job]
         assert len(list((spark_checkpoint(settings, job) / "commits").glob("[0-9]*"))) >= 2
     ticks = read_table(SILVER_TICKS, settings.lake_dir).to_pylist()
     assert len(ticks) == len({t["tick_id"] for t in ticks}) == 320

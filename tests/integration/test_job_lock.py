@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
+from pipeline.checkpoints import APP_ID_FILE
 from ticklake.broker import ensure_topic
 from ticklake.processes import stop_pid, wait_until
 
@@ -58,7 +59,7 @@ def test_the_live_query_and_the_per_layer_jobs_refuse_each_others_lake(tmp_path:
     lake = tmp_path / "lake"
     checkpoint = lake / "_checkpoints" / "bronze"
     checkpoint.mkdir(parents=True)
-    (checkpoint / "app_id").write_text("bronze-0123456789abcdef")
+    (checkpoint / APP_ID_FILE).write_text("bronze-0123456789abcdef")
 
     def job(*names: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "ticklake", "job", *names, "--lake",
@@ -71,7 +72,7 @@ def test_the_live_query_and_the_per_layer_jobs_refuse_each_others_lake(tmp_path:
             f"(checkpoint {checkpoint})") in refused.stderr
     assert not (lake / "_checkpoints" / "live").exists()
     (lake / "_checkpoints" / "live").mkdir()
-    (lake / "_checkpoints" / "live" / "app_id").write_text("live-0123456789abcdef")
+    (lake / "_checkpoints" / "live" / APP_ID_FILE).write_text("live-0123456789abcdef")
     refused = job("gold")
     assert refused.returncode == 2
     assert f"error: job gold cannot run on the lake {lake}: job live has kept it" in refused.stderr

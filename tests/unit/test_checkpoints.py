@@ -85,7 +85,12 @@ def test_a_lost_checkpoint_is_restored_from_the_lakes_newest_record(tmp_path: Pa
 
     from config.settings import Settings
     from config.tables import SILVER_QUARANTINE, SILVER_WATERMARKS
-    from pipeline.checkpoints import replay_record, restore_checkpoint, spark_checkpoint
+    from pipeline.checkpoints import (
+        APP_ID_FILE,
+        replay_record,
+        restore_checkpoint,
+        spark_checkpoint,
+    )
     from storage.sink import DeltaSink
 
     settings = Settings(lake_dir=tmp_path / "lake")
@@ -117,7 +122,7 @@ def test_a_lost_checkpoint_is_restored_from_the_lakes_newest_record(tmp_path: Pa
     assert (checkpoint / "offsets" / "3").read_text() == offsets[3]
     assert sorted(p.name for p in (checkpoint / "offsets").iterdir()) == ["3", "4"]
     assert [p.name for p in (checkpoint / "commits").iterdir()] == ["3"]
-    assert (checkpoint.parent / "app_id").read_text() == app_id
+    assert (checkpoint.parent / APP_ID_FILE).read_text() == app_id
     assert set(json.loads((checkpoint / "metadata").read_text())) == {"id"}
     assert restore_checkpoint(settings, "bronze") is None  # its source is Kafka
     assert replay_record(settings, "bronze-0123456789abcdef", 4) is None
