@@ -35,28 +35,21 @@ POINTS = [
 ]
 
 
-def job(names: str | list[str], settings: Settings, fault: str | None, log: Path) -> int:
-    """Run ``ticklake job NAMES --until-caught-up`` (one process, one JVM) to its end."""
+def run_to_fault(names: list[str], settings: Settings, point: str | None, log: Path) -> str:
+    """Run ``ticklake job NAMES --until-caught-up`` (one process, one JVM) with the fault point
+    ``point`` (None: none) to its end; assert it ended at the fault point (with its log line),
+    or with code 0 without one; return its log."""
     env = {**os.environ, "TICKLAKE_TOPIC": settings.topic,
            "TICKLAKE_MAX_OFFSETS_PER_TRIGGER": "200", "TICKLAKE_MAX_FILES_PER_TRIGGER": "1",
            "TICKLAKE_SPARK_UI_ENABLED": "false"}
     env.pop("TICKLAKE_FAULT_AFTER_COMMIT", None)
-    if fault:
-        env["TICKLAKE_FAULT_AFTER_COMMIT"] = fault
+    if point:
+        env["TICKLAKE_FAULT_AFTER_COMMIT"] = point
     with log.open("w") as out:
-        return subprocess.call(
-            [sys.executable, "-m", "ticklake", "job", *([names] if isinstance(names, str)
-                                                         else names), "--until-caught-up",
-             "--lake", str(settings.lake_dir), "--bootstrap-servers",
-             settings.bootstrap_servers],
+        code = subprocess.call(
+            [sys.executable, "-m", "ticklake", "job", *names, "--until-caught-up", "--lake",
+             str(settings.lake_dir), "--bootstrap-servers", settings.bootstrap_servers],
             stdout=out, stderr=subprocess.STDOUT, env=env, timeout=600)
-
-
-def run_to_fault(names: str | list[str], settings: Settings, point: str | None,
-                 log: Path) -> str:
-    """Run the job(s) with the fault point ``point`` (None: none); assert they ended at it
-    (with its log line), or with code 0 without one; return their log."""
-    code = job(names, settings, point, log)
     text = log.read_text()
     assert code == (FAULT_EXIT_CODE if point else 0), text[-3000:]
     if point:
@@ -132,7 +125,7 @@ def test_the_live_query_replays_a_crash_after_each_layers_commit(
     publish(ReplaySource(["FB"]).ticks(), settings, progress=False)
     previous: tuple[int, list[str]] | None = None
     for point, skipped in LIVE_POINTS:
-        text = run_to_fault("live", settings, point, tmp_path / f"live-{point}.log")
+        text = run_to_fault(["live"], settings, point, tmp_path / f"live-{point}.log")
         if previous:
             assert_skipped_exactly(text, previous[1], previous[0])
         previous = (int(point.split("@")[1]), skipped) if point else None
