@@ -38,6 +38,8 @@ bench:
 	$(VENV)/bin/python bench/kafka_source.py
 	$(VENV)/bin/python bench/dashboard.py
 	$(VENV)/bin/python bench/api_load.py
+	$(VENV)/bin/python bench/driver_jit.py
+	$(VENV)/bin/python bench/lstm_input.py
 	$(VENV)/bin/python bench/commit_cost.py
 
 clean:

@@ -145,6 +145,22 @@ def _reset_optimizer(model: Any) -> None:
             variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
 
 
+def batches(X: np.ndarray, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None
+            ) -> Any:
+    """A ``tf.data.Dataset`` of (X, y) batches of ``batch_size`` as float32 (the layers' dtype),
+    reshuffled every epoch with ``shuffle_seed`` (None: in order).
+
+    X has shape (n, window_days, features), y shape (n,). Keras' adapter for NumPy input makes
+    a costlier iterator every epoch, for training and for validation, than this plain dataset
+    does (docs/architecture.md, "Measured facts")."""
+    tf = import_tensorflow()
+    data = tf.data.Dataset.from_tensor_slices((np.asarray(X, dtype=np.float32),
+                                               np.asarray(y, dtype=np.float32)))
+    if shuffle_seed is not None:
+        data = data.shuffle(len(X), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size)
+
+
 def fit_lstm(
     w: Windows, fold: Fold, epochs: int, seed: int, progress: ProgressFn | None = None,
     spec: ModelSpec = LSTM_SPEC,
@@ -175,9 +191,11 @@ def fit_lstm(
 
     counter = Progress()
     traced.fit(
-        scaler.transform(w.X[fit]), w.y[fit] / scaler.target_std,
-        validation_data=(scaler.transform(w.X[val]), w.y[val] / scaler.target_std),
-        epochs=epochs, batch_size=spec.batch_size, shuffle=True, verbose=0,
+        batches(scaler.transform(w.X[fit]), w.y[fit] / scaler.target_std, spec.batch_size,
+                shuffle_seed=seed),
+        validation_data=batches(scaler.transform(w.X[val]), w.y[val] / scaler.target_std,
+                                spec.batch_size),
+        epochs=epochs, shuffle=False, verbose=0,  # the dataset reshuffles itself
         callbacks=[keras.callbacks.EarlyStopping(patience=spec.early_stopping_patience,
                                                  restore_best_weights=True),
                    counter],
