@@ -13,7 +13,7 @@ import pytest
 from config.settings import Settings
 from producer.publisher import publish
 from producer.sources.replay import ReplaySource
-from tests.conftest import free_port
+from tests.conftest import TEST_JVM_OPTIONS, free_port
 from tests.integration.test_faults import assert_same_silver_and_gold
 from ticklake.broker import ensure_topic
 from ticklake.cluster import LocalCluster
@@ -21,6 +21,9 @@ from ticklake.verify import compare_with_lake
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
+EXECUTOR_JVM_OPTIONS = f"spark.executor.extraJavaOptions={TEST_JVM_OPTIONS}"
+"""The cluster's executor JVMs run C1 alone too, as the drivers the tests start
+(:data:`tests.conftest.TEST_JVM_OPTIONS`); local mode has no executor JVM."""
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +55,12 @@ def test_the_jobs_on_a_standalone_cluster_give_the_same_lake_as_local(
     publish(source.ticks(), settings, progress=False)
     env = {**os.environ, "TICKLAKE_TOPIC": settings.topic,
            "TICKLAKE_SPARK_MASTER": "local[1]",  # must lose against spark-submit --master
-           "TICKLAKE_SPARK_UI_ENABLED": "false"}
+           "TICKLAKE_SPARK_UI_ENABLED": "false",
+           "PYSPARK_SUBMIT_ARGS": f"--conf {EXECUTOR_JVM_OPTIONS} pyspark-shell"}
     spark_submit = Path(sys.executable).parent / "spark-submit"
     submitted = subprocess.run(
-        [str(spark_submit), "--master", cluster.url, str(ROOT / "pipeline" / "bronze.py"),
+        [str(spark_submit), "--master", cluster.url, "--conf", EXECUTOR_JVM_OPTIONS,
+         str(ROOT / "pipeline" / "bronze.py"),
          "--until-caught-up", "--lake", str(settings.lake_dir), "--bootstrap-servers",
          settings.bootstrap_servers],
         env={**env, "PATH": f"{spark_submit.parent}:{env['PATH']}"}, capture_output=True,
