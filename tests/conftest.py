@@ -32,6 +32,11 @@ tiered compilation (docs/benchmarks.md, "The test suite"). The compiler does not
 query computes."""
 
 
+USER_JVM_OPTIONS = os.environ.get("TICKLAKE_SPARK_DRIVER_JAVA_OPTIONS", "")
+"""TICKLAKE_SPARK_DRIVER_JAVA_OPTIONS as the test session found it, before
+:func:`spark_scratch` adds to it."""
+
+
 @pytest.fixture(scope="session", autouse=True)
 def spark_scratch() -> Iterator[Path]:
     """One folder for Spark's scratch space in this test session: ``SPARK_LOCAL_DIRS`` (the
@@ -47,8 +52,7 @@ def spark_scratch() -> Iterator[Path]:
              for name in ("SPARK_LOCAL_DIRS", "TICKLAKE_SPARK_DRIVER_JAVA_OPTIONS")}
     os.environ["SPARK_LOCAL_DIRS"] = str(scratch)
     os.environ["TICKLAKE_SPARK_DRIVER_JAVA_OPTIONS"] = " ".join(filter(None, [
-        saved["TICKLAKE_SPARK_DRIVER_JAVA_OPTIONS"], TEST_JVM_OPTIONS,
-        f"-Djava.io.tmpdir={scratch}"]))
+        USER_JVM_OPTIONS, TEST_JVM_OPTIONS, f"-Djava.io.tmpdir={scratch}"]))
     try:
         yield scratch
     finally:
@@ -81,14 +85,14 @@ def lake(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """The one SparkSession of the test session (local[2], UTC, connectors registered)."""
+def spark(tmp_path_factory: pytest.TempPathFactory, spark_scratch: Path) -> Iterator[object]:
+    """The one SparkSession of the test session (local[2], UTC, connectors registered), with
+    tiered compilation (C1 and C2: not :data:`TEST_JVM_OPTIONS`)."""
     from pipeline.spark import spark_session
 
-    in_process = os.environ.get("TICKLAKE_SPARK_DRIVER_JAVA_OPTIONS", "").split()
     settings = Settings(lake_dir=tmp_path_factory.mktemp("spark-lake"), spark_ui_enabled=False,
-                        spark_driver_java_options=" ".join(  # tiered compilation (C1 and C2)
-                            o for o in in_process if o not in TEST_JVM_OPTIONS.split()))
+                        spark_driver_java_options=" ".join(filter(None, [
+                            USER_JVM_OPTIONS, f"-Djava.io.tmpdir={spark_scratch}"])))
     session = spark_session(settings, "ticklake-tests")
     yield session
     session.stop()
