@@ -43,6 +43,16 @@ APP_ID_FILE = "app_id"
 id (:func:`pipeline.runner.app_id_for` makes it; :func:`restore_checkpoint` writes it back)."""
 
 
+def new_app_id(job: str) -> str:
+    """A new Delta app id for ``job``'s checkpoint: ``<job>-<16 hex digits>`` (random)."""
+    return f"{job}-{uuid.uuid4().hex[:16]}"
+
+
+def job_of_app_id(app_id: str) -> str:
+    """The job an app id of :func:`new_app_id` belongs to (the text before its last ``-``)."""
+    return app_id.rsplit("-", 1)[0]
+
+
 DELTA_OFFSET_FORMAT = 1
 """``sourceVersion`` of the offsets written here: Delta reads format 1 and upgrades it to its
 current one in memory (``DeltaSourceOffset``)."""
@@ -170,10 +180,10 @@ def replay_record(settings: Settings, app_id: str, batch_id: int) -> str | None:
     from its checkpoint, when the checkpoint is lost.
 
     Returns:
-        The JSON text, or None for another job (the app id is ``<job>-<hex>``, as
-        :func:`pipeline.runner.app_id_for` makes it) or when the offset files are not there.
+        The JSON text, or None for another job (:func:`job_of_app_id`) or when the offset
+        files are not there.
     """
-    job = app_id.rsplit("-", 1)[0]
+    job = job_of_app_id(app_id)
     if job not in DELTA_SOURCES:
         return None
     offsets = spark_checkpoint(settings, job) / "offsets"
@@ -204,7 +214,7 @@ def _record_of(commit: dict[str, Any], job: str) -> ReplayRecord | None:
         record = ReplayRecord(str(raw["app_id"]), raw["batch"], raw["start"], raw["end"])
     except (json.JSONDecodeError, KeyError, TypeError):
         return None
-    if not (record.app_id.startswith(f"{job}-") and isinstance(record.batch, int)
+    if not (job_of_app_id(record.app_id) == job and isinstance(record.batch, int)
             and isinstance(record.end, str)
             and (record.batch == 0 or isinstance(record.start, str))):
         return None

@@ -17,7 +17,6 @@ import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from config.errors import AlreadyRunning, ConfigError
 from config.options import Bootstrap, Lake, StartAfter, UntilCaughtUp
 from config.runtime import exit_on_error, setup_logging, wait_for_file
 from config.settings import Settings, load_settings
-from pipeline.checkpoints import APP_ID_FILE, restore_checkpoint, spark_checkpoint
+from pipeline.checkpoints import APP_ID_FILE, new_app_id, restore_checkpoint, spark_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +115,8 @@ def refuse_mixed_modes(settings: Settings, jobs: Sequence[Job]) -> None:
 
 
 def app_id_for(checkpoint: Path, job: str) -> str:
-    """The Delta app id of this checkpoint: ``<job>-<uuid>``, created once per checkpoint.
+    """The Delta app id of this checkpoint (:func:`~pipeline.checkpoints.new_app_id`), created
+    once per checkpoint.
 
     A new checkpoint gets a new id, so its batch ids (which restart at 0) are not mistaken
     for batches an older checkpoint already committed.
@@ -124,7 +124,7 @@ def app_id_for(checkpoint: Path, job: str) -> str:
     path = checkpoint / APP_ID_FILE
     if path.exists():
         return path.read_text().strip()
-    app_id = f"{job}-{uuid.uuid4().hex[:16]}"
+    app_id = new_app_id(job)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(app_id)
     tmp.replace(path)

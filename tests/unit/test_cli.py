@@ -73,10 +73,13 @@ def test_a_second_job_on_the_same_checkpoint_refuses(tmp_path: Path) -> None:
 
 
 def test_app_id_is_created_once_per_checkpoint(tmp_path: Path) -> None:
-    """The Delta app id survives restarts and differs for a new checkpoint."""
+    """The Delta app id survives restarts, differs for a new checkpoint and names its job."""
+    from pipeline.checkpoints import job_of_app_id
+
     (tmp_path / "a").mkdir()
     first = app_id_for(tmp_path / "a", "silver")
     assert first.startswith("silver-") and app_id_for(tmp_path / "a", "silver") == first
+    assert job_of_app_id(first) == "silver" and job_of_app_id(first + "-x") != "silver"
     (tmp_path / "b").mkdir()
     assert app_id_for(tmp_path / "b", "silver") != first
 
