@@ -41,6 +41,7 @@ bench:
 	$(VENV)/bin/python bench/driver_jit.py
 	$(VENV)/bin/python bench/lstm_input.py
 	$(VENV)/bin/python bench/commit_cost.py
+	$(VENV)/bin/python bench/merge_cost.py
 
 clean:
 	rm -rf lake .ticklake
