@@ -4,13 +4,14 @@
     .venv/bin/python bench/commit_cost.py --commits 1000
 
 A live micro-batch makes about a dozen commits (Bronze, quarantine, Silver, watermarks, each
-Gold table); the watermarks' and Gold's are delta-rs'. This commits ``--commits`` times to
-each of two new ``silver/watermarks`` tables and prints the median milliseconds per commit
-over the first, middle and last 20:
+Gold table). This commits ``--commits`` times to each of three new ``silver/watermarks``
+tables and prints the median milliseconds per commit over the first, middle and last 20:
 
 * :meth:`storage.sink.DeltaSink.append` of a one-row batch (the app-transaction check, then
   delta-rs' ``write_deltalake`` with the (app, batch id) transaction, as the jobs' small
   tables do);
+* :meth:`storage.sink.DeltaSink.commit_files` with no file (what the routed writes of Bronze,
+  quarantine and Silver commit, on the sink's kept table handle; it records the batch id);
 * delta-rs' ``write_deltalake`` of the same row alone (no check, no transaction).
 
 delta-rs writes a checkpoint every 100 versions, so the cost of each is a saw-tooth over the
@@ -63,8 +64,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ticklake-commits-") as work:
         row, plain = one_row(), str(Path(work) / "plain")
         appends = DeltaSink(SILVER_WATERMARKS, Path(work) / "a", "bench")
+        files = DeltaSink(SILVER_WATERMARKS, Path(work) / "b", "bench")
         runs = {
             "DeltaSink.append": timed(args.commits, lambda b: appends.append(row, b)),
+            "DeltaSink.commit_files": timed(args.commits, lambda b: files.commit_files([], b)),
             "write_deltalake": timed(args.commits, lambda b: write_deltalake(
                 plain, row, mode="append")),
         }

@@ -18,9 +18,10 @@ from config.kafka import client_config, spark_options
 from config.settings import Settings
 from config.tables import BRONZE_TICKS
 from pipeline.checkpoints import spark_checkpoint
-from pipeline.delta_writes import append_batch, job_sink
+from pipeline.delta_writes import append_batch
 from pipeline.monitoring import OffsetProbe
 from pipeline.runner import Job, main
+from pipeline.writes import job_sink
 
 log = logging.getLogger(__name__)
 KAFKA_COLUMNS = [c for c in BRONZE_TICKS.schema.names if c != "ingest_time"]

@@ -12,20 +12,7 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame
 
-from config.settings import Settings
-from config.tables import Table
-from pipeline.checkpoints import replay_record
 from storage.sink import DeltaSink
-
-
-def job_sink(table: Table, settings: Settings, app_id: str) -> DeltaSink:
-    """The exactly-once sink of a streaming job for ``table``, with the fault point of
-    ``settings.fault_after_commit`` (off by default) wired in, and each commit's
-    ``userMetadata`` saying where the query stands (:func:`pipeline.checkpoints.replay_record`,
-    for a job that reads a Delta table)."""
-    return DeltaSink(table, settings.lake_dir, app_id,
-                     exit_after_batch=settings.fault_batch(table.name),
-                     user_metadata=lambda batch_id: replay_record(settings, app_id, batch_id))
 
 
 def append_batch(frame: DataFrame, sink: DeltaSink, batch_id: int | None) -> bool:

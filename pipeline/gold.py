@@ -45,10 +45,10 @@ from config.tables import (
 )
 from pipeline import gold_indicators
 from pipeline.bars import PARTIAL_SCHEMA, TICK_COLUMNS, combine_bars, daily_metrics, partial_bars
-from pipeline.delta_writes import job_sink
 from pipeline.runner import Job, main
 from pipeline.schemas import table_stream
 from pipeline.workers import freeze_imports
+from pipeline.writes import job_sink
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,24 @@ def batch_partial_bars(ticks: DataFrame, intervals: tuple[str, ...],
                                        updated_at=updated_at),
                                from_arrow_schema(PARTIAL_SCHEMA)).toArrow()
     return combine_bars(per_task.cast(PARTIAL_SCHEMA))
+
+
+def ticks_to_partial_bars(intervals: tuple[str, ...], updated_at: datetime) -> tuple[
+        Callable[[pa.Table], pa.Table], Callable[[pa.Table], pa.Table]]:
+    """``(function, combine)`` of a :class:`pipeline.writes.TaskAggregate` that turns the
+    Silver ticks a task writes into their partial bars (live mode: the ticks are aggregated
+    in the task that writes them, not read back).
+
+    ``function``: Silver rows (at least :data:`pipeline.bars.TICK_COLUMNS`) -> partial bars;
+    ``combine``: the tasks' partial bars -> the batch's (one per interval, ticker, window).
+    """
+    def function(ticks: pa.Table) -> pa.Table:
+        return partial_bars(ticks.select(TICK_COLUMNS), intervals, updated_at)
+
+    def combine(parts: pa.Table) -> pa.Table:
+        return combine_bars(parts.cast(PARTIAL_SCHEMA))
+
+    return function, combine
 
 
 def gold_batch_writer(

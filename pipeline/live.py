@@ -7,18 +7,22 @@ The per-layer jobs (``ticklake job bronze silver gold``) chain three queries: Si
 for a Bronze commit and its own trigger, Gold for Silver's, and the three compete for the
 cores. Here each micro-batch of Kafka records goes through the three layers at once:
 
-1. **Bronze and Silver**: the records are classified and cached, and go through the silver
-   job's writer (:func:`pipeline.silver.silver_batch_writer`: the same bounded state, the
-   same verdicts and commit order); before quarantine's commit, Bronze is appended from the
-   cached classified rows (:func:`pipeline.silver.bronze_of`), so the records are read
-   from Kafka and cross into Python workers once. Every append is delta-spark's
-   (:func:`pipeline.delta_writes.append_batch`).
-2. **Gold**: right after Silver's commit, the ticks it took (still cached) are turned into
-   partial bars (:func:`pipeline.gold.batch_partial_bars`), which are merged into the bars,
-   metrics and indicators (:func:`pipeline.gold.gold_batch_writer`). When Silver had
-   committed this batch id before a crash, Gold reads the ticks of that commit back from
-   Silver by the batch's Kafka positions (:func:`ticks_at_positions`), so the replayed batch
-   gives Gold the same ticks.
+1. **Silver**: the records are classified and routed to ``silver/quarantine`` and
+   ``silver/ticks`` (:func:`pipeline.silver.silver_batch_writer`: the same bounded state, the
+   same verdicts and commit order as the silver job), in one Spark job when no valid tick of
+   the batch is at or before its ticker's watermark, a live feed's usual batch
+   (:func:`pipeline.silver.single_pass_verdicts`), else in the silver job's two.
+2. **Bronze**: the tasks that write Silver's and quarantine's files also write every
+   classified row's Kafka record to ``bronze/ticks`` (:class:`pipeline.writes.Copy`,
+   :data:`pipeline.silver.BRONZE_FROM_CLASSIFIED`), committed before the two, so the records
+   cross from the JVM to Python once and no Spark job runs for Bronze alone.
+3. **Gold**: the tasks that write Silver's ticks also turn them into partial bars
+   (:func:`pipeline.gold.ticks_to_partial_bars` through
+   :func:`pipeline.writes.route_and_aggregate`), so the ticks are not read again; those are
+   merged into the bars, metrics and indicators (:func:`pipeline.gold.gold_batch_writer`).
+   When Silver had committed this batch id before a crash, Gold reads the ticks of that
+   commit back from its files (found by its app transaction in the Delta log), so the
+   replayed batch gives Gold the same ticks.
 
 Every table records the (query, batch id) app transaction, so exactly-once holds across a
 crash anywhere between two commits. Before the query starts, :func:`warm_up` runs the writer
@@ -35,7 +39,6 @@ import shutil
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import reduce
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
@@ -44,10 +47,12 @@ from pyspark.sql import functions as F
 from config.settings import Settings
 from config.tables import BRONZE_TICKS, SILVER_TICKS, bar_tables
 from pipeline import bronze, gold, silver
-from pipeline.delta_writes import append_batch, job_sink
+from pipeline.bars import PARTIAL_SCHEMA
 from pipeline.runner import Job, main
 from pipeline.schemas import spark_schema
 from pipeline.spark import submitted_conf
+from pipeline.writes import Copy, job_sink
+from storage.delta import batch_files
 
 log = logging.getLogger(__name__)
 
@@ -55,59 +60,38 @@ log = logging.getLogger(__name__)
 def live_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int], None]:
     """foreachBatch function: Bronze, then Silver, then Gold for one micro-batch of Kafka
     records, each table exactly once (see the module docstring)."""
-    bronze_sink = job_sink(BRONZE_TICKS, settings, app_id)
-    write_silver = silver.silver_batch_writer(settings, app_id)
+    bronze_copy = Copy(job_sink(BRONZE_TICKS, settings, app_id), silver.BRONZE_FROM_CLASSIFIED)
+    write_silver = silver.silver_batch_writer(settings, app_id, single_pass=True)
     write_gold = gold.gold_batch_writer(settings, app_id)
     silver_path = str(SILVER_TICKS.path(settings.lake_dir))
     intervals = tuple(bar_tables(settings.bar_intervals))
 
-    def committed_ticks_bars(batch: DataFrame, batch_id: int, updated_at: datetime) -> pa.Table:
-        """The partial bars of the ticks Silver took from ``batch``'s records in an earlier
-        run of ``batch_id`` (a replay), read back from Silver by their Kafka positions."""
-        log.info("live micro-batch %d: Gold reads the ticks of Silver's commit back", batch_id)
-        return gold.batch_partial_bars(
-            ticks_at_positions(batch.sparkSession.read.format("delta").load(silver_path),
-                               batch), intervals, updated_at)
+    def committed_ticks_bars(spark: SparkSession, batch_id: int, updated_at: datetime) -> pa.Table:
+        """The partial bars of the ticks Silver committed as ``batch_id`` (a replay)."""
+        files = batch_files(silver_path, app_id, batch_id)
+        log.info("live micro-batch %d: Gold reads the ticks of Silver's commit (%d file(s))",
+                 batch_id, len(files))
+        if not files:
+            return PARTIAL_SCHEMA.empty_table()
+        ticks = spark.read.schema(spark_schema(SILVER_TICKS)).parquet(*files)
+        return gold.batch_partial_bars(ticks, intervals, updated_at)
 
     def write(batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
-        to_bronze = None if bronze_sink.committed(batch_id) else (  # logs a replay
-            lambda classified: append_batch(silver.bronze_of(classified), bronze_sink, batch_id))
+        # Bronze's rows are the classified rows' Kafka columns: its files are written in the
+        # tasks that write Silver's and quarantine's, and committed first; Gold's partial
+        # bars come from the same tasks (their updated_at: the time Silver starts)
         partials = write_silver(
             silver.classify_with_settings(  # "now" = the batch time, also on a replay
-                batch, settings, now=F.col("ingest_time")), batch_id, to_bronze,
-            lambda ticks: gold.batch_partial_bars(ticks, intervals, datetime.now(UTC)))
+                batch, settings, now=F.col("ingest_time")),
+            batch_id, gold.ticks_to_partial_bars(intervals, datetime.now(UTC)), (bronze_copy,))
         silvered = time.monotonic()
         write_gold(lambda updated_at: partials if partials is not None else
-                   committed_ticks_bars(batch, batch_id, updated_at), batch_id)
+                   committed_ticks_bars(batch.sparkSession, batch_id, updated_at), batch_id)
         log.info("live micro-batch %d: bronze and silver %.1f s, gold %.1f s", batch_id,
                  silvered - started, time.monotonic() - silvered)
 
     return write
-
-
-def ticks_at_positions(ticks: DataFrame, records: DataFrame) -> DataFrame:
-    """The rows of ``ticks`` (Silver's) whose Kafka position is one of ``records``'.
-
-    ``records``' offset range per (topic, partition) reaches the driver (one row per
-    partition) and becomes a filter on ``ticks``, which Delta's data skipping turns into a
-    read of the files whose offset statistics overlap it; the rows are then matched by
-    position exactly (a semi join).
-
-    Args:
-        ticks: rows with ``topic``, ``partition`` and ``offset`` (e.g. ``silver/ticks``).
-        records: rows with the same columns (a micro-batch of Kafka records).
-    """
-    ranges = (records.groupBy("topic", "partition")
-              .agg(F.min("offset").alias("low"), F.max("offset").alias("high")).collect())
-    if not ranges:
-        return ticks.limit(0)
-    within = reduce(lambda a, b: a | b, [
-        (F.col("topic") == r["topic"]) & (F.col("partition") == r["partition"])
-        & F.col("offset").between(r["low"], r["high"]) for r in ranges])
-    return ticks.where(within).join(
-        records.select("topic", "partition", "offset"), ["topic", "partition", "offset"],
-        "left_semi")
 
 
 WARM_UP_DIR = "_warm_up"

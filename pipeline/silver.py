@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,11 +38,12 @@ from config.tables import (
     UTC_TS,
 )
 from pipeline import silver_state
-from pipeline.delta_writes import append_batch, job_sink
+from pipeline.delta_writes import append_batch
 from pipeline.runner import Job, main
 from pipeline.schemas import table_stream
 from pipeline.validation import validate_values
 from pipeline.workers import freeze_imports
+from pipeline.writes import Copy, TaskAggregate, job_sink, route_and_aggregate, routed_write
 from producer.messages import BACKFILL_SOURCE
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ BRONZE_FROM_CLASSIFIED = {"key": "kafka_key", "value": "raw_value",
                           "timestamp": "kafka_timestamp", "timestampType": "kafka_timestamp_type"}
 """Bronze's columns that :data:`CLASSIFIED_SCHEMA` names differently (the others keep their
 names): a classified row holds its whole Bronze row (live mode writes Bronze from it,
-:func:`bronze_of`)."""
+:class:`pipeline.writes.Copy`)."""
 
 
 def _classify_batches(
@@ -224,6 +225,68 @@ def judge(classified: DataFrame, duplicates: DataFrame, watermarks: DataFrame | 
     )
 
 
+VALID_COLUMN = "_valid"
+"""Whether validation took the row (its ``reason`` before the duplicate and lateness checks),
+a column of :func:`single_pass_verdicts`."""
+STALE_COLUMN = "_at_or_before_watermark"
+"""Whether the row is a valid tick at or before its ticker's watermark (one that could repeat
+a Silver tick or be late), a column of :func:`single_pass_verdicts`."""
+
+
+def single_pass_verdicts(classified: DataFrame, watermarks: DataFrame | None,
+                         partitions: int) -> DataFrame:
+    """:func:`verdicts` for a batch none of whose valid ticks is at or before its ticker's
+    watermark, without a second pass over the batch: the rows are spread by ``tick_id`` over
+    ``partitions`` Spark partitions, where a tick's duplicates in the batch meet, and ranked
+    there (order: Kafka topic, partition, offset).
+
+    For such a batch the verdicts equal :func:`verdicts`' with no Silver rows to compare to:
+    Silver holds no tick of a ticker after its watermark and a duplicate has its original's
+    event time (:mod:`pipeline.silver_state`), and a late tick lies before the watermark. Each
+    row also carries :data:`VALID_COLUMN` and :data:`STALE_COLUMN`; a row with the latter
+    true means the batch is not such a batch: its verdicts must come from :func:`verdicts`
+    (:func:`silver_batch_writer` calls the pass off, :func:`pipeline.writes.routed_write`'s
+    ``guard``).
+
+    Args:
+        classified: rows of :data:`CLASSIFIED_SCHEMA`.
+        watermarks: ``(ticker, watermark)`` rows (None: no ticker has one).
+        partitions: Spark partitions of the result (the tasks that write it).
+
+    Returns:
+        :func:`verdicts`' columns plus :data:`VALID_COLUMN` and :data:`STALE_COLUMN`.
+    """
+    valid = F.col("reason").isNull()
+    by_id = Window.partitionBy("tick_id").orderBy(
+        F.col("reason").isNotNull(), "topic", "partition", "offset")  # valid rows first
+    frame = _with_marks(classified.repartition(partitions, "tick_id").withColumn(
+        "_rank", F.row_number().over(by_id)), watermarks)
+    duplicate = valid & (F.col("_rank") > 1)
+    return frame.select(
+        *[c for c in CLASSIFIED_SCHEMA.names if c not in ("reason", "detail")],
+        F.when(duplicate, F.lit(Reason.DUPLICATE_TICK_ID.value)).otherwise(F.col("reason"))
+         .alias("reason"),
+        F.when(duplicate, F.lit("earlier in the same micro-batch")).otherwise(F.col("detail"))
+         .alias("detail"),
+        F.col("checked_at").alias("quarantined_at"),
+        valid.alias(VALID_COLUMN),
+        (valid & F.col("_mark").isNotNull() & (F.col("event_time") <= F.col("_mark")))
+        .alias(STALE_COLUMN),
+    )
+
+
+def _latest_valid(rows: pa.Table) -> pa.Table:
+    """Executor side of the single pass's summary: per ticker, the latest event time of the
+    task's valid ticks (:data:`VALID_COLUMN`)."""
+    return _latest_by_ticker(rows.filter(rows.column(VALID_COLUMN)))
+
+
+def _latest_by_ticker(ticks: pa.Table) -> pa.Table:
+    """``(ticker, event_time)``: the latest event time per ticker of ``ticks``."""
+    return (ticks.select(["ticker", "event_time"]).group_by("ticker")
+            .aggregate([("event_time", "max")]).rename_columns(["ticker", "event_time"]))
+
+
 def split_batch(
     classified: DataFrame,
     existing_ids: DataFrame | None = None,
@@ -237,84 +300,100 @@ def split_batch(
     return accepted, rejected
 
 
-def bronze_of(classified: DataFrame) -> DataFrame:
-    """Bronze's rows rebuilt from classified rows (:data:`BRONZE_FROM_CLASSIFIED`), with
-    Bronze's columns in its order: every record as it came from Kafka, valid or not."""
-    return classified.select(*[F.col(BRONZE_FROM_CLASSIFIED.get(name, name)).alias(name)
-                               for name in BRONZE_TICKS.schema.names])
+TicksAggregate = tuple[Callable[[pa.Table], pa.Table], Callable[[pa.Table], pa.Table]]
+"""``(function, combine)`` of a :class:`pipeline.writes.TaskAggregate` over the ticks Silver
+takes (its target is ``silver/ticks``)."""
 
 
-BeforeQuarantine = Callable[[DataFrame], object]
-"""Called with a micro-batch's cached classified rows before quarantine's commit
+SilverBatchWriter = Callable[[DataFrame, int, TicksAggregate | None, Sequence[Copy]],
+                             pa.Table | None]
+"""(classified rows, batch id, aggregate or None, copies) -> the aggregate
 (:func:`silver_batch_writer`)."""
-AfterSilver = Callable[[DataFrame], Any]
-"""Called with the ticks Silver took from a micro-batch (Silver's columns), while they are
-cached, right after Silver's commit (:func:`silver_batch_writer`)."""
-SilverBatchWriter = Callable[[DataFrame, int, BeforeQuarantine | None, AfterSilver | None], Any]
-"""(classified rows, batch id, before quarantine, after Silver) -> what ``after Silver``
-returned, or None (:func:`silver_batch_writer`)."""
 
 
-def silver_batch_writer(settings: Settings, app_id: str) -> SilverBatchWriter:
-    """The silver job's writer (:func:`silver_writer`) with two hooks for live mode
-    (:mod:`pipeline.live`), which writes Bronze and Gold from the same micro-batch.
+def silver_batch_writer(settings: Settings, app_id: str,
+                        single_pass: bool = False) -> SilverBatchWriter:
+    """Live mode's Silver writer (:mod:`pipeline.live`), which writes the files of every table
+    on the executors (:mod:`pipeline.writes`) and can also aggregate the ticks it commits in the
+    same pass (live mode: Gold's partial bars, :mod:`pipeline.live`) and write every
+    classified row to tables that take them all, committed before quarantine (live mode:
+    Bronze, :data:`BRONZE_FROM_CLASSIFIED`).
 
-    The returned function takes (classified rows of :data:`CLASSIFIED_SCHEMA`, batch id,
-    ``before_quarantine``, ``after_silver``):
+    The returned function takes (classified rows, batch id, aggregate or None, copies) and
+    returns the aggregate of the ticks committed now, or None when none was asked for or
+    this batch's ticks were committed before (a replay: read them from that commit). Copies
+    are written in the pass that writes Silver's ticks and committed before them.
 
-    * ``before_quarantine`` (or None) is called with the cached classified rows before
-      anything is committed to quarantine (live mode appends Bronze from them,
-      :func:`bronze_of`); not called when ``silver/watermarks`` holds the batch (all of
-      Silver's tables do then);
-    * ``after_silver`` (or None) is called with the ticks Silver took, right after Silver's
-      commit and before the rows leave Spark's cache (live mode: Gold's partial bars); not
-      called when Silver held the batch already (a replay).
+    Two ways to write a batch, with the same verdicts:
 
-    Returns:
-        What ``after_silver`` returned; None when it was not called.
+    * **two passes**: the classified rows are cached; a first Spark job
+      summarises them (:func:`pipeline.silver_state.summarize`: the event-time ranges the
+      duplicate check must read from Silver, the latest event time per ticker), a second
+      judges and writes them.
+    * **one pass** (``single_pass``; live mode uses it):
+      :func:`single_pass_verdicts` judges and the same tasks write, and the latest event
+      times come back with the files. It holds for a batch none of whose valid ticks is at
+      or before its ticker's watermark, which is a live feed's usual batch; a task that
+      finds such a tick calls the pass off before writing,
+      nothing is committed, and the batch is written in two passes, as are the next ones
+      until one has no such tick (a backfill, a producer's replay).
     """
     silver = job_sink(SILVER_TICKS, settings, app_id)
     quarantine = job_sink(SILVER_QUARANTINE, settings, app_id)
     marks_sink = job_sink(SILVER_WATERMARKS, settings, app_id)
+    one_pass = {"next": single_pass}  # whether the next batch tries one pass
 
-    def write(batch: DataFrame, batch_id: int, before_quarantine: BeforeQuarantine | None = None,
-              after_silver: AfterSilver | None = None) -> Any:
-        if marks_sink.committed(batch_id):  # logs the replay
+    def write(batch: DataFrame, batch_id: int, ticks_aggregate: TicksAggregate | None,
+              copies: Sequence[Copy] = ()) -> pa.Table | None:
+        copied = all([copy.sink.committed(batch_id) for copy in copies])  # each logs a replay
+        if copied and marks_sink.committed(batch_id):
             return None
         started = time.monotonic()
+        spark = batch.sparkSession
         before = silver_state.watermarks(settings.lake_dir)
-        marks = silver_state.watermark_frame(batch.sparkSession, before) if before else None
+        marks = silver_state.watermark_frame(spark, before) if before else None
+        rejected = F.col("reason").isNotNull()
+        targets = [(quarantine, rejected), (silver, ~rejected)]
+        aggregate = (None if ticks_aggregate is None
+                     else TaskAggregate(1, *ticks_aggregate))  # 1: silver, in targets
+        if one_pass["next"] and not (silver.committed(batch_id) and copied):
+            partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or "1")
+            routed = routed_write(single_pass_verdicts(batch, marks, partitions), targets,
+                                  batch_id, aggregate, copies, summary=_latest_valid,
+                                  combine_summary=_latest_by_ticker, guard=STALE_COLUMN,
+                                  carry=("ticker", "event_time", VALID_COLUMN))
+            if not routed.vetoed:
+                written = time.monotonic()
+                latest = ({} if routed.summary is None else
+                          {str(r["ticker"]): r["event_time"] for r in routed.summary.to_pylist()})
+                silver_state.raise_watermarks(marks_sink, before, latest, batch_id,
+                                              datetime.now(UTC))
+                log.info("silver micro-batch %d: classified, quarantine and ticks written in "
+                         "one pass in %.1f s, watermarks raised in %.1f s", batch_id,
+                         written - started, time.monotonic() - written)
+                return routed.aggregated
+            log.info("silver micro-batch %d: a valid tick at or before its ticker's watermark; "
+                     "the batch is written in two passes", batch_id)
+        aggregated = None
         classified = batch.persist(StorageLevel.MEMORY_AND_DISK)
-        duplicates: DataFrame | None = None
-        result = None
         try:
-            if before_quarantine is not None:
-                before_quarantine(classified)
             summary = silver_state.summarize(classified, marks)
+            one_pass["next"] = single_pass and not summary.event_ranges
             classified_at = time.monotonic()
-            if not silver.committed(batch_id):  # quarantine's commit, if any, came first
+            if not (silver.committed(batch_id) and copied):
                 existing = silver_state.duplicate_candidates(
-                    batch.sparkSession, settings.lake_dir, summary.event_ranges)
-                duplicates = duplicate_keys(classified, existing).persist()
-                judged = judge(classified, duplicates, marks, settings.allowed_lateness_s)
-                rejected = F.col("reason").isNotNull()
-                if summary.invalid or summary.event_ranges or duplicates.count():
-                    append_batch(judged.where(rejected), quarantine, batch_id)
-                ticks = judged.where(~rejected).select(*SILVER_TICKS.schema.names)
-                append_batch(ticks, silver, batch_id)
-                if after_silver is not None:
-                    result = after_silver(ticks)
+                    spark, settings.lake_dir, summary.event_ranges)
+                judged = verdicts(classified, existing, marks, settings.allowed_lateness_s)
+                _, aggregated = route_and_aggregate(judged, targets, batch_id, aggregate, copies)
             written = time.monotonic()
             silver_state.raise_watermarks(marks_sink, before, summary.latest, batch_id,
                                           datetime.now(UTC))
         finally:
-            if duplicates is not None:
-                duplicates.unpersist()
             classified.unpersist()
         log.info("silver micro-batch %d: classified and summarised in %.1f s, quarantine and "
-                 "ticks appended in %.1f s, watermarks raised in %.1f s", batch_id,
+                 "ticks written in %.1f s, watermarks raised in %.1f s", batch_id,
                  classified_at - started, written - classified_at, time.monotonic() - written)
-        return result
+        return aggregated
 
     return write
 
@@ -339,12 +418,42 @@ def silver_writer(settings: Settings, app_id: str) -> Callable[[DataFrame, int],
     replayed batch classifies against the same state and gives the same split; a table that
     holds the batch already skips it.
     """
-    write = silver_batch_writer(settings, app_id)
+    silver = job_sink(SILVER_TICKS, settings, app_id)
+    quarantine = job_sink(SILVER_QUARANTINE, settings, app_id)
+    marks_sink = job_sink(SILVER_WATERMARKS, settings, app_id)
 
-    def run(batch: DataFrame, batch_id: int) -> None:
-        write(batch, batch_id, None, None)
+    def write(batch: DataFrame, batch_id: int) -> None:
+        if marks_sink.committed(batch_id):  # logs the replay
+            return
+        started = time.monotonic()
+        before = silver_state.watermarks(settings.lake_dir)
+        marks = silver_state.watermark_frame(batch.sparkSession, before) if before else None
+        classified = batch.persist(StorageLevel.MEMORY_AND_DISK)
+        duplicates: DataFrame | None = None
+        try:
+            summary = silver_state.summarize(classified, marks)
+            classified_at = time.monotonic()
+            if not silver.committed(batch_id):  # quarantine's commit, if any, came first
+                existing = silver_state.duplicate_candidates(
+                    batch.sparkSession, settings.lake_dir, summary.event_ranges)
+                duplicates = duplicate_keys(classified, existing).persist()
+                judged = judge(classified, duplicates, marks, settings.allowed_lateness_s)
+                rejected = F.col("reason").isNotNull()
+                if summary.invalid or summary.event_ranges or duplicates.count():
+                    append_batch(judged.where(rejected), quarantine, batch_id)
+                append_batch(judged.where(~rejected), silver, batch_id)
+            written = time.monotonic()
+            silver_state.raise_watermarks(marks_sink, before, summary.latest, batch_id,
+                                          datetime.now(UTC))
+        finally:
+            if duplicates is not None:
+                duplicates.unpersist()
+            classified.unpersist()
+        log.info("silver micro-batch %d: classified and summarised in %.1f s, quarantine and "
+                 "ticks appended in %.1f s, watermarks raised in %.1f s", batch_id,
+                 classified_at - started, written - classified_at, time.monotonic() - written)
 
-    return run
+    return write
 
 
 def classify_with_settings(bronze: DataFrame, settings: Settings,

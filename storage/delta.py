@@ -1,4 +1,4 @@
-"""Reading Delta tables with delta-rs: snapshots, versions, the files a range overlaps.
+"""Reading Delta tables with delta-rs: snapshots, versions, the files a batch's commit added.
 
 delta-rs facts this module relies on (docs/architecture.md, "Measured facts"):
 
@@ -15,6 +15,7 @@ delta-rs facts this module relies on (docs/architecture.md, "Measured facts"):
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -173,6 +174,46 @@ def table_version(path: str) -> int:
     """Current version of the Delta table at ``path``, or -1 if there is no table yet."""
     delta = open_path(path)
     return delta.version() if delta is not None else -1
+
+
+def _log_entry(path: str, version: int) -> list[dict[str, Any]] | None:
+    """The actions of commit ``version`` of the table at ``path`` (its ``_delta_log`` JSON
+    entry, one action per line), or None when the entry is gone (log clean-up)."""
+    entry = Path(path.removeprefix("file://")) / "_delta_log" / f"{version:020d}.json"
+    try:
+        lines = entry.read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def batch_files(path: str, app_id: str, batch_id: int) -> list[str]:
+    """Absolute paths of the data files the commit of (``app_id``, ``batch_id``) added to the
+    table at ``path``: the commit whose app transaction (``txn``) names that app and batch.
+
+    The log is read from the newest version back, one entry per version, until that commit
+    or an older batch of the same app is found, so the cost follows the commits since then
+    (other writers' and compaction's), not the table's history.
+
+    Raises:
+        StorageError: the table holds no such commit (not committed yet, or its log entry
+            was cleaned up).
+    """
+    root = Path(path.removeprefix("file://"))
+    version = table_version(path)
+    while version >= 0:
+        actions = _log_entry(path, version)
+        if actions is None:
+            break
+        txn = next((a["txn"] for a in actions
+                    if "txn" in a and a["txn"].get("appId") == app_id), None)
+        if txn is not None and int(txn["version"]) == batch_id:
+            return [str(root / unquote(a["add"]["path"])) for a in actions
+                    if "add" in a and a["add"].get("dataChange", True)]
+        if txn is not None and int(txn["version"]) < batch_id:
+            break
+        version -= 1
+    raise StorageError(f"{path}: no commit of batch {batch_id} by {app_id} in the log")
 
 
 def transaction_version(path: str, app_id: str) -> int | None:

@@ -13,14 +13,17 @@ rewriting the files a MERGE read) is retried up to 5 times with exponential back
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
+from deltalake.transaction import AddAction, RemoveAction
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from config.errors import StorageError
@@ -57,6 +60,7 @@ class DeltaSink:
         self.exit_after_batch = exit_after_batch
         self.user_metadata = user_metadata
         self._delta = ensure_table(table, lake_dir)
+        self._partition_columns: list[str] | None = None
 
     def _latest(self) -> DeltaTable:
         """The table at its newest version: the handle this sink keeps, brought up to date by
@@ -139,6 +143,36 @@ class DeltaSink:
         rows = conform(data, self.table.schema)
         return self._commit_once(batch_id, lambda: write_deltalake(
             self.path, rows, mode="append", commit_properties=self._props(batch_id)))
+
+    @property
+    def partition_columns(self) -> list[str]:
+        """The table's partition columns, as its metadata says (none for older tables); they
+        never change, so they are read once."""
+        if self._partition_columns is None:
+            self._partition_columns = list(self._latest().metadata().partition_columns)
+        return self._partition_columns
+
+    def commit_files(self, records: Sequence[Mapping[str, Any]], batch_id: int | None) -> bool:
+        """Commit data files that executors wrote (:func:`storage.files.write_data_files`) as
+        one append of batch ``batch_id``, with the (app, batch id) app transaction.
+
+        An empty ``records`` commits no file but records the batch id. Returns False if the
+        batch was committed already (the files of this attempt are then left unreferenced and
+        vacuum removes them).
+        """
+        actions: list[AddAction | RemoveAction] = [
+            AddAction(r["path"], int(r["size"]), json.loads(r["partition_values"]),
+                      int(r["modification_time"]), True, r["stats"])
+            for r in records
+        ]
+        partitions = self.partition_columns
+
+        def commit() -> None:  # the handle committed() just brought up to date
+            self._delta.create_write_transaction(
+                actions, mode="append", schema=self.table.schema,
+                partition_by=partitions or None, commit_properties=self._props(batch_id))
+
+        return self._commit_once(batch_id, commit)
 
     def upsert(
         self, data: pa.Table, batch_id: int | None, delete_unmatched_where: str | None = None,

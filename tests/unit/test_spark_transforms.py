@@ -1,4 +1,4 @@
-"""Silver transforms on small DataFrames (shared SparkSession)."""
+"""Silver transforms and the one-pass routed write on small DataFrames (shared SparkSession)."""
 
 import json
 from datetime import UTC, datetime
@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 from config.tables import BRONZE_TICKS
 from pipeline.schemas import spark_schema
 from pipeline.silver import classify_ticks, split_batch
+from pipeline.writes import TaskAggregate
 
 pytestmark = pytest.mark.spark
 T = datetime(2012, 1, 3, 14, 30, tzinfo=UTC)
@@ -74,6 +75,95 @@ def test_ticks_behind_their_ticker_watermark_are_quarantined_as_late(spark) -> N
     [late] = rejected.to_pylist()
     assert late["reason"] == "late" and late["tick_id"] == "a" * 32
     assert late["detail"].startswith("9000 s behind the AAA watermark")
+
+
+def test_one_pass_routes_rows_to_quarantine_and_silver_exactly_once(spark, lake) -> None:
+    """route_on_executors writes both tables from one pass: each row lands in the table of its
+    verdict with that table's columns; a replay of the batch after quarantine committed (a
+    crash between the two commits) adds only Silver's rows, and a second replay nothing."""
+
+    from config.tables import SILVER_QUARANTINE, SILVER_TICKS
+    from pipeline.silver import verdicts
+    from pipeline.writes import route_on_executors
+    from storage.delta import read_table
+    from storage.sink import DeltaSink
+
+    values = [message("a" * 32), b"{", message("a" * 32), message("b" * 32, price=-2)]
+    judged = verdicts(classify_ticks(bronze_frame(spark, values), 65536, 300))
+    rejected = F.col("reason").isNotNull()
+    quarantine = DeltaSink(SILVER_QUARANTINE, lake, "app")
+    silver = DeltaSink(SILVER_TICKS, lake, "app")
+    assert route_on_executors(judged, [(quarantine, rejected)], 0) == [3]  # crash after this
+    assert route_on_executors(judged, [(quarantine, rejected), (silver, ~rejected)], 0) == [0, 1]
+    assert route_on_executors(judged, [(quarantine, rejected), (silver, ~rejected)], 0) == [0, 0]
+    ticks = read_table(SILVER_TICKS, lake).to_pylist()
+    assert [(t["offset"], t["tick_id"], t["price"]) for t in ticks] == [(0, "a" * 32, 10.0)]
+    held = sorted(read_table(SILVER_QUARANTINE, lake).to_pylist(), key=lambda r: r["offset"])
+    assert [(r["offset"], r["reason"]) for r in held] == [
+        (1, "not_json"), (2, "duplicate_tick_id"), (3, "price_not_positive")]
+    assert [r["raw_value"] for r in held] == values[1:]
+    assert held[1]["detail"] == "earlier in the same micro-batch"
+
+
+def test_the_routed_write_aggregates_the_ticks_it_commits(spark, lake) -> None:
+    """Gold's partial bars computed by the tasks that write Silver's ticks (live mode) equal
+    the partial bars of the ticks Silver then holds, whatever the split into tasks; a replay
+    of the batch (Silver committed already) gives no aggregate, so Gold reads the commit."""
+    from config.tables import SILVER_QUARANTINE, SILVER_TICKS
+    from pipeline.bars import partial_bars
+    from pipeline.gold import ticks_to_partial_bars
+    from pipeline.silver import verdicts
+    from pipeline.writes import route_and_aggregate
+    from storage.delta import read_table
+    from storage.sink import DeltaSink
+
+    values = [message(f"{i:032d}", price=10.0 + i % 7, volume=1 + i % 5, seq=i,
+                      event_time=f"2012-01-03T14:{30 + i % 20:02d}:{i % 60:02d}Z")
+              for i in range(60)] + [message("0" * 32), b"{"]  # a duplicate, a bad one
+    judged = verdicts(classify_ticks(bronze_frame(spark, values).repartition(3), 65536, 300))
+    rejected = F.col("reason").isNotNull()
+    targets = [(DeltaSink(SILVER_QUARANTINE, lake, "app"), rejected),
+               (DeltaSink(SILVER_TICKS, lake, "app"), ~rejected)]
+    updated_at = datetime(2026, 1, 1, tzinfo=UTC)
+    intervals = ("1m", "1h", "1d")
+    function, combine = ticks_to_partial_bars(intervals, updated_at)
+    aggregate = TaskAggregate(1, function, combine)
+    counts, partials = route_and_aggregate(judged, targets, 0, aggregate)
+    assert counts == [2, 60]
+    assert partials is not None
+    expected = partial_bars(read_table(SILVER_TICKS, lake), intervals, updated_at)
+    assert partials.num_rows == expected.num_rows > 60 // 20
+    assert partials.to_pylist() == expected.to_pylist()
+    assert route_and_aggregate(judged, targets, 0, aggregate) == ([0, 0], None)
+
+
+def test_a_copy_takes_every_classified_row_as_its_bronze_row(spark, lake) -> None:
+    """Live mode writes Bronze from the classified rows in the pass that routes them: Bronze
+    gets every record as it came from Kafka (bytes, key, position, timestamps), valid or not,
+    and is committed first, so a replay after a crash right after its commit (Bronze holds
+    the batch, quarantine and Silver do not) adds no Bronze row and all the others."""
+    from config.tables import BRONZE_TICKS, SILVER_QUARANTINE, SILVER_TICKS
+    from pipeline.silver import BRONZE_FROM_CLASSIFIED, verdicts
+    from pipeline.writes import Copy, route_and_aggregate
+    from storage.delta import read_table
+    from storage.sink import DeltaSink
+
+    values = [message("a" * 32), b"{", None, message("a" * 32), message("b" * 32)]
+    source = bronze_frame(spark, values)
+    judged = verdicts(classify_ticks(source.repartition(2), 65536, 300))
+    rejected = F.col("reason").isNotNull()
+    quarantine = DeltaSink(SILVER_QUARANTINE, lake, "app")
+    silver = DeltaSink(SILVER_TICKS, lake, "app")
+    bronze = Copy(DeltaSink(BRONZE_TICKS, lake, "app"), BRONZE_FROM_CLASSIFIED)
+    assert route_and_aggregate(judged, [], 0, copies=[bronze]) == ([5], None)  # crash here
+    targets = [(quarantine, rejected), (silver, ~rejected)]
+    assert route_and_aggregate(judged, targets, 0, copies=[bronze]) == ([3, 2, 0], None)
+    assert route_and_aggregate(judged, targets, 0, copies=[bronze]) == ([0, 0, 0], None)
+    by_offset = {r["offset"]: r for r in read_table(BRONZE_TICKS, lake).to_pylist()}
+    assert by_offset == {r["offset"]: r for r in source.toArrow().to_pylist()}
+    assert [by_offset[i]["value"] for i in range(5)] == values
+    assert by_offset[0]["key"] == b"AAA" and by_offset[0]["timestampType"] == 0
+    assert sorted(t["offset"] for t in read_table(SILVER_TICKS, lake).to_pylist()) == [0, 4]
 
 
 def test_the_summary_ranges_only_ticks_that_can_repeat_a_silver_tick(spark) -> None:
