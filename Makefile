@@ -42,6 +42,7 @@ bench:
 	$(VENV)/bin/python bench/lstm_input.py
 	$(VENV)/bin/python bench/commit_cost.py
 	$(VENV)/bin/python bench/merge_cost.py
+	$(VENV)/bin/python bench/live_writer.py
 
 clean:
 	rm -rf lake .ticklake
