@@ -49,11 +49,12 @@ def spark_merge(spark: Any, path: str, rows: pa.Table, batch_id: int) -> None:
     """MERGE ``rows`` into the table at ``path`` on ``ticker`` as (APP_ID, ``batch_id``)."""
     from delta.tables import DeltaTable
 
+    from pipeline.schemas import spark_schema
+
     session = spark.newSession()
     session.conf.set("spark.databricks.delta.write.txnAppId", APP_ID)
     session.conf.set("spark.databricks.delta.write.txnVersion", str(batch_id))
-    source = session.createDataFrame(rows.to_pandas(),
-                                     "ticker string, watermark timestamp, updated_at timestamp")
+    source = session.createDataFrame(rows.to_pandas(), spark_schema(SILVER_WATERMARKS))
     (DeltaTable.forPath(session, path).alias("t").merge(source.alias("s"), "t.ticker = s.ticker")
      .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
 
