@@ -34,11 +34,12 @@ COPY ticklake ticklake
 RUN --mount=type=secret,id=pip_cert \
     if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi; \
     /opt/ticklake/bin/python -m pip install -q --no-deps .
-# Apache Kafka's broker jars and Spark's connectors (Kafka source, delta-spark), as
+# Apache Kafka's broker jars and Spark's connectors (Kafka source, delta-spark, S3A), as
 # `make setup` resolved them (python -m config.jars), checked against their committed SHA-256
 # before they enter the image; --check also sets the connectors in pyspark's spark-defaults.conf
 COPY .jars/kafka-broker-4.4.0 /opt/ticklake-jars/kafka-broker-4.4.0
 COPY .jars/spark-connectors-4.2.0 /opt/ticklake-jars/spark-connectors-4.2.0
+COPY .jars/hadoop-aws-3.5.0 /opt/ticklake-jars/hadoop-aws-3.5.0
 RUN /opt/ticklake/bin/python -m config.jars --check --jars-dir /opt/ticklake-jars
 # plotly.js' finance bundle for the dashboard's charts (visualization/plotlyjs.py, pinned by
 # SHA-256); if the npm registry cannot be reached the dashboard falls back to st.plotly_chart

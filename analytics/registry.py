@@ -14,6 +14,10 @@ of its training, ``YYYYMMDDTHHMMSSffffffZ``), one sub-directory per forecast hor
   Diebold-Mariano test vs naive), the conformal calibration state, the champion model with the
   reason, and the final models' forecast from the newest window.
 
+In an S3 lake (:mod:`config.location`) a version is written to a local staging folder and
+uploaded file by file when its ``metadata.json`` is written (which marks it complete), and a
+model file is downloaded to a temporary file to load: Keras reads and writes local files only.
+
 ``models/<ticker>/champion.json`` names the version that serves forecasts and, per horizon,
 its champion model (:mod:`analytics.champion`). A newly trained version always becomes the
 serving one: it was backtested on the newest data, and within it the champion is chosen among
@@ -25,8 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +44,7 @@ from analytics.conformal import ConformalState
 from analytics.features import Scaler, make_windows
 from analytics.lstm import FittedLSTM, compiled_inference
 from config.errors import ModelError
+from config.location import is_object_store, lake_location, write_atomically
 from config.runtime import import_tensorflow
 from config.tables import MODELS_DIR
 
@@ -170,7 +176,9 @@ class Registry:
     """The versions and champions under ``<lake_dir>/models``."""
 
     def __init__(self, lake_dir: Path) -> None:
-        self.root = Path(lake_dir) / MODELS_DIR
+        self.root = lake_location(lake_dir) / MODELS_DIR
+        self._staged: dict[tuple[str, str], Path] = {}
+        """(ticker, version) -> the local folder a version of an S3 lake is written to."""
 
     def tickers(self) -> list[str]:
         """Tickers with at least one version."""
@@ -211,16 +219,33 @@ class Registry:
         return {t: c for t in self.tickers() if (c := self.champion(t)) is not None}
 
     def new_version_dir(self, ticker: str, now: datetime) -> tuple[str, Path]:
-        """A fresh, empty version directory named after ``now`` (UTC)."""
+        """A fresh, empty version directory named after ``now`` (UTC) to write the version's
+        files into: the version's own directory in a local lake, a local staging folder in an
+        S3 lake (uploaded by :meth:`write_metadata`)."""
         version = now.strftime("%Y%m%dT%H%M%S%fZ")
         path = self.version_dir(ticker, version)
+        if is_object_store(path):
+            if (path / "metadata.json").exists():
+                raise FileExistsError(str(path))
+            staged = Path(tempfile.mkdtemp(prefix=f"ticklake-model-{ticker}-{version}-"))
+            self._staged[(ticker, version)] = staged
+            return version, staged
         path.mkdir(parents=True, exist_ok=False)
         return version, path
 
     def write_metadata(self, ticker: str, version: str, metadata: dict[str, Any]) -> None:
         """Write a version's metadata.json atomically (a version counts as complete, see
-        :meth:`versions`, only once this file exists)."""
-        _write_json(self.version_dir(ticker, version) / "metadata.json", metadata)
+        :meth:`versions`, only once this file exists); in an S3 lake, the version's staged
+        files are uploaded first."""
+        target = self.version_dir(ticker, version)
+        staged = self._staged.pop((ticker, version), None)
+        if staged is not None:
+            try:
+                for file in sorted(p for p in staged.rglob("*") if p.is_file()):
+                    (target / file.relative_to(staged).as_posix()).write_bytes(file.read_bytes())
+            finally:
+                shutil.rmtree(staged, ignore_errors=True)
+        _write_json(target / "metadata.json", metadata)
 
     def consider(self, ticker: str, version: str, now: datetime) -> tuple[bool, str]:
         """Make ``version`` the serving one (see the module docstring) and record why.
@@ -295,11 +320,16 @@ def _load_lstm(folder: Path, scaler: Scaler) -> FittedLSTM:
     import_tensorflow()
     import keras
 
-    model = keras.saving.load_model(folder / "model.keras", compile=False, safe_mode=True)
+    source = folder / "model.keras"
+    if not is_object_store(source):
+        model = keras.saving.load_model(source, compile=False, safe_mode=True)
+    else:  # Keras opens local files only
+        with tempfile.TemporaryDirectory(prefix="ticklake-model-") as scratch:
+            local = Path(scratch) / "model.keras"
+            local.write_bytes(source.read_bytes())
+            model = keras.saving.load_model(local, compile=False, safe_mode=True)
     return FittedLSTM(model, scaler, 0, compiled_inference(model))
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(data, indent=2, default=str))

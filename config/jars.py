@@ -73,7 +73,10 @@ KAFKA_BROKER = JarBundle("kafka-broker")
 SPARK_CONNECTORS = JarBundle("spark-connectors")
 """Spark's Kafka source (``spark-sql-kafka-0-10``) and Delta Lake on Spark (``delta-spark``)
 for pyspark's Spark version, without the jars pyspark ships."""
-BUNDLES = (KAFKA_BROKER, SPARK_CONNECTORS)
+HADOOP_AWS = JarBundle("hadoop-aws")
+"""Hadoop's S3 connector (S3A, ``hadoop-aws``) for pyspark's Hadoop, and the AWS SDK: Spark's
+``s3://`` and ``s3a://`` paths (an S3 lake, :mod:`config.location`)."""
+BUNDLES = (KAFKA_BROKER, SPARK_CONNECTORS, HADOOP_AWS)
 
 DELTA_SESSION_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -82,22 +85,30 @@ DELTA_SESSION_CONF = {
 """The two static Spark settings Delta Lake's quick-start gives for a SparkSession with Delta
 (its SQL extension and its catalog); they must be set before the session starts."""
 SPARK_PACKAGES = ("org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0,"
-                  "io.delta:delta-spark_4.2_2.13:4.4.0")
+                  "io.delta:delta-spark_4.2_2.13:4.4.0,org.apache.hadoop:hadoop-aws:3.5.0")
 """The same connectors as ``spark-submit --packages`` coordinates, for a cluster whose Spark
-was not set up by ``make setup`` (Spark 4.2, Scala 2.13)."""
+was not set up by ``make setup`` (Spark 4.2, Scala 2.13, Hadoop 3.5)."""
+S3_SESSION_CONF = {"spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem"}
+"""``s3://`` paths served by Hadoop's S3A, as ``s3a://`` are: the lake's URI is the same for
+Spark and delta-rs (:mod:`config.location`)."""
 SPARK_DEFAULTS_HEADER = "# ticklake's connectors, written by `python -m config.jars`"
 
 
 def connector_conf(jars_dir: Path) -> dict[str, str]:
-    """The Spark settings that load :data:`SPARK_CONNECTORS`: ``spark.jars`` (its jars, by
-    absolute path, comma-separated) and :data:`DELTA_SESSION_CONF`. Java is not needed to
-    build them (an image's build stage writes them); Spark checks for it when it starts.
+    """The Spark settings that load the connectors: ``spark.jars`` (:data:`SPARK_CONNECTORS`'
+    jars, by absolute path, comma-separated), :data:`DELTA_SESSION_CONF`, and
+    :data:`HADOOP_AWS` on ``spark.driver.extraClassPath`` and ``spark.executor.extraClassPath``
+    (by local path: a worker reads them from its own disk rather than fetching ~690 MB from
+    the driver) with :data:`S3_SESSION_CONF`. Java is not needed to build them (an image's
+    build stage writes them); Spark checks for it when it starts.
 
     Raises:
         DependencyError: a jar is missing (:func:`require_jars`).
     """
     jars = require_jars(SPARK_CONNECTORS, jars_dir).replace(":", ",")
-    return {"spark.jars": jars, **DELTA_SESSION_CONF}
+    s3 = require_jars(HADOOP_AWS, jars_dir)
+    return {"spark.jars": jars, **DELTA_SESSION_CONF, "spark.driver.extraClassPath": s3,
+            "spark.executor.extraClassPath": s3, **S3_SESSION_CONF}
 
 
 def spark_defaults_path() -> Path:
@@ -252,8 +263,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{bundle.name} {bundle.version}: {len(bundle.checksums())} jars, SHA-256 "
                   f"checked, in {folder}")
         path = write_spark_defaults(jars_dir)
-        print(f"spark-submit loads the connectors: {', '.join(['spark.jars', *DELTA_SESSION_CONF])}"
-              f" in {path}")
+        print(f"spark-submit loads the connectors: {', '.join(connector_conf(jars_dir))} in "
+              f"{path}")
 
     exit_on_error(check_or_resolve)
 

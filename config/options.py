@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 
-Lake = Annotated[Path | None, typer.Option("--lake", help="Lake directory \\[default: ./lake].")]
+Lake = Annotated[str | None, typer.Option(
+    "--lake", help="The lake: a local folder or s3://BUCKET/PREFIX (endpoint and credentials "
+    "from the AWS_* variables) \\[default: ./lake].")]
 Bootstrap = Annotated[
     str | None,
     typer.Option("--bootstrap-servers", help="Kafka HOST:PORT[,HOST:PORT] "

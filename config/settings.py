@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from config.errors import ConfigError
+from config.location import LakePath
 from config.tables import DEFAULT_BAR_INTERVALS, REQUIRED_BAR_INTERVALS, bar_interval_seconds
 
 TICKER_PATTERN = re.compile(r"^\^?[A-Z0-9][A-Z0-9.=\-]{0,11}$")
@@ -85,8 +86,12 @@ class Settings(BaseSettings):
         "start; none: exit non-zero.")
 
     # Lake
-    lake_dir: Path = Field(Path("lake"), description="Root directory of the Delta tables.")
-    checkpoint_dir: Path | None = Field(
+    lake_dir: LakePath = Field(
+        Path("lake"), validation_alias=AliasChoices("lake_dir", "ticklake_lake_dir",
+                                                    "ticklake_lake"),
+        description="Root of the Delta tables: a local folder or s3://BUCKET[/PREFIX] "
+        "(endpoint and credentials from the AWS_* variables); TICKLAKE_LAKE is read too.")
+    checkpoint_dir: LakePath | None = Field(
         None, description="Streaming checkpoints; default <lake_dir>/_checkpoints."
     )
     run_dir: Path = Field(Path(".ticklake"), description="PID files and logs of services.")
@@ -160,6 +165,10 @@ class Settings(BaseSettings):
                                        description="Memory per worker, e.g. 3g or 1536m.")
     trigger_interval_s: float = Field(
         2.0, gt=0, le=3600, description="Processing-time trigger of the streaming queries.")
+    storage_outage_s: float = Field(
+        300.0, ge=0, le=86_400, description="S3 lake: how long a job keeps restarting a query "
+        "that failed because the S3 endpoint could not be reached, with back-off from 2 s to "
+        "30 s, before it gives up (0-86400 s; 0: give up at once).")
     streaming_mode: Literal["layers", "live"] = Field(
         "layers", description="How `ticklake up` keeps the lake: layers = three chained "
         "queries (ticklake job bronze silver gold; the larger micro-batches of a backlog or "

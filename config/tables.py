@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from config.location import is_object_store, lake_location
+
 UTC_TS = pa.timestamp("us", tz="UTC")
 VOLUME_SCALE = 8
 """Decimal places a volume may have (a satoshi is 1e-8 BTC)."""
@@ -46,9 +48,11 @@ class Table:
     keys: tuple[str, ...] = ()
     change_data_feed: bool = False
 
-    def path(self, lake_dir: Path) -> Path:
-        """Absolute path of the table under ``lake_dir``."""
-        return (Path(lake_dir) / self.relative_path).resolve()
+    def path(self, lake_dir: Path | str) -> Path:
+        """Path of the table under ``lake_dir``: absolute for a local lake, an S3 path for an
+        ``s3://`` lake (:func:`config.location.lake_location`)."""
+        path = lake_location(lake_dir) / self.relative_path
+        return path if is_object_store(path) else path.resolve()
 
 
 BRONZE_TICKS = Table(
@@ -335,7 +339,7 @@ def lake_tables(lake_dir: Path) -> tuple[Table, ...]:
     """:data:`ALL_TABLES` and the bar tables of other intervals that ``lake_dir`` holds (a
     lake written with a non-default ``TICKLAKE_BAR_INTERVALS``), for status and maintenance."""
     extra = []
-    for path in sorted((Path(lake_dir) / "gold").glob("bars_*")):
+    for path in sorted((lake_location(lake_dir) / "gold").glob("bars_*")):
         interval = path.name.removeprefix("bars_")
         try:
             table = bar_table(interval)

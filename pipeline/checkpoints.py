@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import uuid
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from config.errors import ConfigError
+from config.location import write_atomically
 from config.settings import Settings
 from config.tables import BRONZE_TICKS, SILVER_TICKS, lake_tables
 from storage.delta import open_path
@@ -88,13 +88,13 @@ def convert_delta_offsets(checkpoint: Path, table_path: Path, job: str) -> int:
     """Rewrite the offsets of ticklake's old Delta source in ``checkpoint`` (a Spark
     checkpoint: ``offsets/<batch id>`` files) as delta-spark's, in place. Idempotent.
 
-    Each offset file is rewritten atomically (a temporary file, then a rename); its Hadoop
+    Each offset file is rewritten atomically (:func:`config.location.write_atomically`); its Hadoop
     checksum file (``.<batch id>.crc``) is removed, since it no longer matches (Hadoop's local
     file system reads a file without one).
 
     Args:
         checkpoint: the query's Spark checkpoint directory (may not exist).
-        table_path: the source Delta table (local directory).
+        table_path: the source Delta table (local directory or S3 path).
         job: the job's name, for messages.
 
     Returns:
@@ -126,10 +126,8 @@ def convert_delta_offsets(checkpoint: Path, table_path: Path, job: str) -> int:
                           f"checkpoint {checkpoint} cannot be carried over")
     table_id = str(delta.metadata().id)  # a UUID string; typed int
     for batch_id, (lines, version) in sorted(old.items()):
-        path = offsets / str(batch_id)
-        tmp = path.with_name(f".{batch_id}.ticklake-upgrade.tmp")
-        tmp.write_text("\n".join([*lines[:-1], delta_offset(table_id, version)]))
-        os.replace(tmp, path)
+        write_atomically(offsets / str(batch_id),
+                         "\n".join([*lines[:-1], delta_offset(table_id, version)]))
         (offsets / f".{batch_id}.crc").unlink(missing_ok=True)
     log.info("%s: %d offset(s) of the earlier Delta source in %s rewritten as delta-spark's "
              "(last: every commit of %s up to version %d read)", job, len(old), checkpoint,
@@ -284,7 +282,5 @@ def restore_checkpoint(settings: Settings, job: str) -> int | None:
 
 
 def _write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a temporary file, then a rename)."""
-    tmp = path.with_name(f".{path.name}.ticklake-restore.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` atomically (:func:`config.location.write_atomically`)."""
+    write_atomically(path, text)

@@ -159,7 +159,7 @@ class LakeCollector(Collector):
         self.settings = settings
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        lake, topic = Path(self.settings.lake_dir), self.settings.topic
+        lake, topic = self.settings.lake_dir, self.settings.topic
         jobs = {
             "rows_per_second": ("Processed rows per second of the newest micro-batch.",
                                 "processed_rows_per_s", 1.0),

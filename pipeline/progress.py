@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pyspark.sql.streaming.query import StreamingQuery
 
+from config.location import lake_location
 from storage.progress import PROGRESS_DIR, append_progress, progress_record
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class ProgressRecorder:
     """
 
     def __init__(self, lake_dir: Path) -> None:
-        self.folder = Path(lake_dir) / PROGRESS_DIR
+        self.folder = lake_location(lake_dir) / PROGRESS_DIR
         self.lock = threading.Lock()
         self.last_batch: dict[str, tuple[int, bool]] = {}
         """Per query run the newest (batch id, had rows) recorded."""
@@ -61,6 +62,13 @@ class ProgressRecorder:
                     continue
                 line = json.dumps(record, separators=(",", ":"), default=str)
                 log.info("progress %s", line)
-                append_progress(self.folder, record["job"], line, self.lock)
+                try:
+                    append_progress(self.folder, record["job"], line, self.lock)
+                except Exception as exc:  # noqa: BLE001 - any client error of the storage
+                    # the log line above stays; the lake's copy is for the dashboard and
+                    # status only, and an unreachable S3 endpoint must not end the job
+                    log.warning("progress record of %s batch %s not kept in %s: %s",
+                                record["job"], record["batch_id"], self.folder,
+                                str(exc).splitlines()[0][:200] if str(exc) else type(exc))
                 recorded += 1
         return recorded

@@ -11,6 +11,7 @@ from pyspark.sql import SparkSession
 
 from config.errors import DependencyError
 from config.jars import DELTA_SESSION_CONF, SPARK_PACKAGES, connector_conf
+from config.location import describe, is_object_store, spark_s3_conf
 from config.runtime import launched_by_spark_submit, prepare_spark_environment, require_java
 from config.settings import Settings
 
@@ -77,7 +78,9 @@ def driver_jvm_conf(settings: Settings) -> dict[str, str]:
 def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSession:
     """Get or create the SparkSession with Spark's Kafka source and Delta Lake (delta-spark).
 
-    Session time zone is UTC; Python workers run ``settings.pyspark_python`` (without it they
+    Session time zone is UTC; ``s3://`` and ``s3a://`` paths go through Hadoop's S3A with the
+    endpoint and region of the AWS variables (:func:`config.location.spark_s3_conf`); Python
+    workers run ``settings.pyspark_python`` (without it they
     start with the system Python and fail: docs/architecture.md, "Measured facts"). A process
     that starts its own JVM loads the connectors' jars from ``settings.jars_dir``
     (:func:`config.jars.connector_conf`); under spark-submit they come from its
@@ -96,7 +99,7 @@ def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSessio
     given = submitted.get("spark.master")
     if given is None:  # builder.master() would override spark-submit --master
         builder = builder.master(settings.spark_master)
-    for key, value in {**UI_RETENTION, **DELTA_TUNING}.items():
+    for key, value in {**UI_RETENTION, **DELTA_TUNING, **spark_s3_conf()}.items():
         if key not in submitted:  # builder.config() would override spark-submit --conf
             builder = builder.config(key, value)
     if not launched_by_spark_submit():  # this process starts the JVM: its options still apply
@@ -126,6 +129,8 @@ def spark_session(settings: Settings, app_name: str = "ticklake") -> SparkSessio
     log.info("Spark %s on master %s (%s), UI %s", spark.version, spark.sparkContext.master,
              "from spark-submit" if given else "from the settings",
              spark.sparkContext.uiWebUrl or "off")
+    if is_object_store(settings.lake_dir):
+        log.info("lake %s: %s", settings.lake_dir, describe())
     spark.sparkContext.setLogLevel("WARN")
     require_connectors(spark)
     return spark

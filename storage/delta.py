@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from deltalake.exceptions import TableNotFoundError
 from deltalake.schema import Field as DeltaField
 
 from config.errors import StorageError
+from config.location import delta_storage_options, is_object_store, lake_location, table_uri
 from config.tables import Table
 
 log = logging.getLogger(__name__)
@@ -39,10 +41,11 @@ def open_table(table: Table, lake_dir: Path) -> DeltaTable | None:
     return open_path(str(table.path(lake_dir)))
 
 
-def open_path(path: str) -> DeltaTable | None:
-    """The Delta table at ``path`` (a directory or URI), or None if there is none."""
+def open_path(path: str | os.PathLike[str]) -> DeltaTable | None:
+    """The Delta table at ``path`` (a local directory or an ``s3://`` URI, reached with the
+    AWS variables: :mod:`config.location`), or None if there is none."""
     try:
-        return DeltaTable(path)
+        return DeltaTable(table_uri(path), storage_options=delta_storage_options(path))
     except TableNotFoundError:
         return None
 
@@ -60,9 +63,11 @@ def ensure_table(table: Table, lake_dir: Path) -> DeltaTable:
         StorageError: a registered column the table lacks is not nullable (cannot be added).
     """
     path = table.path(lake_dir)
-    path.mkdir(parents=True, exist_ok=True)
+    if not is_object_store(path):
+        path.mkdir(parents=True, exist_ok=True)
     config = {"delta.enableChangeDataFeed": "true"} if table.change_data_feed else None
-    delta = DeltaTable.create(str(path), table.schema, mode="ignore", configuration=config)
+    delta = DeltaTable.create(table_uri(path), table.schema, mode="ignore", configuration=config,
+                              storage_options=delta_storage_options(path))
     have = set(delta.schema().to_arrow().names)
     missing = [f for f in table.schema if f.name not in have]
     if missing:
@@ -72,7 +77,7 @@ def ensure_table(table: Table, lake_dir: Path) -> DeltaTable:
                                f"{not_null}; it cannot be upgraded in place")
         delta.alter.add_columns([DeltaField.from_arrow(f) for f in missing])
         log.info("%s: added column(s) %s", table.name, [f.name for f in missing])
-        delta = DeltaTable(str(path))
+        delta = DeltaTable(table_uri(path), storage_options=delta_storage_options(path))
     return delta
 
 
@@ -165,7 +170,7 @@ def files_overlapping(
     for start, end in ranges:
         keep = pc.or_(keep, pc.and_(pc.less_equal(lows, pa.scalar(end, lows.type)),
                                     pc.greater_equal(highs, pa.scalar(start, highs.type))))
-    root = str(table.path(lake_dir))
+    root = table_uri(table.path(lake_dir))
     paths: list[Any] = actions.filter(keep).column("path").to_pylist()
     return [f"{root}/{unquote(p)}" for p in paths]
 
@@ -179,7 +184,7 @@ def table_version(path: str) -> int:
 def _log_entry(path: str, version: int) -> list[dict[str, Any]] | None:
     """The actions of commit ``version`` of the table at ``path`` (its ``_delta_log`` JSON
     entry, one action per line), or None when the entry is gone (log clean-up)."""
-    entry = Path(path.removeprefix("file://")) / "_delta_log" / f"{version:020d}.json"
+    entry = lake_location(path) / "_delta_log" / f"{version:020d}.json"
     try:
         lines = entry.read_text().splitlines()
     except FileNotFoundError:
@@ -199,7 +204,7 @@ def batch_files(path: str, app_id: str, batch_id: int) -> list[str]:
         StorageError: the table holds no such commit (not committed yet, or its log entry
             was cleaned up).
     """
-    root = Path(path.removeprefix("file://"))
+    root = table_uri(path)
     version = table_version(path)
     while version >= 0:
         actions = _log_entry(path, version)
@@ -208,7 +213,7 @@ def batch_files(path: str, app_id: str, batch_id: int) -> list[str]:
         txn = next((a["txn"] for a in actions
                     if "txn" in a and a["txn"].get("appId") == app_id), None)
         if txn is not None and int(txn["version"]) == batch_id:
-            return [str(root / unquote(a["add"]["path"])) for a in actions
+            return [f"{root}/{unquote(a['add']['path'])}" for a in actions
                     if "add" in a and a["add"].get("dataChange", True)]
         if txn is not None and int(txn["version"]) < batch_id:
             break

@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from config.location import table_uri
 from config.reasons import Reason
 from config.tables import BRONZE_TICKS, SILVER_QUARANTINE, SILVER_TICKS, Table, lake_tables
 from storage.delta import count_by, open_table, read_table
@@ -60,7 +61,7 @@ def lake_status(lake_dir: Path) -> dict[str, Any]:
     ingest = read_table(BRONZE_TICKS, lake_dir, ["ingest_time"]).column("ingest_time")
     last: datetime | None = pc.max(ingest).as_py() if len(ingest) else None
     return {
-        "lake": str(Path(lake_dir).resolve()),
+        "lake": table_uri(lake_dir),
         "tables": tables,
         "reconciliation": {
             "bronze": bronze,

@@ -23,12 +23,13 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from config.location import is_object_store, lake_location
 
 _FILE_RECORD_FIELDS: list[pa.Field[Any]] = [
     pa.field("path", pa.string()),
@@ -107,7 +108,8 @@ def write_data_files(
 
     Args:
         batches: rows with (at least) ``schema``'s columns.
-        table_root: the table's directory (a local path or ``file://`` URI).
+        table_root: the table's directory: a local path, a ``file://`` URI or an ``s3://``
+            URI (reached with the executor's AWS variables, :mod:`config.location`).
         schema: the table's Arrow schema; rows are cast to it (partition columns are stored in
             the path, not in the files, as the Delta protocol says).
         partition_by: the table's partition columns.
@@ -120,7 +122,8 @@ def write_data_files(
     Raises:
         KeyError: a column of ``schema`` is missing.
     """
-    root = Path(table_root.removeprefix("file://"))
+    root = lake_location(table_root)
+    local = not is_object_store(root)
     received = [b for b in batches if b.num_rows]
     if not received:
         return
@@ -137,12 +140,16 @@ def write_data_files(
         for start in range(0, part.num_rows, max_rows_per_file):
             chunk = part.slice(start, max_rows_per_file).select(file_columns)
             relative = (f"{folder}/" if folder else "") + f"part-{uuid.uuid4().hex}.parquet"
+            buffer = pa.BufferOutputStream()
+            pq.write_table(chunk, buffer, compression="snappy")
+            content = buffer.getvalue()
             target = root / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(chunk, target, compression="snappy")
+            if local:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content.to_pybytes())
             records.append({
                 "path": relative,
-                "size": target.stat().st_size,
+                "size": content.size,
                 "partition_values": json.dumps({k: _partition_text(v) for k, v in values.items()}),
                 "modification_time": int(time.time() * 1000),
                 "stats": json.dumps(file_statistics(chunk)),

@@ -5,6 +5,11 @@ stream source reads change data feeds, which such commits do not touch, so no ro
 twice); a compaction that conflicts with a concurrent MERGE is skipped for this round; vacuum
 only deletes files unreferenced for longer than ``retention_hours`` (default 168 h = 7 days,
 the Delta default), so a stream lagging less than that never misses a file.
+
+On an S3 lake the tables delta-spark appends to (:data:`SPARK_APPENDED`) are not compacted
+here: delta-spark's S3 log store writes a commit without S3's conditional put, so a
+compaction delta-rs committed under the same version a moment before could be overwritten
+(docs/architecture.md, "The lake on S3"). Their checkpoints and vacuum still run.
 """
 
 from __future__ import annotations
@@ -16,11 +21,14 @@ from typing import Any
 from deltalake.exceptions import CommitFailedError, DeltaError
 
 from config.errors import ConfigError
-from config.tables import lake_tables
+from config.location import is_object_store
+from config.tables import BRONZE_TICKS, SILVER_QUARANTINE, SILVER_TICKS, lake_tables
 from storage.delta import ensure_table, open_table
 
 log = logging.getLogger(__name__)
 DEFAULT_RETENTION_HOURS = 168
+SPARK_APPENDED = frozenset({BRONZE_TICKS.name, SILVER_TICKS.name, SILVER_QUARANTINE.name})
+"""Tables the per-layer jobs append to with delta-spark (:mod:`pipeline.delta_writes`)."""
 
 
 def maintain(lake_dir: Path, retention_hours: int = DEFAULT_RETENTION_HOURS) -> dict[str, Any]:
@@ -33,7 +41,8 @@ def maintain(lake_dir: Path, retention_hours: int = DEFAULT_RETENTION_HOURS) -> 
 
     Returns:
         Per table: ``files_before``, ``files_after`` (active data files), ``vacuumed`` (files
-        deleted), ``skipped`` (why compaction was skipped, if it was).
+        deleted), ``skipped`` (why compaction was skipped, if it was: a conflict, or a table
+        delta-spark appends to in an S3 lake).
 
     Raises:
         ConfigError: ``retention_hours`` < 168.
@@ -49,11 +58,15 @@ def maintain(lake_dir: Path, retention_hours: int = DEFAULT_RETENTION_HOURS) -> 
         if delta is None:
             continue
         entry: dict[str, Any] = {"files_before": len(delta.file_uris()), "skipped": None}
-        try:
-            delta.optimize.compact()
-        except (CommitFailedError, DeltaError) as exc:  # a concurrent MERGE won: next round
-            entry["skipped"] = f"compaction conflicted with a concurrent write: {exc}"[:300]
-            log.warning("%s: %s", table.name, entry["skipped"])
+        if table.name in SPARK_APPENDED and is_object_store(lake_dir):
+            entry["skipped"] = ("not compacted on S3: delta-spark appends to it without a "
+                                "conditional put (compact it with Spark's OPTIMIZE)")
+        else:
+            try:
+                delta.optimize.compact()
+            except (CommitFailedError, DeltaError) as exc:  # a concurrent MERGE won
+                entry["skipped"] = f"compaction conflicted with a concurrent write: {exc}"[:300]
+                log.warning("%s: %s", table.name, entry["skipped"])
         delta = open_table(table, lake_dir) or delta
         delta.create_checkpoint()
         entry["vacuumed"] = len(delta.vacuum(retention_hours=retention_hours, dry_run=False))

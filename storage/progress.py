@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from config.location import is_object_store, lake_location, write_atomically
+
 PROGRESS_DIR = "_progress"
 """Folder under the lake that holds one ``<job>.jsonl`` per streaming job."""
 KEEP_LINES = 2000
@@ -52,22 +54,25 @@ def progress_record(progress: dict[str, Any]) -> dict[str, Any]:
 
 
 def append_progress(folder: Path, job: str, line: str, lock: threading.Lock) -> None:
-    """Append ``line`` to ``folder/<job>.jsonl``, keeping its newest :data:`KEEP_LINES` lines."""
+    """Append ``line`` to ``folder/<job>.jsonl``, keeping its newest :data:`KEEP_LINES` lines.
+    On S3, which has no appends, the object is read and written whole."""
     path = folder / f"{job}.jsonl"
     with lock:
+        if is_object_store(path):  # no appends on S3: the object is replaced whole
+            kept = path.read_text().splitlines()[-(KEEP_LINES - 1):] if path.exists() else []
+            path.write_text("\n".join([*kept, line]) + "\n")
+            return
         folder.mkdir(parents=True, exist_ok=True)
         with path.open("a") as fh:
             fh.write(line + "\n")
         if path.stat().st_size > KEEP_LINES * 2000:
             kept = path.read_text().splitlines()[-KEEP_LINES:]
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text("\n".join(kept) + "\n")
-            tmp.replace(path)
+            write_atomically(path, "\n".join(kept) + "\n")
 
 
 def progress_records(lake_dir: Path, job: str) -> list[dict[str, Any]]:
     """Every progress record kept for ``job``, oldest first (a line being written is skipped)."""
-    path = Path(lake_dir) / PROGRESS_DIR / f"{job}.jsonl"
+    path = lake_location(lake_dir) / PROGRESS_DIR / f"{job}.jsonl"
     records: list[dict[str, Any]] = []
     for line in path.read_text().splitlines() if path.exists() else []:
         try:
@@ -79,7 +84,7 @@ def progress_records(lake_dir: Path, job: str) -> list[dict[str, Any]]:
 
 def latest_progress(lake_dir: Path) -> dict[str, dict[str, Any]]:
     """The newest progress record of each job that wrote one (job -> record)."""
-    folder = Path(lake_dir) / PROGRESS_DIR
+    folder = lake_location(lake_dir) / PROGRESS_DIR
     found: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.glob("*.jsonl")) if folder.exists() else []:
         records = progress_records(lake_dir, path.stem)

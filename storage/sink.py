@@ -27,6 +27,7 @@ from deltalake.transaction import AddAction, RemoveAction
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from config.errors import StorageError
+from config.location import delta_storage_options, table_uri
 from config.tables import Table
 from storage.delta import conform, ensure_table
 
@@ -55,7 +56,9 @@ class DeltaSink:
                  exit_after_batch: int | None = None,
                  user_metadata: Callable[[int], str | None] | None = None) -> None:
         self.table = table
-        self.path = str(table.path(lake_dir))
+        path = table.path(lake_dir)
+        self.path = table_uri(path)
+        self.storage_options = delta_storage_options(path)
         self.app_id = app_id
         self.exit_after_batch = exit_after_batch
         self.user_metadata = user_metadata
@@ -142,7 +145,8 @@ class DeltaSink:
         """
         rows = conform(data, self.table.schema)
         return self._commit_once(batch_id, lambda: write_deltalake(
-            self.path, rows, mode="append", commit_properties=self._props(batch_id)))
+            self.path, rows, mode="append", commit_properties=self._props(batch_id),
+            storage_options=self.storage_options))
 
     @property
     def partition_columns(self) -> list[str]:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from config.errors import ConfigError, TicklakeError
+from config.location import table_uri
 from config.settings import Settings
 from ticklake.processes import port_free, stop_pid, wait_until
 from visualization.server import dashboard_command
@@ -20,8 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def cli_command(settings: Settings, *args: str) -> list[str]:
-    return [sys.executable, "-m", "ticklake", *args, "--lake",
-            str(Path(settings.lake_dir).resolve())]
+    return [sys.executable, "-m", "ticklake", *args, "--lake", table_uri(settings.lake_dir)]
 
 
 class Services:

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from config.errors import BrokerUnavailable, ConfigError, TicklakeError
+from config.location import is_object_store, require_lake, table_uri
 from config.runtime import child_environment
 from config.settings import Settings
 from producer.publisher import publish
@@ -63,6 +65,7 @@ class UpOptions:
     dashboard: bool = True
     api: bool = True
     full_backtest: bool = False
+    local_s3: bool = False
 
 
 def _ensure_broker(settings: Settings, services: Services) -> None:
@@ -75,6 +78,31 @@ def _ensure_broker(settings: Settings, services: Services) -> None:
         raise BrokerUnavailable(f"no Kafka broker answers at {settings.bootstrap_servers}")
     broker.start()
     services.cleanups.append(broker.stop)
+
+
+def _start_local_s3(settings: Settings, services: Services) -> Settings:
+    """Start the local S3 endpoint (:mod:`ticklake.s3_endpoint`) for the lake's bucket, point
+    this process and its children at it (the AWS variables) and return the settings with
+    the lake reached through it.
+
+    Raises:
+        ConfigError: the lake is not an ``s3://`` URI.
+        DependencyError: the endpoint's port is taken or it does not start.
+    """
+    from ticklake.s3_endpoint import LocalS3Endpoint
+
+    if not is_object_store(settings.lake_dir):
+        raise ConfigError(f"--local-s3 serves an s3:// lake, not {settings.lake_dir}: give "
+                          "--lake s3://BUCKET/PREFIX")
+    endpoint = LocalS3Endpoint(settings)
+    endpoint.start()
+    services.cleanups.append(endpoint.stop)
+    os.environ.update(endpoint.environment())
+    lake = table_uri(settings.lake_dir)
+    endpoint.create_bucket(urlsplit(lake).netloc)
+    log.info("lake %s on the local S3 endpoint %s (in memory: gone when `up` stops)", lake,
+             endpoint.url)
+    return settings.with_overrides(lake_dir=lake)
 
 
 def _train_flags(options: UpOptions) -> tuple[str, ...]:
@@ -108,6 +136,9 @@ def run_up(settings: Settings, options: UpOptions) -> dict[str, Any] | None:
         raise ConfigError("--until-caught-up needs a finite source: replay, or synthetic with "
                           "--count N")
     with Services(settings) as services, _gates(settings) as gates:
+        if options.local_s3:
+            settings = _start_local_s3(settings, services)
+        require_lake(settings.lake_dir)
         _ensure_broker(settings, services)
         ensure_topic(settings)
         # Spark starts up while the servers do and the producer publishes; the queries start

@@ -36,6 +36,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from config.location import is_object_store, lake_location
 from config.settings import Settings
 from config.tables import GOLD_ANOMALIES
 from storage.delta import read_table
@@ -67,7 +68,7 @@ class SentLog:
     """The keys already delivered, in ``<lake>/_alerts/sent.jsonl`` (one JSON line each)."""
 
     def __init__(self, lake_dir: Path) -> None:
-        self.path = Path(lake_dir) / ALERTS_DIR / SENT_FILE
+        self.path = lake_location(lake_dir) / ALERTS_DIR / SENT_FILE
         self.keys: set[str] = set()
         if self.path.exists():
             for line in self.path.read_text().splitlines():
@@ -75,11 +76,18 @@ class SentLog:
                     self.keys.add(json.loads(line)["key"])
 
     def record(self, keys: list[str], at: datetime) -> None:
-        """Append ``keys`` durably (flush and fsync before returning)."""
+        """Append ``keys`` durably (flush and fsync before returning; on S3, which has no
+        appends, the object is read and replaced whole)."""
+        lines = [json.dumps({"key": key, "sent_at": at.isoformat()}) for key in keys]
+        if is_object_store(self.path):
+            before = self.path.read_text() if self.path.exists() else ""
+            self.path.write_text(before + "".join(f"{line}\n" for line in lines))
+            self.keys.update(keys)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as out:
-            for key in keys:
-                out.write(json.dumps({"key": key, "sent_at": at.isoformat()}) + "\n")
+            for line in lines:
+                out.write(line + "\n")
             out.flush()
             os.fsync(out.fileno())
         self.keys.update(keys)

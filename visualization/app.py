@@ -12,6 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from config.location import table_uri
 from visualization import plot
 from visualization.common import context
 
@@ -39,7 +40,7 @@ with st.sidebar:
               help="Re-read what changed every TICKLAKE_DASHBOARD_REFRESH_S seconds.")
     st.radio("Theme", ["light", "dark"], key="theme", horizontal=True)
     ctx = context()
-    st.caption(f"lake: {ctx.lake.resolve()}  \nrefresh every "
+    st.caption(f"lake: {table_uri(ctx.lake)}  \nrefresh every "
                f"{ctx.settings.dashboard_refresh_s:g} s")
     plot.preload()  # before the page's reads: the browser fetches plotly.js meanwhile
 if st.session_state.get("theme") == "dark":

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from config.location import lake_location
 from config.settings import Settings, load_settings
 from config.tables import Table
 from visualization import data
@@ -29,11 +30,12 @@ class Context:
 
 
 def lake_dir(settings: Settings) -> Path:
-    """``--lake DIR`` after ``--`` on the ``streamlit run`` line, else the setting."""
+    """``--lake DIR|s3://BUCKET/PREFIX`` after ``--`` on the ``streamlit run`` line, else the
+    setting."""
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--lake", type=Path)
+    parser.add_argument("--lake")
     args, _ = parser.parse_known_args()
-    return Path(args.lake or settings.lake_dir)
+    return lake_location(args.lake or settings.lake_dir)
 
 
 def context() -> Context:
@@ -46,7 +48,7 @@ def context() -> Context:
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def _cached(name: str, lake: str, versions: tuple[int, ...], args: tuple[Any, ...]) -> Any:
-    return getattr(data, name)(Path(lake), *args)
+    return getattr(data, name)(lake_location(lake), *args)
 
 
 def cached(name: str, ctx: Context, tables: tuple[Table, ...], *args: Any) -> Any:

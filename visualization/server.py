@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from config.location import table_uri
 from config.settings import Settings
 
 APP = Path(__file__).resolve().parent / "app.py"
@@ -23,5 +24,5 @@ def dashboard_command(settings: Settings) -> list[str]:
         "--server.headless", "true",
         "--server.enableStaticServing", "true",  # visualization/static: visualization.plotlyjs
         "--browser.gatherUsageStats", "false",
-        "--", "--lake", str(Path(settings.lake_dir).resolve()),
+        "--", "--lake", table_uri(settings.lake_dir),
     ]

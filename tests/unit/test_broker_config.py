@@ -9,7 +9,9 @@ import pytest
 from config.errors import ConfigError, DependencyError
 from config.jars import (
     DELTA_SESSION_CONF,
+    HADOOP_AWS,
     KAFKA_BROKER,
+    S3_SESSION_CONF,
     SPARK_CONNECTORS,
     SPARK_DEFAULTS_HEADER,
     connector_conf,
@@ -108,16 +110,22 @@ def test_spark_connectors_load_by_path_and_keep_the_users_spark_defaults(tmp_pat
     with pytest.raises(DependencyError, match=r"13 jar\(s\) of spark-connectors 4.2.0 .*"
                                               r"`make setup`"):
         connector_conf(tmp_path)
-    folder = SPARK_CONNECTORS.directory(tmp_path)
-    folder.mkdir(parents=True)
-    for name in SPARK_CONNECTORS.checksums():
-        (folder / name).write_bytes(b"")  # names only: require does not hash
+    for bundle in (SPARK_CONNECTORS, HADOOP_AWS):
+        folder = bundle.directory(tmp_path)
+        folder.mkdir(parents=True)
+        for name in bundle.checksums():
+            (folder / name).write_bytes(b"")  # names only: require does not hash
     conf = connector_conf(tmp_path)
     jars = conf["spark.jars"].split(",")
     assert sorted(Path(j).name for j in jars) == sorted(SPARK_CONNECTORS.checksums())
     assert all(Path(j).is_absolute() for j in jars)
     assert any("spark-sql-kafka-0-10_2.13-4.2.0" in j for j in jars)
     assert any("delta-spark_4.2_2.13-4.4.0" in j for j in jars)
+    for key in ("spark.driver.extraClassPath", "spark.executor.extraClassPath"):
+        s3 = conf[key].split(":")
+        assert sorted(Path(j).name for j in s3) == sorted(HADOOP_AWS.checksums())
+        assert any("hadoop-aws-3.5.0.jar" in j for j in s3)
+    assert conf["spark.hadoop.fs.s3.impl"] == "org.apache.hadoop.fs.s3a.S3AFileSystem"
     defaults = tmp_path / "conf" / "spark-defaults.conf"
     defaults.parent.mkdir()
     defaults.write_text("# mine\nspark.executor.memory 2g\nspark.jars /old.jar\n")
@@ -127,7 +135,10 @@ def test_spark_connectors_load_by_path_and_keep_the_users_spark_defaults(tmp_pat
     assert lines[:2] == ["# mine", "spark.executor.memory 2g"]
     assert lines.count(SPARK_DEFAULTS_HEADER) == 1
     assert dict(line.split(" ", 1) for line in lines[3:]) == {
-        "spark.jars": conf["spark.jars"], **DELTA_SESSION_CONF}
+        "spark.jars": conf["spark.jars"], **DELTA_SESSION_CONF,
+        "spark.driver.extraClassPath": conf["spark.driver.extraClassPath"],
+        "spark.executor.extraClassPath": conf["spark.executor.extraClassPath"],
+        **S3_SESSION_CONF}
 
 
 def test_cluster_ids_are_22_base64_characters_never_starting_with_a_dash() -> None:

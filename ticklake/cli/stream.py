@@ -57,6 +57,9 @@ def up(
         "--full-backtest", help="Train with the full walk-forward backtest of `ticklake train` "
         "(TICKLAKE_BACKTEST_FOLDS, 4; TICKLAKE_EPOCHS, 20) instead of 2 folds and at most 10 "
         "epochs per LSTM fit.")] = False,
+    local_s3: Annotated[bool, typer.Option(
+        "--local-s3", help="Serve the s3:// lake from a local S3 endpoint (moto, in memory: "
+        "gone when up stops) on 127.0.0.1:9878, creating its bucket.")] = False,
 ) -> None:
     """Run the whole lakehouse: broker, Spark jobs, producer, training, dashboard, API.
 
@@ -72,7 +75,7 @@ def up(
         source=_check_source(source), csv=list(csv or []),
         tickers=split_tickers(tickers), rate=rate, count=count,
         until_caught_up=until_caught_up, dashboard=dashboard, api=api,
-        full_backtest=full_backtest,
+        full_backtest=full_backtest, local_s3=local_s3,
     )
     summary = run_up(settings, options)
     if summary is not None:

@@ -59,7 +59,7 @@ def render(ctx: Context) -> None:
         "RMSE / RMSE(naive); DM p = two-sided Diebold-Mariano p-value vs naive")
     plot = registry.version_dir(ticker, meta["version"]) / f"h{horizon}" / "backtest.png"
     if plot.exists():
-        st.image(str(plot))
+        st.image(plot.read_bytes())
     st.subheader("Realised error of past forecasts")
     errors = realised_errors(
         read_table(GOLD_PREDICTIONS, ctx.lake).to_pandas(),
