@@ -148,6 +148,12 @@ def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, **(extra or {})}
 
 
+def set_environment(values: Mapping[str, str]) -> None:
+    """Set ``values`` in this process's environment, which every child started afterwards
+    inherits (``ticklake up --local-s3``: the AWS variables of its endpoint)."""
+    os.environ.update(values)
+
+
 def wait_for_file(path: Path, stop: threading.Event | None = None, poll_s: float = 0.1) -> bool:
     """Block until ``path`` exists (True) or ``stop`` is set (False); polls every ``poll_s``
     seconds. ``ticklake up`` creates the file when the step before is done (``--start-after``).

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from config.errors import BrokerUnavailable, ConfigError, TicklakeError
 from config.location import is_object_store, require_lake, table_uri
-from config.runtime import child_environment
+from config.runtime import child_environment, set_environment
 from config.settings import Settings
 from producer.publisher import publish
 from producer.sources import TickSource
@@ -97,7 +97,7 @@ def _start_local_s3(settings: Settings, services: Services) -> Settings:
     endpoint = LocalS3Endpoint(settings)
     endpoint.start()
     services.cleanups.append(endpoint.stop)
-    os.environ.update(endpoint.environment())
+    set_environment(endpoint.environment())
     lake = table_uri(settings.lake_dir)
     endpoint.create_bucket(urlsplit(lake).netloc)
     log.info("lake %s on the local S3 endpoint %s (in memory: gone when `up` stops)", lake,
