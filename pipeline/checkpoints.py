@@ -269,18 +269,13 @@ def restore_checkpoint(settings: Settings, job: str) -> int | None:
                 f"checkpoint from a backup, or start a new lake")
     for folder in ("offsets", "commits"):
         (checkpoint / folder).mkdir(parents=True, exist_ok=True)
-    _write(checkpoint / "offsets" / str(batch_id), newest.end)
+    write_atomically(checkpoint / "offsets" / str(batch_id), newest.end)
     if batch_id > 0 and newest.start is not None:
-        _write(checkpoint / "offsets" / str(batch_id - 1), newest.start)
-        _write(checkpoint / "commits" / str(batch_id - 1), _COMMITTED)
-    _write(checkpoint / "metadata", json.dumps({"id": str(uuid.uuid4())}))  # a new query id
-    _write(checkpoint.parent / APP_ID_FILE, app_id)
+        write_atomically(checkpoint / "offsets" / str(batch_id - 1), newest.start)
+        write_atomically(checkpoint / "commits" / str(batch_id - 1), _COMMITTED)
+    write_atomically(checkpoint / "metadata", json.dumps({"id": str(uuid.uuid4())}))  # a new query id
+    write_atomically(checkpoint.parent / APP_ID_FILE, app_id)
     log.info("%s: the checkpoint %s held no batch; the lake's last record of the job is batch "
              "%d of app id %s, which runs again from the same offsets (tables that hold it "
              "skip it)", job, checkpoint, batch_id, app_id)
     return batch_id
-
-
-def _write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (:func:`config.location.write_atomically`)."""
-    write_atomically(path, text)

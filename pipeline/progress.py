@@ -41,6 +41,8 @@ class ProgressRecorder:
         self.lock = threading.Lock()
         self.last_batch: dict[str, tuple[int, bool]] = {}
         """Per query run the newest (batch id, had rows) recorded."""
+        self.written: dict[str, list[str]] = {}
+        """Per job the lines of its progress file on an S3 lake (:func:`append_progress`)."""
 
     def poll(self, queries: Sequence[StreamingQuery]) -> int:
         """Record the micro-batches of ``queries`` not recorded yet; return how many."""
@@ -63,7 +65,7 @@ class ProgressRecorder:
                 line = json.dumps(record, separators=(",", ":"), default=str)
                 log.info("progress %s", line)
                 try:
-                    append_progress(self.folder, record["job"], line, self.lock)
+                    append_progress(self.folder, record["job"], line, self.lock, self.written)
                 except Exception as exc:  # noqa: BLE001 - any client error of the storage
                     # the log line above stays; the lake's copy is for the dashboard and
                     # status only, and an unreachable S3 endpoint must not end the job

@@ -45,9 +45,18 @@ def open_path(path: str | os.PathLike[str]) -> DeltaTable | None:
     """The Delta table at ``path`` (a local directory or an ``s3://`` URI, reached with the
     AWS variables: :mod:`config.location`), or None if there is none."""
     try:
-        return DeltaTable(table_uri(path), storage_options=delta_storage_options(path))
+        return _load(path)
     except TableNotFoundError:
         return None
+
+
+def _load(path: str | os.PathLike[str]) -> DeltaTable:
+    """The Delta table at ``path``, reached as :mod:`config.location` says.
+
+    Raises:
+        TableNotFoundError: there is none.
+    """
+    return DeltaTable(table_uri(path), storage_options=delta_storage_options(path))
 
 
 def ensure_table(table: Table, lake_dir: Path) -> DeltaTable:
@@ -77,7 +86,7 @@ def ensure_table(table: Table, lake_dir: Path) -> DeltaTable:
                                f"{not_null}; it cannot be upgraded in place")
         delta.alter.add_columns([DeltaField.from_arrow(f) for f in missing])
         log.info("%s: added column(s) %s", table.name, [f.name for f in missing])
-        delta = DeltaTable(table_uri(path), storage_options=delta_storage_options(path))
+        delta = _load(path)
     return delta
 
 

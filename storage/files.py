@@ -140,16 +140,21 @@ def write_data_files(
         for start in range(0, part.num_rows, max_rows_per_file):
             chunk = part.slice(start, max_rows_per_file).select(file_columns)
             relative = (f"{folder}/" if folder else "") + f"part-{uuid.uuid4().hex}.parquet"
-            buffer = pa.BufferOutputStream()
-            pq.write_table(chunk, buffer, compression="snappy")
-            content = buffer.getvalue()
             target = root / relative
             if local:
                 target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content.to_pybytes())
+                pq.write_table(chunk, target, compression="snappy")
+                size = target.stat().st_size
+            else:  # one PUT of the whole file
+                buffer = pa.BufferOutputStream()
+                pq.write_table(chunk, buffer, compression="snappy")
+                content = buffer.getvalue()
+                with target.open("wb") as out:
+                    out.write(content)
+                size = content.size
             records.append({
                 "path": relative,
-                "size": content.size,
+                "size": size,
                 "partition_values": json.dumps({k: _partition_text(v) for k, v in values.items()}),
                 "modification_time": int(time.time() * 1000),
                 "stats": json.dumps(file_statistics(chunk)),

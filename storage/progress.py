@@ -53,14 +53,24 @@ def progress_record(progress: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def append_progress(folder: Path, job: str, line: str, lock: threading.Lock) -> None:
+def append_progress(folder: Path, job: str, line: str, lock: threading.Lock,
+                    written: dict[str, list[str]] | None = None) -> None:
     """Append ``line`` to ``folder/<job>.jsonl``, keeping its newest :data:`KEEP_LINES` lines.
-    On S3, which has no appends, the object is read and written whole."""
+
+    On S3, which has no appends, the object is replaced whole with the lines of ``written``
+    (job -> the file's lines, the writer's own copy: one writer per job), which is filled
+    from the object on the job's first record only; without ``written`` the object is read
+    every time."""
     path = folder / f"{job}.jsonl"
     with lock:
         if is_object_store(path):  # no appends on S3: the object is replaced whole
-            kept = path.read_text().splitlines()[-(KEEP_LINES - 1):] if path.exists() else []
-            path.write_text("\n".join([*kept, line]) + "\n")
+            kept = (written or {}).get(job)
+            if kept is None:
+                kept = path.read_text().splitlines() if path.exists() else []
+            kept = [*kept[-(KEEP_LINES - 1):], line]
+            path.write_text("\n".join(kept) + "\n")
+            if written is not None:
+                written[job] = kept
             return
         folder.mkdir(parents=True, exist_ok=True)
         with path.open("a") as fh:

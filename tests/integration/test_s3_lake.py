@@ -160,6 +160,19 @@ def test_storage_layer_appends_once_and_reads_back_from_the_bucket(
     assert any(k.startswith("storage/bronze/ticks/_delta_log/") for k in keys)
     assert list(tmp_path.iterdir()) == []
 
+    # progress records: S3 has no appends; a new writer reads the object once, then keeps
+    # its own copy of the lines (storage.progress.append_progress)
+    import threading
+
+    from storage.progress import append_progress, progress_records
+    folder = settings.lake_dir / "_progress"
+    append_progress(folder, "bronze", '{"batch_id": 0}', threading.Lock())
+    written: dict[str, list[str]] = {}
+    for batch in (1, 2):
+        append_progress(folder, "bronze", f'{{"batch_id": {batch}}}', threading.Lock(), written)
+    assert written["bronze"] == [f'{{"batch_id": {b}}}' for b in range(3)]
+    assert [r["batch_id"] for r in progress_records(settings.lake_dir, "bronze")] == [0, 1, 2]
+
 
 @pytest.mark.spark
 def test_spark_and_delta_rs_share_tables_in_the_bucket(spark: object, s3: dict[str, str]
